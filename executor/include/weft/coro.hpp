@@ -1,0 +1,250 @@
+// Coro<T>: what an async function returns (asyncio's coroutine object).
+//
+// A Coro is lazy: calling `Coro<int> f()` runs nothing. `co_await f()` runs it
+// inline in the awaiting task by symmetric transfer (no scheduling) and yields
+// its value or rethrows its exception. Move-only; awaiting it twice, or
+// awaiting a moved-from Coro, throws RuntimeError. Destroying a Coro that was
+// never awaited destroys its frame (in debug mode it logs "coroutine ... was
+// never awaited").
+//
+// Inside a Coro, `co_await` accepts weft's awaitables (Coro, Future, Task and
+// the composition helpers) and any standard C++ awaitable. A foreign awaitable
+// may resume on any thread; weft bridges it so that the task itself is always
+// resumed by a worker, never inline on the foreign thread.
+#pragma once
+
+#include <weft/detail/frame_allocator.hpp>
+#include <weft/detail/task_core.hpp>
+#include <weft/errors.hpp>
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <source_location>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace weft {
+
+template <class T = void>
+class Coro;
+
+namespace detail {
+
+/// weft's own awaitables declare `using weft_native_awaitable = void;` and are
+/// awaited as they are; anything else goes through ForeignAwaiter.
+template <class A>
+concept NativeAwaitable = requires {
+  typename std::remove_cvref_t<A>::weft_native_awaitable;
+};
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+  if constexpr (requires { std::forward<A>(a).operator co_await(); })
+    return std::forward<A>(a).operator co_await();
+  else if constexpr (requires { operator co_await(std::forward<A>(a)); })
+    return operator co_await(std::forward<A>(a));
+  else
+    return std::forward<A>(a);
+}
+
+bool debug_enabled() noexcept;
+void log_never_awaited(const char* function_name);
+
+/// A detached coroutine that awaits a foreign awaitable and wakes the task.
+struct BridgeCoroutine {
+  struct promise_type : FrameAllocated {
+    BridgeCoroutine get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+template <class A>
+class ForeignAwaiter {
+  using Awaiter = decltype(get_awaiter(std::declval<A>()));
+  using Result = decltype(std::declval<Awaiter&>().await_resume());
+  using Stored = std::conditional_t<
+      std::is_void_v<Result>, std::monostate,
+      std::conditional_t<std::is_reference_v<Result>, std::remove_reference_t<Result>*, Result>>;
+
+ public:
+  explicit ForeignAwaiter(A&& a) : awaitable_(std::forward<A>(a)) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    task_ = &require_task("co_await on a foreign awaitable");
+    task_->set_resume_point(h);
+    task_->begin_wait(nullptr);
+    bridge(this);
+  }
+  Result await_resume() {
+    task_->end_wait();
+    if (error_) std::rethrow_exception(error_);
+    if constexpr (std::is_void_v<Result>)
+      return;
+    else if constexpr (std::is_reference_v<Result>)
+      return static_cast<Result>(**result_);
+    else
+      return std::move(*result_);
+  }
+
+ private:
+  static BridgeCoroutine bridge(ForeignAwaiter* self) {
+    try {
+      if constexpr (std::is_void_v<Result>) {
+        co_await get_awaiter(std::forward<A>(self->awaitable_));
+      } else if constexpr (std::is_reference_v<Result>) {
+        self->result_.emplace(&(co_await get_awaiter(std::forward<A>(self->awaitable_))));
+      } else {
+        self->result_.emplace(co_await get_awaiter(std::forward<A>(self->awaitable_)));
+      }
+    } catch (...) {
+      self->error_ = std::current_exception();
+    }
+    // The task may resume (and destroy *self) as soon as it is woken.
+    TaskCore* task = self->task_;
+    task->wake();
+  }
+
+  A awaitable_;
+  TaskCore* task_ = nullptr;
+  std::optional<Stored> result_;
+  std::exception_ptr error_;
+};
+
+class CoroPromiseBase : public FrameAllocated {
+ public:
+  explicit CoroPromiseBase(const char* function) noexcept : function_(function) {}
+
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      std::coroutine_handle<> next = h.promise().continuation_;
+      return next ? next : std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+  };
+
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  FinalAwaiter final_suspend() const noexcept { return {}; }
+
+  template <class A>
+  decltype(auto) await_transform(A&& a) {
+    if constexpr (NativeAwaitable<A>)
+      return std::forward<A>(a);
+    else
+      return ForeignAwaiter<A>(std::forward<A>(a));
+  }
+
+  const char* function_name() const noexcept { return function_; }
+  std::coroutine_handle<> continuation_;
+  bool started_ = false;
+  std::exception_ptr exception_;
+
+ private:
+  const char* function_;
+};
+
+template <class T>
+class CoroPromise : public CoroPromiseBase {
+ public:
+  using CoroPromiseBase::CoroPromiseBase;
+  template <class U>
+  requires std::is_convertible_v<U&&, T>
+  void return_value(U&& v) { value_.emplace(std::forward<U>(v)); }
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+  T take() {
+    if (exception_) std::rethrow_exception(exception_);
+    return std::move(*value_);
+  }
+  std::optional<T> value_;
+};
+
+template <>
+class CoroPromise<void> : public CoroPromiseBase {
+ public:
+  using CoroPromiseBase::CoroPromiseBase;
+  void return_void() noexcept {}
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+  void take() {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] Coro {
+ public:
+  using weft_native_awaitable = void;
+  using value_type = T;
+
+  struct promise_type : detail::CoroPromise<T> {
+    // The default argument is evaluated inside the coroutine, so it names the
+    // async function (used by the never-awaited warning).
+    promise_type(std::source_location where = std::source_location::current()) noexcept
+        : detail::CoroPromise<T>(where.function_name()) {}
+    Coro get_return_object() noexcept {
+      return Coro(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+  };
+  using handle_type = std::coroutine_handle<promise_type>;
+
+  Coro() noexcept = default;
+  Coro(Coro&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+  Coro& operator=(Coro&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      h_ = std::exchange(other.h_, {});
+    }
+    return *this;
+  }
+  Coro(const Coro&) = delete;
+  Coro& operator=(const Coro&) = delete;
+  ~Coro() { destroy(); }
+
+  /// False for a moved-from Coro.
+  bool valid() const noexcept { return static_cast<bool>(h_); }
+  explicit operator bool() const noexcept { return valid(); }
+
+  /// Hands the frame over (to a task). @throws RuntimeError if invalid or already awaited.
+  handle_type release() {
+    check_awaitable();
+    h_.promise().started_ = true;
+    return std::exchange(h_, {});
+  }
+
+  // Awaiter interface: runs the coroutine inline (symmetric transfer).
+  bool await_ready() {
+    check_awaitable();
+    return false;
+  }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+    h_.promise().started_ = true;
+    h_.promise().continuation_ = caller;
+    return h_;
+  }
+  T await_resume() { return h_.promise().take(); }
+
+ private:
+  explicit Coro(handle_type h) noexcept : h_(h) {}
+  void check_awaitable() const {
+    if (!h_) throw RuntimeError("co_await on a moved-from or empty Coro");
+    if (h_.promise().started_) throw RuntimeError("coroutine is already being awaited");
+  }
+  void destroy() noexcept {
+    if (!h_) return;
+    if (!h_.promise().started_ && detail::debug_enabled())
+      detail::log_never_awaited(h_.promise().function_name());
+    h_.destroy();
+    h_ = {};
+  }
+
+  handle_type h_;
+};
+
+}  // namespace weft

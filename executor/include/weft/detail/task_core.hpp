@@ -1,0 +1,134 @@
+// TaskCore: the scheduling half of a task (the other half is its FutureState).
+//
+// State word (architecture invariant 1), `sched_`:
+//   idle      suspended, waiting for something; in no queue
+//   scheduled in exactly one ready queue (local run queue, injector, a loop's
+//             ready list or inbox)
+//   running   a worker is executing a step
+//   notified  running, and woken meanwhile: re-queued when the step ends
+//   done      finished; never queued again
+// wake() moves idle->scheduled (and queues the task) or running->notified;
+// any other state absorbs the wake. Only the thread that dequeued the task
+// moves scheduled->running, and only the running thread leaves running, so a
+// task runs on one thread at a time, and a wake racing with the end of a step
+// is never lost (notified re-queues it) nor doubled.
+//
+// Wake-ups are precise: a task is woken only by what it currently waits on
+// (a future it registered with, its sleep timer, a yield, a foreign
+// awaitable's bridge). Awaiters therefore resume the coroutine only after
+// their target completed.
+//
+// Cancellation fields (must_cancel_, cancel_message_, cancel_requests_,
+// waiting_on_, name_) are guarded by cancel_lock_. Task::cancel from any
+// thread either cancels waiting_on_ (which wakes the task with a
+// cancellation) or sets must_cancel_, which the task's next await delivers as
+// CancelledError (asyncio's _must_cancel / _fut_waiter protocol).
+#pragma once
+
+#include <weft/detail/context.hpp>
+#include <weft/detail/runnable.hpp>
+#include <weft/detail/spin_lock.hpp>
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <string>
+
+namespace weft {
+class EventLoop;
+namespace detail {
+
+class FutureBase;
+class Scheduler;
+class TaskRegistry;
+
+class TaskCore : public Runnable {
+ public:
+  enum State : std::uint8_t { kIdle, kScheduled, kRunning, kNotified, kDone };
+
+  TaskCore(EventLoop* home, Scheduler* scheduler, bool affine) noexcept;
+
+  virtual FutureBase& as_future() noexcept = 0;
+
+  /// Makes the task runnable (any thread). See the state protocol above.
+  void wake() noexcept;
+  /// Runs one step; called only by the thread that dequeued the task.
+  void run() final;
+
+  /// Task::cancel (any thread).
+  bool request_cancel(std::string message);
+  int cancelling() const;
+  int uncancel();
+
+  // --- called by awaiters, on the task's own thread, during a step ---
+  /// Records where the step suspended.
+  void set_resume_point(std::coroutine_handle<> h) noexcept { resume_point_ = h; }
+  /// The task now waits on `target` (null: not cancellable, e.g. a yield).
+  /// A pending cancellation request is delivered to the target at once.
+  void begin_wait(WaitTarget* target);
+  /// The wait is over: throws CancelledError if a cancellation is pending.
+  void end_wait();
+
+  std::string name() const;
+  void set_name(std::string name);
+  std::uint64_t id() const noexcept { return id_; }
+  EventLoop* home() const noexcept { return home_; }
+  bool affine() const noexcept { return affine_; }
+  Scheduler* scheduler() const noexcept { return scheduler_; }
+  Context& context() noexcept { return context_; }
+  State state() const noexcept { return sched_.load(std::memory_order_acquire); }
+  bool started() const noexcept { return started_; }
+
+  // Registry links, guarded by the registry shard's lock.
+  TaskCore* registry_prev = nullptr;
+  TaskCore* registry_next = nullptr;
+  TaskRegistry* registry = nullptr;
+
+ protected:
+  ~TaskCore() = default;
+  /// The root coroutine finished (or, cancelled before its first step, never
+  /// ran): move its outcome into the future and destroy the frame.
+  virtual void finish_root(bool cancelled_before_start) = 0;
+  /// Consumes a pending cancellation request (the body returned without
+  /// awaiting after cancel(): the task still ends cancelled, TASK-09).
+  bool take_must_cancel(std::string& message);
+
+  std::coroutine_handle<> root_;
+
+ private:
+  void schedule() noexcept;
+  void finish(bool cancelled_before_start);
+
+  std::atomic<State> sched_{kIdle};
+  bool started_ = false;
+  bool affine_;
+  std::coroutine_handle<> resume_point_;
+  EventLoop* home_;
+  Scheduler* scheduler_;
+  Context context_;
+  std::uint64_t id_;
+
+  mutable SpinLock cancel_lock_;
+  bool must_cancel_ = false;
+  int cancel_requests_ = 0;
+  WaitTarget* waiting_on_ = nullptr;
+  std::string cancel_message_;
+  std::string name_;
+
+  friend class TaskRegistry;
+  friend void launch_task(TaskCore* task, std::string name);
+  friend void abandon_task(TaskCore* task) noexcept;
+};
+
+void launch_task(TaskCore* task, std::string name);
+/// Destroys a task that will never finish (runtime teardown): its frame goes,
+/// its future ends cancelled. Only with every worker stopped.
+void abandon_task(TaskCore* task) noexcept;
+
+/// The task running on this thread, or null.
+TaskCore* current_task_core() noexcept;
+/// The running task, or RuntimeError naming `what` (an await outside a task).
+TaskCore& require_task(const char* what);
+
+}  // namespace detail
+}  // namespace weft

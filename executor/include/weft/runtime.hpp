@@ -1,0 +1,130 @@
+// Runtime: N workers, one per core, each a thread owning an EventLoop; tasks
+// are shared between them by work stealing. run() is asyncio.run().
+//
+// With workers = 1 every task is loop-affine and the order in which
+// callbacks and task steps run is exactly asyncio's.
+#pragma once
+
+#include <weft/event_loop.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace weft {
+
+struct RunOptions {
+  /// 0: $WEFT_WORKERS if set, else std::thread::hardware_concurrency().
+  unsigned workers = 0;
+  /// Or WEFT_DEBUG=1: slow-callback and never-awaited warnings.
+  bool debug = false;
+  std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
+
+  // Tunables (defaults suit production; tests shrink them to force rare paths).
+  /// Capacity of each worker's stealable run queue (power of two, >= 2).
+  std::uint32_t local_queue_capacity = 256;
+  /// A worker takes a task from the shared injection queue every this many
+  /// ticks even when its own queue is busy, so injected work cannot starve.
+  unsigned global_queue_interval = 61;
+  /// Most tasks a worker runs from its run queue before it drains its inbox,
+  /// polls I/O and fires timers again.
+  unsigned event_interval = 61;
+};
+
+/// Counters of one worker (see RuntimeMetrics). Cheap enough to leave on.
+struct WorkerMetrics {
+  std::uint64_t tasks_spawned = 0;
+  std::uint64_t steps_polled = 0;
+  std::uint64_t steal_attempts = 0;
+  std::uint64_t steal_successes = 0;
+  std::uint64_t tasks_stolen = 0;
+  std::uint64_t parks = 0;
+  std::uint64_t remote_wakeups = 0;
+  std::uint64_t io_events = 0;
+  std::int64_t local_queue_depth = 0;
+  std::int64_t remote_queue_depth = 0;
+  std::int64_t timers_pending = 0;
+};
+
+struct RuntimeMetrics {
+  std::vector<WorkerMetrics> workers;
+  WorkerMetrics total;
+  std::int64_t injection_queue_depth = 0;
+  std::int64_t tasks_alive = 0;
+  std::int64_t blocking_threads_busy = 0;
+  std::int64_t blocking_threads_idle = 0;
+};
+
+namespace detail {
+class Scheduler;
+}  // namespace detail
+
+class Runtime {
+ public:
+  /// Starts the workers. @throws ValueError for workers above 1024 or a bad
+  /// local_queue_capacity.
+  explicit Runtime(RunOptions options = {});
+  /// shutdown() with the default grace of 5 seconds, unless already shut down.
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// Runs `coro` to completion from a non-worker thread and returns its value.
+  /// @throws RuntimeError from a worker thread or after shutdown.
+  template <class T>
+  T block_on(Coro<T> coro) {
+    Task<T> task = spawn(std::move(coro));
+    wait_until_done(*task.state_ptr());
+    task.state_ptr()->check_result();
+    if constexpr (!std::is_void_v<T>) return std::move(task.state_ptr()->value_ref());
+  }
+  /// Schedules `coro` from any thread (on the calling worker's loop, or on the
+  /// next loop in turn from a foreign thread). @throws RuntimeError after shutdown.
+  template <class T>
+  Task<T> spawn(Coro<T> coro, TaskOptions options = {}) {
+    return detail::spawn_on(spawn_loop(), std::move(coro), std::move(options));
+  }
+
+  EventLoop& loop(unsigned index);
+  unsigned workers() const;
+  RuntimeMetrics metrics() const;
+  /// Cancels every pending task, waits up to `grace` for them to finish,
+  /// shuts the default executor down, joins the workers. Tasks still pending
+  /// after the grace are reported and destroyed. Idempotent.
+  void shutdown(std::chrono::nanoseconds grace);
+  /// run()'s shutdown: waits for cancelled tasks without a deadline and
+  /// reports errors they raise while being cancelled (RUN-03, RUN-04).
+  void shutdown_after_main();
+  /// Blocks the calling (non-worker) thread until `future` is done.
+  /// @throws RuntimeError on a worker thread.
+  void wait_until_done(detail::FutureBase& future);
+
+ private:
+  EventLoop* spawn_loop();
+  std::unique_ptr<detail::Scheduler> scheduler_;
+};
+
+/// asyncio.run(): starts a Runtime, runs `main` to completion, cancels and
+/// awaits every task still pending, shuts the default executor down, joins
+/// the workers and returns main's value (or rethrows its exception).
+/// @throws RuntimeError when called from a running loop (RUN-02).
+template <class T>
+T run(Coro<T> main, RunOptions options = {}) {
+  if (detail::current_loop()) throw RuntimeError("run: cannot be called from a running event loop");
+  if (!main.valid()) throw ValueError("run: a coroutine was expected (got an empty Coro)");
+  Runtime runtime(options);
+  Task<T> task = runtime.spawn(std::move(main));
+  std::exception_ptr failure;
+  try {
+    runtime.wait_until_done(*task.state_ptr());
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  runtime.shutdown_after_main();
+  if (failure) std::rethrow_exception(failure);
+  task.state_ptr()->check_result();
+  if constexpr (!std::is_void_v<T>) return std::move(task.state_ptr()->value_ref());
+}
+
+}  // namespace weft

@@ -1,0 +1,79 @@
+// sleep(): asyncio.sleep. sleep(0) (or a negative delay) gives up exactly one
+// trip through the ready queue (SLEEP-01); longer sleeps arm a timer on the
+// loop running the task, and cancelling the task cancels that timer (TASK-15).
+#pragma once
+
+#include <weft/coro.hpp>
+#include <weft/event_loop.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <type_traits>
+
+namespace weft {
+namespace detail {
+
+class SleepTimer;
+SleepTimer* sleep_start(TaskCore& task, TimePoint deadline);
+void sleep_end(SleepTimer* timer, TaskCore& task);
+void sleep_abandon(SleepTimer* timer) noexcept;
+
+class SleepAwaiter {
+ public:
+  using weft_native_awaitable = void;
+  explicit SleepAwaiter(Duration delay) noexcept : delay_(delay) {}
+  // Moved only before it is awaited (GCC moves awaiters into the frame).
+  SleepAwaiter(SleepAwaiter&& other) noexcept
+      : delay_(other.delay_), task_(other.task_), timer_(std::exchange(other.timer_, nullptr)) {}
+  SleepAwaiter& operator=(SleepAwaiter&&) = delete;
+  ~SleepAwaiter() {
+    if (timer_) sleep_abandon(timer_);
+  }
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    task_ = &require_task("sleep");
+    task_->set_resume_point(h);
+    if (delay_ <= Duration::zero()) {
+      task_->begin_wait(nullptr);
+      task_->wake();  // running -> notified: re-queued behind what is ready now
+    } else {
+      timer_ = sleep_start(*task_, Clock::now() + delay_);
+    }
+  }
+  void await_resume() {
+    if (SleepTimer* t = std::exchange(timer_, nullptr))
+      sleep_end(t, *task_);
+    else
+      task_->end_wait();
+  }
+
+ private:
+  Duration delay_;
+  TaskCore* task_ = nullptr;
+  SleepTimer* timer_ = nullptr;
+};
+
+template <class Rep, class Period>
+Duration checked_delay(std::chrono::duration<Rep, Period> d, const char* what) {
+  if constexpr (std::is_floating_point_v<Rep>) {
+    if (std::isnan(d.count())) throw ValueError(std::string(what) + ": delay must not be NaN");
+  }
+  return std::chrono::duration_cast<Duration>(d);
+}
+
+}  // namespace detail
+
+/// Suspends the calling task for `delay`. @throws ValueError for a NaN delay.
+template <class Rep, class Period>
+Coro<void> sleep(std::chrono::duration<Rep, Period> delay) {
+  co_await detail::SleepAwaiter(detail::checked_delay(delay, "sleep"));
+}
+
+/// Suspends for `delay`, then returns `result`.
+template <class Rep, class Period, class T>
+Coro<T> sleep(std::chrono::duration<Rep, Period> delay, T result) {
+  co_await detail::SleepAwaiter(detail::checked_delay(delay, "sleep"));
+  co_return result;
+}
+
+}  // namespace weft

@@ -1,0 +1,177 @@
+// Task<T>: a Coro scheduled on the runtime (asyncio.Task). A Task<T> is a
+// Future<T>: done(), result(), cancel(), add_done_callback(), co_await.
+//
+// Dropping every handle does not cancel a task: the runtime keeps it alive
+// until it finishes. Names default to "Task-<n>", n counting from 1 per
+// runtime (or standalone loop). cancel(msg) only requests cancellation
+// (TASK-03): CancelledError is thrown in at the task's current await;
+// cancelling() counts pending requests and uncancel() withdraws one.
+#pragma once
+
+#include <weft/coro.hpp>
+#include <weft/future.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace weft {
+
+struct TaskOptions {
+  /// Empty: "Task-<n>".
+  std::string name;
+  /// A pinned task always runs on the loop that created it; an unpinned task
+  /// may be stolen by any worker.
+  bool pinned = false;
+};
+
+namespace detail {
+
+/// Registers, names and schedules a new task's first step (lazily: the body
+/// starts only when a worker runs that step, CORO-02).
+void launch_task(TaskCore* task, std::string name);
+/// Which scheduler and affinity a task created on `home` gets.
+Scheduler* scheduler_of(EventLoop* home) noexcept;
+bool must_run_on_home(EventLoop* home, bool pinned) noexcept;
+
+template <class T>
+class TaskState final : public FutureState<T>, public TaskCore {
+ public:
+  TaskState(typename Coro<T>::handle_type root, EventLoop* home, bool pinned)
+      : FutureState<T>(home, /*is_task=*/true),
+        TaskCore(home, scheduler_of(home), must_run_on_home(home, pinned)) {
+    root_ = root;
+    set_resume_point(root);
+  }
+  ~TaskState() override {
+    if (root_) root_.destroy();
+  }
+  FutureBase& as_future() noexcept override { return *this; }
+  bool cancel(std::string message) override { return request_cancel(std::move(message)); }
+
+  static void* operator new(std::size_t size) { return frame_allocate(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { frame_deallocate(p, size); }
+
+ private:
+  void finish_root(bool cancelled_before_start) override {
+    auto root =
+        std::coroutine_handle<typename Coro<T>::promise_type>::from_address(root_.address());
+    std::string message;
+    if (cancelled_before_start) {
+      take_must_cancel(message);
+      this->set_cancelled(std::move(message));
+    } else {
+      auto& promise = root.promise();
+      if (promise.exception_) {
+        std::exception_ptr e = promise.exception_;
+        if (is_cancelled_error(e)) {
+          this->set_cancelled(cancel_message_of(e));
+        } else {
+          this->set_exception_ptr(std::move(e));
+        }
+      } else if (take_must_cancel(message)) {
+        this->set_cancelled(std::move(message));
+      } else if constexpr (std::is_void_v<T>) {
+        this->set_value();
+      } else {
+        this->set_value(std::move(*promise.value_));
+      }
+    }
+    root_ = {};
+    root.destroy();
+  }
+  static std::string cancel_message_of(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const CancelledError& c) {
+      return c.message();
+    } catch (...) {
+      return {};
+    }
+  }
+};
+
+template <class T>
+Task<T> spawn_on(EventLoop* home, Coro<T> coro, TaskOptions options);
+
+}  // namespace detail
+
+template <class T>
+class Task : public Future<T> {
+ public:
+  /// An empty handle (valid() is false).
+  Task() noexcept : Future<T>(detail::AdoptState{}, nullptr) {}
+
+  std::string get_name() const { return core().name(); }
+  void set_name(std::string name) const { core().set_name(std::move(name)); }
+  /// Number of pending cancellation requests (TASK-12).
+  int cancelling() const { return core().cancelling(); }
+  /// Withdraws one request; returns the new count (TASK-13).
+  int uncancel() const { return core().uncancel(); }
+
+  detail::FutureAwaiter<T, false> operator co_await() const& noexcept {
+    return detail::FutureAwaiter<T, false>(this->state_);
+  }
+  detail::FutureAwaiter<T, true> operator co_await() && noexcept {
+    return detail::FutureAwaiter<T, true>(this->state_);
+  }
+
+  /// Internal: adopts one reference to a task state.
+  Task(detail::AdoptState, detail::TaskState<T>* state) noexcept
+      : Future<T>(detail::AdoptState{}, state) {}
+  detail::TaskCore& core() const { return *static_cast<detail::TaskState<T>*>(&this->state()); }
+};
+
+/// A type-erased handle to any task (what current_task() and all_tasks() return).
+class TaskRef {
+ public:
+  TaskRef() noexcept = default;
+  explicit TaskRef(detail::TaskCore* core) noexcept;
+  TaskRef(const TaskRef& other) noexcept;
+  TaskRef& operator=(TaskRef other) noexcept;
+  ~TaskRef();
+  template <class T>
+  TaskRef(const Task<T>& t) : TaskRef(&t.core()) {}
+
+  explicit operator bool() const noexcept { return core_ != nullptr; }
+  std::string get_name() const;
+  void set_name(std::string name) const;
+  bool done() const;
+  bool cancelled() const;
+  bool cancel(std::string message = {}) const;
+  int cancelling() const;
+  int uncancel() const;
+  friend bool operator==(const TaskRef& a, const TaskRef& b) noexcept { return a.core_ == b.core_; }
+  detail::TaskCore* core() const noexcept { return core_; }
+
+ private:
+  detail::TaskCore* core_ = nullptr;
+};
+
+namespace detail {
+template <class T>
+Task<T> spawn_on(EventLoop* home, Coro<T> coro, TaskOptions options) {
+  auto root = coro.release();
+  auto* state = new TaskState<T>(root, home, options.pinned);
+  state->add_ref();  // the handle's reference; the first is the runtime's, until it finishes
+  launch_task(state, std::move(options.name));
+  return Task<T>(AdoptState{}, state);
+}
+}  // namespace detail
+
+/// The task running on this thread; empty outside a task.
+TaskRef current_task();
+/// Every task of the running loop's runtime (or standalone loop) not yet done.
+/// @throws RuntimeError outside a running loop.
+std::vector<TaskRef> all_tasks();
+
+/// Schedules `coro` on the running loop (asyncio.create_task).
+/// @throws RuntimeError if no loop runs on this thread.
+template <class T>
+Task<T> create_task(Coro<T> coro, TaskOptions options = {}) {
+  EventLoop* loop = detail::current_loop();
+  if (!loop) throw RuntimeError("create_task: no running event loop on this thread");
+  return detail::spawn_on(loop, std::move(coro), std::move(options));
+}
+
+}  // namespace weft

@@ -1,0 +1,14 @@
+// The umbrella header: everything in weft.
+#pragma once
+
+#include <weft/context_var.hpp>
+#include <weft/coro.hpp>
+#include <weft/errors.hpp>
+#include <weft/event_loop.hpp>
+#include <weft/executor.hpp>
+#include <weft/future.hpp>
+#include <weft/io.hpp>
+#include <weft/runtime.hpp>
+#include <weft/sleep.hpp>
+#include <weft/sync.hpp>
+#include <weft/task.hpp>

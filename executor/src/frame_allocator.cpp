@@ -1,0 +1,77 @@
+#include <weft/detail/frame_allocator.hpp>
+
+#include <cstdlib>
+#include <new>
+
+namespace weft::detail {
+namespace {
+
+constexpr std::size_t kGranule = 64;
+constexpr std::size_t kMaxCachedSize = 2048;
+constexpr std::size_t kClasses = kMaxCachedSize / kGranule;
+constexpr std::size_t kMaxCachedPerClass = 4096;
+
+struct FreeBlock {
+  FreeBlock* next;
+};
+
+// Owned by one thread; blocks left at thread exit go back to the heap.
+struct ThreadCache {
+  FreeBlock* heads[kClasses] = {};
+  std::size_t counts[kClasses] = {};
+  ~ThreadCache() {
+    for (auto* head : heads) {
+      while (head) {
+        FreeBlock* next = head->next;
+        std::free(head);
+        head = next;
+      }
+    }
+  }
+};
+
+#ifndef WEFT_SANITIZED
+thread_local ThreadCache t_cache;
+#endif
+
+std::size_t class_of(std::size_t size) { return (size + kGranule - 1) / kGranule - 1; }
+
+}  // namespace
+
+void* frame_allocate(std::size_t size) {
+#ifndef WEFT_SANITIZED
+  if (size <= kMaxCachedSize) {
+    std::size_t c = class_of(size);
+    if (FreeBlock* b = t_cache.heads[c]) {
+      t_cache.heads[c] = b->next;
+      --t_cache.counts[c];
+      return b;
+    }
+    size = (c + 1) * kGranule;
+  }
+#endif
+  void* p = std::malloc(size);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void frame_deallocate(void* block, std::size_t size) noexcept {
+  if (!block) return;
+#ifndef WEFT_SANITIZED
+  if (size <= kMaxCachedSize) {
+    std::size_t c = class_of(size);
+    if (t_cache.counts[c] < kMaxCachedPerClass) {
+      auto* b = static_cast<FreeBlock*>(block);
+      b->next = t_cache.heads[c];
+      t_cache.heads[c] = b;
+      ++t_cache.counts[c];
+      return;
+    }
+  }
+#else
+  (void)size;
+#endif
+  std::free(block);
+}
+
+}  // namespace weft::detail

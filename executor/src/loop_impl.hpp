@@ -1,0 +1,207 @@
+// LoopImpl: the state of one event loop.
+//
+// Ownership protocol:
+// - owner-only (the thread running the loop: a runtime worker, or the thread
+//   inside run_* of a standalone loop): ready_, timers_, fds_, selector
+//   registration, the per-iteration counters.
+// - any thread: inbox_ (moodycamel ConcurrentQueue, multi-producer) plus
+//   inbox_count_, parked_, stopping_, closed_; everything else a foreign
+//   thread asks for (call_soon, call_later, add_reader, waking a pinned task)
+//   is handed over through the inbox.
+// - Parking (architecture invariant 4): before blocking in the selector the
+//   owner stores parked_ = true, then re-reads inbox_count_ (both seq_cst); a
+//   producer enqueues, increments inbox_count_, then reads parked_ (seq_cst).
+//   One of the two sees the other, so a wake-up is never lost, and the
+//   eventfd write happens only when the owner is (about to be) parked.
+#pragma once
+
+#include <weft/event_loop.hpp>
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "selector.hpp"
+
+namespace weft::detail {
+
+class Worker;
+class Scheduler;
+class TaskRegistry;
+class LoopImpl;
+
+/// A heap entry: a call_later handle or a sleep's timer.
+class TimerEntry : public Runnable {
+ public:
+  TimePoint when{};
+  std::uint64_t seq = 0;
+  virtual bool timer_cancelled() const noexcept = 0;
+  virtual void add_ref() noexcept = 0;
+  virtual void release() noexcept = 0;
+
+ protected:
+  ~TimerEntry() = default;
+};
+
+/// A callback scheduled with call_soon / call_later or registered for an fd.
+class HandleState final : public TimerEntry, public FrameAllocated {
+ public:
+  HandleState(LoopImpl* loop, Callback fn) : loop_(loop), fn_(std::move(fn)) {}
+  void run() override;
+  bool timer_cancelled() const noexcept override {
+    return cancelled_.load(std::memory_order_acquire);
+  }
+  void add_ref() noexcept override { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept override {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  void cancel() noexcept { cancelled_.store(true, std::memory_order_release); }
+  /// fd handles stay registered and are queued once per readiness report.
+  bool queued = false;  // owner-only
+
+ private:
+  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<bool> cancelled_{false};
+  LoopImpl* loop_;
+  Callback fn_;
+};
+
+/// Intrusive FIFO of Runnables (owner-only).
+class ReadyList {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+  void push_back(Runnable* r) noexcept {
+    r->next_ready = nullptr;
+    if (tail_)
+      tail_->next_ready = r;
+    else
+      head_ = r;
+    tail_ = r;
+    ++size_;
+  }
+  Runnable* pop_front() noexcept {
+    Runnable* r = head_;
+    if (!r) return nullptr;
+    head_ = r->next_ready;
+    if (!head_) tail_ = nullptr;
+    r->next_ready = nullptr;
+    --size_;
+    return r;
+  }
+
+ private:
+  Runnable* head_ = nullptr;
+  Runnable* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+struct LoopCounters {
+  std::atomic<std::uint64_t> remote_wakeups{0};
+  std::atomic<std::uint64_t> io_events{0};
+  std::atomic<std::uint64_t> parks{0};
+  std::atomic<std::int64_t> ready_depth{0};
+  std::atomic<std::int64_t> timers_pending{0};
+};
+
+class LoopImpl {
+ public:
+  LoopImpl(EventLoop* self, Worker* worker, Scheduler* scheduler);
+  ~LoopImpl();
+
+  EventLoop* self;
+  Worker* const worker;        // null for a standalone loop
+  Scheduler* const scheduler;  // null for a standalone loop
+  TaskRegistry* registry;      // the runtime's, or owned_registry_'s
+
+  bool on_owner_thread() const noexcept;
+  void bind_owner_thread() noexcept;
+
+  // --- scheduling (any thread) ---
+  /// call_soon semantics: owner thread appends to ready_, others via inbox.
+  void schedule(Runnable* r) noexcept;
+  void add_timer(TimerEntry* t);  // takes one reference
+  void wake_if_parked() noexcept;
+  /// Unconditional wake-up (a runtime unparking this worker).
+  void force_wake() noexcept { selector.wake(); }
+
+  // --- the loop itself (owner thread) ---
+  /// One asyncio iteration. With may_block false the poll never waits.
+  void iterate(bool may_block);
+  bool has_ready() const noexcept { return !ready_.empty(); }
+  bool inbox_nonempty() const noexcept { return inbox_count_.load(std::memory_order_seq_cst) > 0; }
+
+  void add_fd_callback(int fd, bool write, Callback cb);
+  bool remove_fd_callback(int fd, bool write);
+
+  void report(const ExceptionContext& ctx);
+
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> running{false};
+  std::atomic<bool> closed{false};
+  std::atomic<bool> debug{false};
+  std::atomic<std::int64_t> slow_callback_ns{100'000'000};
+  std::atomic<std::uint64_t> timer_seq{0};
+  LoopCounters counters;
+
+  std::mutex config_mu;
+  ExceptionHandler exception_handler;          // guarded by config_mu
+  std::shared_ptr<Executor> default_executor;  // guarded by config_mu
+
+  Selector selector;
+
+  /// Drops everything still queued (loop destruction, runtime teardown).
+  void discard_queued() noexcept;
+
+ private:
+  struct InboxItem {
+    Runnable* runnable;
+    TimerEntry* timer;  // non-null: insert into the heap instead
+  };
+  struct FdEntry {
+    HandleState* reader = nullptr;
+    HandleState* writer = nullptr;
+  };
+  struct TimerLater {
+    bool operator()(const TimerEntry* a, const TimerEntry* b) const noexcept {
+      return a->when != b->when ? a->when > b->when : a->seq > b->seq;
+    }
+  };
+
+  void enqueue_remote(InboxItem item) noexcept;
+  void drain_inbox() noexcept;
+  void insert_timer(TimerEntry* t);
+  std::int64_t next_timeout_ns();
+  void collect_due_timers();
+  void sweep_cancelled_timers();
+  void poll(std::int64_t timeout_ns);
+  void run_ready_batch();
+
+  ReadyList ready_;
+  std::vector<TimerEntry*> timers_;  // min-heap by (when, seq)
+  std::size_t next_sweep_size_ = 1024;
+  std::vector<FdEntry> fds_;
+  std::vector<ReadyEvent> events_;
+  moodycamel::ConcurrentQueue<InboxItem> inbox_;
+  std::atomic<std::int64_t> inbox_count_{0};
+  std::atomic<bool> parked_{false};
+  std::atomic<std::thread::id> owner_;
+  std::unique_ptr<TaskRegistry> owned_registry_;
+};
+
+/// The LoopImpl running on this thread (null outside a loop).
+LoopImpl* current_loop_impl() noexcept;
+/// Sets this thread's running loop for the scope.
+class RunningLoopScope {
+ public:
+  explicit RunningLoopScope(LoopImpl* loop) noexcept;
+  ~RunningLoopScope();
+
+ private:
+  LoopImpl* saved_;
+};
+
+}  // namespace weft::detail

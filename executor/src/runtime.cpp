@@ -1,0 +1,438 @@
+// Runtime, Scheduler, Worker: see scheduler.hpp for the invariants.
+#include "scheduler.hpp"
+
+#include <weft/executor.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <string>
+
+namespace weft {
+namespace detail {
+namespace {
+thread_local Worker* t_worker = nullptr;
+constexpr unsigned kMaxWorkers = 1024;
+
+unsigned resolve_workers(unsigned requested) {
+  if (requested == 0) {
+    if (const char* env = std::getenv("WEFT_WORKERS"); env && *env) {
+      char* end = nullptr;
+      long v = std::strtol(env, &end, 10);
+      if (*end != '\0' || v <= 0 || v > static_cast<long>(kMaxWorkers))
+        throw ValueError(std::string("WEFT_WORKERS must be an integer in 1..1024, got '") + env +
+                         "'");
+      return static_cast<unsigned>(v);
+    }
+    requested = std::max(1u, std::thread::hardware_concurrency());
+  }
+  if (requested > kMaxWorkers)
+    throw ValueError("RunOptions::workers = " + std::to_string(requested) +
+                     " is above the limit of 1024");
+  return requested;
+}
+}  // namespace
+
+Worker* current_worker() noexcept { return t_worker; }
+
+// ---------------------------------------------------------------------- Worker
+
+Worker::Worker(Scheduler* scheduler, unsigned index)
+    : scheduler_(scheduler),
+      index_(index),
+      loop_(std::make_unique<LoopImpl>(nullptr, this, scheduler)),
+      run_queue_(scheduler->options.local_queue_capacity),
+      rng_(0x9E3779B9u * (index + 1)) {
+  loop_.impl().debug.store(scheduler->options.debug || loop_.impl().debug.load());
+  loop_.impl().slow_callback_ns.store(scheduler->options.slow_callback_duration.count());
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { main(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::main() {
+  t_worker = this;
+  LoopImpl& loop = loop_.impl();
+  loop.bind_owner_thread();
+  loop.running.store(true, std::memory_order_release);
+  RunningLoopScope scope(&loop);
+  const unsigned budget = std::max(1u, scheduler_->options.event_interval);
+  while (!scheduler_->stopped.load(std::memory_order_acquire)) {
+    // The asyncio iteration: inbox, I/O, timers, loop-affine callbacks and tasks.
+    loop.iterate(false);
+    // Stealable tasks, a bounded batch so the loop above keeps its rhythm.
+    for (unsigned i = 0; i < budget; ++i) {
+      TaskCore* task = next_local_task();
+      if (!task) break;
+      polled_.fetch_add(1, std::memory_order_relaxed);
+      task->run();
+    }
+    if (loop.has_ready() || !run_queue_.empty() || loop.inbox_nonempty()) continue;
+    if (TaskCore* task = find_work()) {
+      polled_.fetch_add(1, std::memory_order_relaxed);
+      task->run();
+      continue;
+    }
+    park();
+  }
+  loop.running.store(false, std::memory_order_release);
+  t_worker = nullptr;
+}
+
+TaskCore* Worker::next_local_task() noexcept {
+  // Every global_queue_interval ticks the injector goes first, so work
+  // injected from outside cannot starve behind a busy local queue.
+  if (++tick_ % scheduler_->options.global_queue_interval == 0) {
+    if (TaskCore* t = scheduler_->pop_injected()) return t;
+  }
+  return run_queue_.pop();
+}
+
+void Worker::push_local(TaskCore* task) noexcept {
+  bool overflowed = false;
+  run_queue_.push_back(task, [&](TaskCore* t) {
+    overflowed = true;
+    scheduler_->injector_.enqueue(t);
+    scheduler_->injector_count_.fetch_add(1, std::memory_order_seq_cst);
+  });
+  if (!searching_ && (overflowed || run_queue_.len() > 1)) {
+    // ordering: fence between our queue write and the reads of the idle
+    // counters (the Dekker pair in scheduler.hpp).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    scheduler_->notify_parked();
+  }
+}
+
+TaskCore* Worker::find_work() noexcept {
+  if (woken_as_searcher_.exchange(false, std::memory_order_acq_rel)) searching_ = true;
+  if (TaskCore* t = scheduler_->pop_injected()) {
+    if (searching_) transition_from_searching();
+    return t;
+  }
+  if (!transition_to_searching()) return nullptr;
+  TaskCore* t = steal();
+  if (!t) t = scheduler_->pop_injected();
+  if (t) transition_from_searching();
+  return t;
+}
+
+bool Worker::transition_to_searching() noexcept {
+  if (searching_) return true;
+  std::size_t n = scheduler_->workers.size();
+  // At most half of the workers search at once (Tokio, Go).
+  if (2 * static_cast<std::size_t>(scheduler_->num_searching_.load(std::memory_order_seq_cst)) >= n)
+    return false;
+  scheduler_->num_searching_.fetch_add(1, std::memory_order_seq_cst);
+  searching_ = true;
+  return true;
+}
+
+void Worker::transition_from_searching() noexcept {
+  searching_ = false;
+  // The last searcher to find work hands the search over to a parked worker.
+  if (scheduler_->num_searching_.fetch_sub(1, std::memory_order_seq_cst) == 1)
+    scheduler_->notify_parked();
+}
+
+TaskCore* Worker::steal() noexcept {
+  auto& all = scheduler_->workers;
+  std::size_t n = all.size();
+  if (n < 2) return nullptr;
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 17;
+  rng_ ^= rng_ << 5;
+  std::size_t start = rng_ % n;
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker* victim = all[(start + i) % n].get();
+    if (victim == this) continue;
+    steal_attempts_.fetch_add(1, std::memory_order_relaxed);
+    std::uint32_t stolen = 0;
+    if (TaskCore* t = victim->run_queue_.steal_into(run_queue_, stolen)) {
+      steal_successes_.fetch_add(1, std::memory_order_relaxed);
+      stolen_.fetch_add(stolen, std::memory_order_relaxed);
+      return t;
+    }
+  }
+  return nullptr;
+}
+
+void Worker::park() {
+  Scheduler& s = *scheduler_;
+  {
+    std::lock_guard lock(s.idle_mu_);
+    s.idle_.push_back(this);
+    s.num_idle_.fetch_add(1, std::memory_order_seq_cst);
+  }
+  if (searching_) {
+    searching_ = false;
+    s.num_searching_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  // ordering: fence after our idle registration, before re-reading the queues.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (s.injected() > 0 || s.any_stealable_work() || s.stopped.load(std::memory_order_seq_cst)) {
+    leave_idle();
+    return;
+  }
+  loop_.impl().iterate(true);  // blocks in the selector until a timer, I/O or a wake-up
+  leave_idle();
+}
+
+void Worker::leave_idle() noexcept {
+  Scheduler& s = *scheduler_;
+  std::lock_guard lock(s.idle_mu_);
+  auto it = std::find(s.idle_.begin(), s.idle_.end(), this);
+  if (it != s.idle_.end()) {
+    s.idle_.erase(it);
+    s.num_idle_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+WorkerMetrics Worker::metrics() const {
+  WorkerMetrics m;
+  const LoopImpl& loop = const_cast<Worker*>(this)->loop_.impl();
+  m.tasks_spawned = spawned_.load(std::memory_order_relaxed);
+  m.steps_polled = polled_.load(std::memory_order_relaxed);
+  m.steal_attempts = steal_attempts_.load(std::memory_order_relaxed);
+  m.steal_successes = steal_successes_.load(std::memory_order_relaxed);
+  m.tasks_stolen = stolen_.load(std::memory_order_relaxed);
+  m.parks = loop.counters.parks.load(std::memory_order_relaxed);
+  m.remote_wakeups = loop.counters.remote_wakeups.load(std::memory_order_relaxed);
+  m.io_events = loop.counters.io_events.load(std::memory_order_relaxed);
+  m.local_queue_depth = run_queue_.len();
+  m.remote_queue_depth = loop.counters.ready_depth.load(std::memory_order_relaxed);
+  m.timers_pending = loop.counters.timers_pending.load(std::memory_order_relaxed);
+  return m;
+}
+
+// ------------------------------------------------------------------- Scheduler
+
+Scheduler::Scheduler(const RunOptions& opts) : options(opts) {
+  options.workers = resolve_workers(opts.workers);
+  if (options.global_queue_interval == 0)
+    throw ValueError("RunOptions::global_queue_interval must be > 0");
+  workers.reserve(options.workers);
+  for (unsigned i = 0; i < options.workers; ++i)
+    workers.push_back(std::make_unique<Worker>(this, i));
+  for (auto& w : workers) w->start();
+}
+
+Scheduler::~Scheduler() {
+  stop_and_join();
+  abandon_leftovers();
+}
+
+void Scheduler::inject(TaskCore* task) noexcept {
+  while (!injector_.enqueue(task)) std::this_thread::yield();
+  injector_count_.fetch_add(1, std::memory_order_seq_cst);
+  notify_parked();
+}
+
+TaskCore* Scheduler::pop_injected() noexcept {
+  if (injector_count_.load(std::memory_order_acquire) <= 0) return nullptr;
+  TaskCore* t = nullptr;
+  if (!injector_.try_dequeue(t)) return nullptr;
+  injector_count_.fetch_sub(1, std::memory_order_acq_rel);
+  return t;
+}
+
+bool Scheduler::any_stealable_work() const noexcept {
+  for (const auto& w : workers)
+    if (!w->run_queue_.empty()) return true;
+  return false;
+}
+
+void Scheduler::notify_parked() noexcept {
+  if (num_searching_.load(std::memory_order_seq_cst) != 0) return;
+  if (num_idle_.load(std::memory_order_seq_cst) == 0) return;
+  unpark_one();
+}
+
+bool Scheduler::unpark_one() noexcept {
+  Worker* w;
+  {
+    std::lock_guard lock(idle_mu_);
+    if (idle_.empty() || num_searching_.load(std::memory_order_seq_cst) != 0) return false;
+    w = idle_.back();
+    idle_.pop_back();
+    num_idle_.fetch_sub(1, std::memory_order_seq_cst);
+    num_searching_.fetch_add(1, std::memory_order_seq_cst);
+    w->woken_as_searcher_.store(true, std::memory_order_release);
+  }
+  w->loop_.impl().force_wake();
+  return true;
+}
+
+bool Scheduler::cancel_all_and_wait(TimePoint deadline, std::vector<TaskRef>* cancelled) {
+  for (;;) {
+    std::vector<TaskRef> pending;
+    registry.for_each([&](TaskCore* t) {
+      if (!t->as_future().done()) pending.emplace_back(t);
+    });
+    if (pending.empty()) return true;
+    for (TaskRef& t : pending) {
+      // A task already cancelled once is not asked again each round.
+      if (t.cancelling() == 0) t.cancel();
+      if (cancelled) cancelled->push_back(t);
+    }
+    // Wait for this round; tasks created meanwhile are caught by the next one.
+    for (TaskRef& t : pending) {
+      while (!t.done()) {
+        if (Clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+  }
+}
+
+void Scheduler::shutdown_executors() {
+  for (auto& w : workers) {
+    std::shared_ptr<Executor> executor;
+    {
+      LoopImpl& loop = w->loop_.impl();
+      std::lock_guard lock(loop.config_mu);
+      executor = std::move(loop.default_executor);
+    }
+    if (executor) shutdown_executor(*executor);
+  }
+}
+
+void Scheduler::stop_and_join() {
+  if (joined_) return;
+  stopped.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers) w->loop_.impl().force_wake();
+  for (auto& w : workers) w->join();
+  joined_ = true;
+}
+
+void Scheduler::abandon_leftovers() noexcept {
+  // Queued pointers first: the tasks they point to are about to go.
+  TaskCore* t;
+  while (injector_.try_dequeue(t)) {
+  }
+  injector_count_.store(0);
+  for (auto& w : workers)
+    while (w->run_queue_.pop()) {
+    }
+  for (auto& w : workers) w->loop_.impl().discard_queued();
+  shutdown_abandon_tasks(registry);
+  for (auto& w : workers) w->loop_.impl().discard_queued();
+}
+
+void shutdown_abandon_tasks(TaskRegistry& registry) noexcept {
+  registry.for_each([](TaskCore* t) { abandon_task(t); });
+}
+
+void abandon_task(TaskCore* task) noexcept {
+  if (task->sched_.load(std::memory_order_acquire) == TaskCore::kDone) return;
+  std::fprintf(stderr, "weft: Task was destroyed but it is pending: %s\n", task->name().c_str());
+  task->sched_.store(TaskCore::kDone, std::memory_order_release);
+  if (task->root_) {
+    auto root = std::exchange(task->root_, {});
+    root.destroy();
+  }
+  task->as_future().set_cancelled("the runtime was shut down while the task was pending");
+  task->registry->erase(task);
+  task->as_future().release();
+}
+
+void shutdown_executor(Executor& executor) { executor.shutdown(true); }
+
+}  // namespace detail
+
+// --------------------------------------------------------------------- Runtime
+
+Runtime::Runtime(RunOptions options) : scheduler_(std::make_unique<detail::Scheduler>(options)) {}
+
+Runtime::~Runtime() { shutdown(std::chrono::seconds(5)); }
+
+EventLoop* Runtime::spawn_loop() {
+  if (scheduler_->stopped.load(std::memory_order_acquire))
+    throw RuntimeError("spawn: the runtime is shut down");
+  if (detail::Worker* w = detail::current_worker(); w && w->scheduler() == scheduler_.get())
+    return &w->loop();
+  unsigned i = scheduler_->next_spawn_loop.fetch_add(1, std::memory_order_relaxed) %
+               static_cast<unsigned>(scheduler_->workers.size());
+  return &scheduler_->workers[i]->loop();
+}
+
+EventLoop& Runtime::loop(unsigned index) {
+  if (index >= scheduler_->workers.size())
+    throw ValueError("Runtime::loop: index " + std::to_string(index) + " out of range (" +
+                     std::to_string(scheduler_->workers.size()) + " workers)");
+  return scheduler_->workers[index]->loop();
+}
+
+unsigned Runtime::workers() const { return static_cast<unsigned>(scheduler_->workers.size()); }
+
+RuntimeMetrics Runtime::metrics() const {
+  RuntimeMetrics m;
+  for (auto& w : scheduler_->workers) {
+    WorkerMetrics wm = w->metrics();
+    m.total.tasks_spawned += wm.tasks_spawned;
+    m.total.steps_polled += wm.steps_polled;
+    m.total.steal_attempts += wm.steal_attempts;
+    m.total.steal_successes += wm.steal_successes;
+    m.total.tasks_stolen += wm.tasks_stolen;
+    m.total.parks += wm.parks;
+    m.total.remote_wakeups += wm.remote_wakeups;
+    m.total.io_events += wm.io_events;
+    m.total.local_queue_depth += wm.local_queue_depth;
+    m.total.remote_queue_depth += wm.remote_queue_depth;
+    m.total.timers_pending += wm.timers_pending;
+    m.workers.push_back(wm);
+  }
+  m.injection_queue_depth = scheduler_->injected();
+  m.tasks_alive = scheduler_->registry.size();
+  return m;
+}
+
+void Runtime::wait_until_done(detail::FutureBase& future) {
+  if (detail::current_worker() || detail::current_loop())
+    throw RuntimeError("block_on: called from a thread that runs an event loop (would deadlock)");
+  if (future.done()) return;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  future.add_done_callback([&](detail::FutureBase&) {
+    std::lock_guard lock(mu);
+    done = true;
+    cv.notify_one();
+  });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return done; });
+}
+
+void Runtime::shutdown(std::chrono::nanoseconds grace) {
+  if (scheduler_->stopped.load(std::memory_order_acquire)) return;
+  if (detail::current_worker())
+    throw RuntimeError("Runtime::shutdown: called from one of its own workers");
+  scheduler_->cancel_all_and_wait(Clock::now() + grace, nullptr);
+  scheduler_->shutdown_executors();
+  scheduler_->stop_and_join();
+  scheduler_->abandon_leftovers();
+}
+
+void Runtime::shutdown_after_main() {
+  if (scheduler_->stopped.load(std::memory_order_acquire)) return;
+  std::vector<TaskRef> cancelled;
+  scheduler_->cancel_all_and_wait(TimePoint::max(), &cancelled);
+  // RUN-04: an error a leftover task raised while being cancelled is reported.
+  for (TaskRef& t : cancelled) {
+    detail::FutureBase& f = t.core()->as_future();
+    if (f.status() == detail::FutureStatus::exception) {
+      std::exception_ptr e = f.exception();
+      t.core()->home()->call_exception_handler(
+          {"unhandled exception during weft::run() shutdown", e, t, std::nullopt});
+    }
+  }
+  scheduler_->shutdown_executors();
+  scheduler_->stop_and_join();
+  scheduler_->abandon_leftovers();
+}
+
+}  // namespace weft

@@ -1,0 +1,133 @@
+// Scheduler and Worker: the multi-threaded runtime behind weft::Runtime.
+//
+// Invariants (architecture.md):
+// - Each Worker is one thread owning one EventLoop (its LoopImpl: ready list
+//   for loop-affine work, timers, selector, inbox) and one LocalQueue of
+//   stealable tasks. Only the owner pushes to its LocalQueue; anyone may steal.
+// - Where a woken task goes: loop-affine tasks (pinned, or any task when there
+//   is one worker) to their home loop; others to the waking worker's
+//   LocalQueue, or, from a foreign thread, to the shared injector.
+// - Idle protocol (after Tokio's idle.rs and Go's findRunnable): a worker with
+//   nothing to run first takes from the injector, then, if fewer than half of
+//   the workers are searching, becomes a searcher and steals half of a random
+//   victim's queue. Failing that it registers as idle (num_idle_, idle_ list
+//   under idle_mu_), re-checks every queue, and parks in its selector until
+//   the next timer. Whoever adds stealable work (push with more than one task
+//   queued, inject) unparks one idle worker only when nobody is searching:
+//   the unparked worker starts as a searcher. The last searcher to find work
+//   unparks another, so work keeps spreading without waking everybody.
+//   Lost wake-ups are excluded by a Dekker pair: the parker's seq_cst RMW on
+//   num_idle_ then a fence then its queue reads, against the pusher's queue
+//   write then a fence then its reads of num_searching_/num_idle_.
+// - Shutdown order: cancel every task and wait (grace) -> shut the default
+//   executors down -> stopped_ = true, wake and join every worker -> drop
+//   queued pointers -> abandon the tasks left (frames destroyed, futures
+//   cancelled) -> destroy the loops.
+#pragma once
+
+#include <weft/runtime.hpp>
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "local_queue.hpp"
+#include "loop_impl.hpp"
+#include "task_registry.hpp"
+
+namespace weft::detail {
+
+class Scheduler;
+
+class Worker {
+ public:
+  Worker(Scheduler* scheduler, unsigned index);
+  Scheduler* scheduler() const noexcept { return scheduler_; }
+  unsigned index() const noexcept { return index_; }
+  EventLoop& loop() noexcept { return loop_; }
+  LocalQueue& run_queue() noexcept { return run_queue_; }
+
+  void start();
+  void join();
+  /// Owner thread only.
+  void push_local(TaskCore* task) noexcept;
+  void count_spawn() noexcept { spawned_.fetch_add(1, std::memory_order_relaxed); }
+  WorkerMetrics metrics() const;
+
+ private:
+  friend class Scheduler;
+  void main();
+  TaskCore* next_local_task() noexcept;
+  TaskCore* find_work() noexcept;
+  TaskCore* steal() noexcept;
+  bool transition_to_searching() noexcept;
+  void transition_from_searching() noexcept;
+  void park();
+  void leave_idle() noexcept;
+
+  Scheduler* scheduler_;
+  unsigned index_;
+  EventLoop loop_;
+  LocalQueue run_queue_;
+  std::thread thread_;
+  // owner-only
+  bool searching_ = false;
+  std::uint32_t tick_ = 0;
+  std::uint32_t rng_;
+  // set by an unparker (under idle_mu_): this worker starts as a searcher
+  std::atomic<bool> woken_as_searcher_{false};
+  // metrics: written by the owner (relaxed), read by anyone
+  std::atomic<std::uint64_t> spawned_{0}, polled_{0}, steal_attempts_{0}, steal_successes_{0},
+      stolen_{0};
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(const RunOptions& options);
+  ~Scheduler();
+
+  RunOptions options;
+  TaskRegistry registry;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::atomic<bool> stopped{false};
+  std::atomic<unsigned> next_spawn_loop{0};
+
+  /// Any thread.
+  void inject(TaskCore* task) noexcept;
+  TaskCore* pop_injected() noexcept;
+  std::int64_t injected() const noexcept { return injector_count_.load(std::memory_order_seq_cst); }
+  /// Unparks an idle worker if none is searching (after a fence by the caller).
+  void notify_parked() noexcept;
+  void stop_and_join();
+  /// Cancels every task; waits until none is left or `deadline` passes.
+  /// Returns the tasks cancelled (for run()'s error reporting).
+  bool cancel_all_and_wait(TimePoint deadline, std::vector<TaskRef>* cancelled);
+  void shutdown_executors();
+  void abandon_leftovers() noexcept;
+
+ private:
+  friend class Worker;
+  bool unpark_one() noexcept;
+  bool any_stealable_work() const noexcept;
+
+  moodycamel::ConcurrentQueue<TaskCore*> injector_;
+  std::atomic<std::int64_t> injector_count_{0};
+  std::atomic<int> num_searching_{0};
+  std::atomic<int> num_idle_{0};
+  std::mutex idle_mu_;
+  std::vector<Worker*> idle_;  // guarded by idle_mu_
+  bool joined_ = false;
+};
+
+/// The worker running on this thread, or null.
+Worker* current_worker() noexcept;
+/// Shuts an executor down, waiting for running calls (defined with the executors).
+void shutdown_executor(Executor& executor);
+/// Abandons every task of a registry (standalone loop destruction).
+void shutdown_abandon_tasks(TaskRegistry& registry) noexcept;
+
+}  // namespace weft::detail

@@ -1,0 +1,312 @@
+// TaskCore: see detail/task_core.hpp for the state protocol.
+#include <weft/detail/future_state.hpp>
+#include <weft/detail/task_core.hpp>
+#include <weft/sleep.hpp>
+#include <weft/task.hpp>
+
+#include <cstdio>
+
+#include "loop_impl.hpp"
+#include "scheduler.hpp"
+#include "task_registry.hpp"
+
+namespace weft {
+namespace detail {
+namespace {
+thread_local TaskCore* t_current_task = nullptr;
+}  // namespace
+
+TaskCore* current_task_core() noexcept { return t_current_task; }
+
+TaskCore& require_task(const char* what) {
+  if (!t_current_task) throw RuntimeError(std::string(what) + ": not called from inside a task");
+  return *t_current_task;
+}
+
+TaskCore::TaskCore(EventLoop* home, Scheduler* scheduler, bool affine) noexcept
+    : affine_(affine), home_(home), scheduler_(scheduler), id_(0) {}
+
+Scheduler* scheduler_of(EventLoop* home) noexcept { return home->impl().scheduler; }
+
+bool must_run_on_home(EventLoop* home, bool pinned) noexcept {
+  Scheduler* s = home->impl().scheduler;
+  return pinned || s == nullptr || s->workers.size() == 1;
+}
+
+void launch_task(TaskCore* task, std::string name) {
+  LoopImpl& loop = task->home()->impl();
+  if (loop.scheduler && loop.scheduler->stopped.load(std::memory_order_acquire)) {
+    task->as_future().release();
+    task->as_future().release();
+    throw RuntimeError("create_task: the runtime is shut down");
+  }
+  task->id_ = loop.registry->next_number();
+  task->name_ = std::move(name);
+  task->context_ = current_context();
+  task->registry = loop.registry;
+  loop.registry->insert(task);
+  if (Worker* w = current_worker()) w->count_spawn();
+  task->wake();
+}
+
+void TaskCore::wake() noexcept {
+  State s = sched_.load(std::memory_order_acquire);
+  for (;;) {
+    switch (s) {
+      case kIdle:
+        // ordering: acq_rel — acquire the last step's frame writes (released by
+        // its running->idle CAS) before handing the task to a queue.
+        if (sched_.compare_exchange_weak(s, kScheduled, std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+          schedule();
+          return;
+        }
+        break;
+      case kRunning:
+        if (sched_.compare_exchange_weak(s, kNotified, std::memory_order_acq_rel,
+                                         std::memory_order_acquire))
+          return;
+        break;
+      default:
+        return;  // scheduled, notified or done: this wake is already accounted for
+    }
+  }
+}
+
+void TaskCore::schedule() noexcept {
+  if (affine_) {
+    home_->impl().schedule(this);
+    return;
+  }
+  Worker* w = current_worker();
+  if (w && w->scheduler() == scheduler_)
+    w->push_local(this);
+  else
+    scheduler_->inject(this);
+}
+
+void TaskCore::run() {
+  sched_.store(kRunning, std::memory_order_relaxed);  // only the dequeuing thread writes here
+  bool finished;
+  {
+    TaskCore* saved = t_current_task;
+    t_current_task = this;
+    ContextScope context_scope(&context_);
+    LoopImpl* loop = current_loop_impl();
+    bool debug = loop && loop->debug.load(std::memory_order_relaxed);
+    TimePoint start = debug ? Clock::now() : TimePoint{};
+    bool cancelled_before_start = false;
+    if (!started_) {
+      started_ = true;
+      cancel_lock_.lock();
+      cancelled_before_start = must_cancel_;
+      cancel_lock_.unlock();
+    }
+    if (cancelled_before_start) {
+      // TASK-08: cancelled before its first step, the body never runs.
+      t_current_task = saved;
+      finish(true);
+      return;
+    }
+    resume_point_.resume();
+    finished = root_.done();
+    t_current_task = saved;
+    if (debug) {
+      auto took = Clock::now() - start;
+      if (took.count() >= loop->slow_callback_ns.load(std::memory_order_relaxed))
+        std::fprintf(stderr, "weft: Executing <Task %s> took %.3f seconds\n", name().c_str(),
+                     std::chrono::duration<double>(took).count());
+    }
+  }
+  if (finished) {
+    finish(false);
+    return;
+  }
+  State expected = kRunning;
+  // ordering: release publishes this step's frame writes to the next runner.
+  if (!sched_.compare_exchange_strong(expected, kIdle, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+    // Woken during the step (notified): queue the next step now.
+    sched_.store(kScheduled, std::memory_order_relaxed);
+    schedule();
+  }
+}
+
+void TaskCore::finish(bool cancelled_before_start) {
+  sched_.store(kDone, std::memory_order_release);
+  finish_root(cancelled_before_start);
+  registry->erase(this);
+  as_future().release();  // the runtime's reference
+}
+
+bool TaskCore::request_cancel(std::string message) {
+  std::lock_guard lock(cancel_lock_);
+  if (as_future().done() || sched_.load(std::memory_order_acquire) == kDone) return false;
+  ++cancel_requests_;
+  if (waiting_on_ && waiting_on_->cancel_wait(message)) return true;
+  must_cancel_ = true;
+  cancel_message_ = std::move(message);
+  return true;
+}
+
+int TaskCore::cancelling() const {
+  std::lock_guard lock(cancel_lock_);
+  return cancel_requests_;
+}
+
+int TaskCore::uncancel() {
+  std::lock_guard lock(cancel_lock_);
+  if (cancel_requests_ > 0) {
+    --cancel_requests_;
+    // TASK-13 (3.13+): withdrawing the last request withdraws the pending cancellation.
+    if (cancel_requests_ == 0) must_cancel_ = false;
+  }
+  return cancel_requests_;
+}
+
+void TaskCore::begin_wait(WaitTarget* target) {
+  std::lock_guard lock(cancel_lock_);
+  waiting_on_ = target;
+  // TASK-09: a cancellation requested while running goes to what we now await.
+  if (must_cancel_ && target && target->cancel_wait(cancel_message_)) must_cancel_ = false;
+}
+
+void TaskCore::end_wait() {
+  std::string message;
+  {
+    std::lock_guard lock(cancel_lock_);
+    waiting_on_ = nullptr;
+    if (!must_cancel_) return;
+    must_cancel_ = false;
+    message = std::move(cancel_message_);
+  }
+  throw CancelledError(std::move(message));
+}
+
+bool TaskCore::take_must_cancel(std::string& message) {
+  std::lock_guard lock(cancel_lock_);
+  if (!must_cancel_) return false;
+  must_cancel_ = false;
+  message = std::move(cancel_message_);
+  return true;
+}
+
+std::string TaskCore::name() const {
+  std::lock_guard lock(cancel_lock_);
+  return name_.empty() ? "Task-" + std::to_string(id_) : name_;
+}
+
+void TaskCore::set_name(std::string name) {
+  std::lock_guard lock(cancel_lock_);
+  name_ = std::move(name);
+}
+
+// ------------------------------------------------------------------ sleep timer
+
+/// A sleep's timer: fired by its loop, or cancelled by Task::cancel, whichever
+/// wins the CAS on `resolved_` wakes the task (exactly once).
+class SleepTimer final : public TimerEntry, public WaitTarget, public FrameAllocated {
+ public:
+  explicit SleepTimer(TaskCore* task) noexcept : task_(task) {}
+  enum : std::uint8_t { kPending, kFired, kCancelled };
+
+  void run() override {  // due on the loop thread; the heap's reference came with it
+    std::uint8_t expected = kPending;
+    if (resolved_.compare_exchange_strong(expected, kFired, std::memory_order_acq_rel))
+      task_->wake();
+    release();
+  }
+  bool timer_cancelled() const noexcept override {
+    return resolved_.load(std::memory_order_acquire) == kCancelled;
+  }
+  void add_ref() noexcept override { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept override {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  bool cancel_wait(const std::string& message) override {
+    std::uint8_t expected = kPending;
+    if (!resolved_.compare_exchange_strong(expected, kCancelled, std::memory_order_acq_rel))
+      return false;
+    message_ = message;  // read by the task after the wake below
+    task_->wake();
+    return true;
+  }
+  bool abandon() noexcept {
+    std::uint8_t expected = kPending;
+    return resolved_.compare_exchange_strong(expected, kCancelled, std::memory_order_acq_rel);
+  }
+  bool was_cancelled() const noexcept { return timer_cancelled(); }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::atomic<std::uint32_t> refs_{2};  // the loop's heap and the awaiter
+  std::atomic<std::uint8_t> resolved_{kPending};
+  TaskCore* task_;
+  std::string message_;
+};
+
+SleepTimer* sleep_start(TaskCore& task, TimePoint deadline) {
+  LoopImpl* loop = current_loop_impl();
+  auto* timer = new SleepTimer(&task);
+  timer->when = deadline;
+  loop->add_timer(timer);
+  task.begin_wait(timer);
+  return timer;
+}
+
+void sleep_end(SleepTimer* timer, TaskCore& task) {
+  struct Release {
+    SleepTimer* t;
+    ~Release() { t->release(); }
+  } release{timer};
+  task.end_wait();
+  if (timer->was_cancelled()) throw CancelledError(timer->message());
+}
+
+void sleep_abandon(SleepTimer* timer) noexcept {
+  timer->abandon();
+  timer->release();
+}
+
+}  // namespace detail
+
+// ----------------------------------------------------------------------- TaskRef
+
+TaskRef::TaskRef(detail::TaskCore* core) noexcept : core_(core) {
+  if (core_) core_->as_future().add_ref();
+}
+TaskRef::TaskRef(const TaskRef& other) noexcept : TaskRef(other.core_) {}
+TaskRef& TaskRef::operator=(TaskRef other) noexcept {
+  std::swap(core_, other.core_);
+  return *this;
+}
+TaskRef::~TaskRef() {
+  if (core_) core_->as_future().release();
+}
+static detail::TaskCore& checked(detail::TaskCore* c) {
+  if (!c) throw InvalidStateError("use of an empty TaskRef");
+  return *c;
+}
+std::string TaskRef::get_name() const { return checked(core_).name(); }
+void TaskRef::set_name(std::string name) const { checked(core_).set_name(std::move(name)); }
+bool TaskRef::done() const { return checked(core_).as_future().done(); }
+bool TaskRef::cancelled() const { return checked(core_).as_future().cancelled(); }
+bool TaskRef::cancel(std::string message) const {
+  return checked(core_).request_cancel(std::move(message));
+}
+int TaskRef::cancelling() const { return checked(core_).cancelling(); }
+int TaskRef::uncancel() const { return checked(core_).uncancel(); }
+
+TaskRef current_task() { return TaskRef(detail::current_task_core()); }
+
+std::vector<TaskRef> all_tasks() {
+  detail::LoopImpl* loop = detail::current_loop_impl();
+  if (!loop) throw RuntimeError("all_tasks: no running event loop on this thread");
+  std::vector<TaskRef> out;
+  loop->registry->for_each([&](detail::TaskCore* t) {
+    if (!t->as_future().done()) out.emplace_back(t);
+  });
+  return out;
+}
+
+}  // namespace weft
