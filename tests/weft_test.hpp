@@ -1,0 +1,72 @@
+// Test helpers shared by weft's GoogleTest suites.
+//
+//   WEFT_TEST(Suite, Name) { co_await ...; }            // body runs as main of
+//                                                        // weft::run(workers = 1)
+//   class Suite : public weft::testing::WorkersTest {};
+//   WEFT_TEST_P(Suite, Name) { ... workers ... }         // body runs at every
+//   INSTANTIATE_TEST_SUITE_P(Workers, Suite,             // worker count given
+//                            weft::testing::kWorkerCounts);
+//
+// GoogleTest's ASSERT_* macros `return`, which a coroutine cannot: use
+// CO_ASSERT_TRUE / CO_ASSERT_EQ inside coroutine bodies.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <weft/weft.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace weft::testing {
+
+/// Iteration counts shrink under sanitizers (never raise timeouts instead).
+constexpr long scaled(long n) {
+#ifdef WEFT_SANITIZED
+  return std::max<long>(1, n / 20);
+#else
+  return n;
+#endif
+}
+
+class WorkersTest : public ::testing::TestWithParam<unsigned> {};
+
+inline const auto kWorkerCounts = ::testing::Values(1u, 2u, 8u);
+/// For tests that are about order: exact asyncio order holds at one worker.
+inline const auto kOneWorker = ::testing::Values(1u);
+
+inline std::string worker_name(const ::testing::TestParamInfo<unsigned>& info) {
+  return "w" + std::to_string(info.param);
+}
+
+}  // namespace weft::testing
+
+#define WEFT_TEST(Suite, Name)                                                  \
+  static ::weft::Coro<void> weft_body_##Suite##_##Name();                       \
+  TEST(Suite, Name) { ::weft::run(weft_body_##Suite##_##Name(), {.workers = 1}); } \
+  static ::weft::Coro<void> weft_body_##Suite##_##Name()
+
+#define WEFT_TEST_P(Suite, Name)                                                \
+  static ::weft::Coro<void> weft_body_##Suite##_##Name(unsigned workers);       \
+  TEST_P(Suite, Name) {                                                         \
+    ::weft::run(weft_body_##Suite##_##Name(GetParam()), {.workers = GetParam()}); \
+  }                                                                             \
+  static ::weft::Coro<void> weft_body_##Suite##_##Name([[maybe_unused]] unsigned workers)
+
+#define CO_ASSERT_TRUE(cond)                                \
+  do {                                                      \
+    if (!(cond)) {                                          \
+      ADD_FAILURE() << "CO_ASSERT_TRUE failed: " #cond;     \
+      co_return;                                            \
+    }                                                       \
+  } while (0)
+
+#define CO_ASSERT_EQ(a, b)                                  \
+  do {                                                      \
+    if (!((a) == (b))) {                                    \
+      ADD_FAILURE() << "CO_ASSERT_EQ failed: " #a " == " #b \
+                    << " (" << (a) << " vs " << (b) << ")"; \
+      co_return;                                            \
+    }                                                       \
+  } while (0)
