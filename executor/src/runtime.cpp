@@ -299,6 +299,12 @@ void Scheduler::shutdown_executors() {
     }
     if (executor) shutdown_executor(*executor);
   }
+  std::shared_ptr<Executor> shared;
+  {
+    std::lock_guard lock(executor_mu);
+    shared = std::move(default_executor);
+  }
+  if (shared) shutdown_executor(*shared);
 }
 
 void Scheduler::stop_and_join() {
@@ -323,6 +329,8 @@ void Scheduler::abandon_leftovers() noexcept {
   for (auto& w : workers) w->loop_.impl().discard_queued();
 }
 
+void shutdown_executor(Executor& executor) { executor.shutdown(true); }
+
 void shutdown_abandon_tasks(TaskRegistry& registry) noexcept {
   registry.for_each([](TaskCore* t) { abandon_task(t); });
 }
@@ -340,7 +348,6 @@ void abandon_task(TaskCore* task) noexcept {
   task->as_future().release();
 }
 
-void shutdown_executor(Executor& executor) { executor.shutdown(true); }
 
 }  // namespace detail
 

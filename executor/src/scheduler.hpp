@@ -95,6 +95,9 @@ class Scheduler {
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<bool> stopped{false};
   std::atomic<unsigned> next_spawn_loop{0};
+  /// The runtime's default executor, shared by its loops; created on first use.
+  std::mutex executor_mu;
+  std::shared_ptr<Executor> default_executor;  // guarded by executor_mu
 
   /// Any thread.
   void inject(TaskCore* task) noexcept;
@@ -127,6 +130,8 @@ class Scheduler {
 Worker* current_worker() noexcept;
 /// Shuts an executor down, waiting for running calls (defined with the executors).
 void shutdown_executor(Executor& executor);
+/// Busy and idle threads of the default executor when it is a ThreadPoolExecutor.
+void blocking_pool_counts(Scheduler& scheduler, std::int64_t& busy, std::int64_t& idle);
 /// Abandons every task of a registry (standalone loop destruction).
 void shutdown_abandon_tasks(TaskRegistry& registry) noexcept;
 

@@ -12,3 +12,4 @@
 #include <weft/sleep.hpp>
 #include <weft/sync.hpp>
 #include <weft/task.hpp>
+#include <weft/offload.hpp>
