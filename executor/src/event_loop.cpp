@@ -120,9 +120,12 @@ void LoopImpl::discard_queued() noexcept {
 }
 
 bool LoopImpl::on_owner_thread() const noexcept {
-  return t_current_loop == this ||
-         (t_current_loop == nullptr && !running.load(std::memory_order_acquire) &&
-          owner_.load(std::memory_order_relaxed) == std::this_thread::get_id());
+  if (t_current_loop == this) return true;
+  // A runtime loop belongs to its worker thread only. A standalone loop that
+  // is not running belongs to the thread that created or last ran it.
+  if (worker) return false;
+  return t_current_loop == nullptr && !running.load(std::memory_order_acquire) &&
+         owner_.load(std::memory_order_relaxed) == std::this_thread::get_id();
 }
 
 void LoopImpl::bind_owner_thread() noexcept {

@@ -34,7 +34,7 @@ struct ThreadCache {
 thread_local ThreadCache t_cache;
 #endif
 
-std::size_t class_of(std::size_t size) { return (size + kGranule - 1) / kGranule - 1; }
+[[maybe_unused]] std::size_t class_of(std::size_t size) { return (size + kGranule - 1) / kGranule - 1; }
 
 }  // namespace
 

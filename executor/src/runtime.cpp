@@ -101,9 +101,6 @@ void Worker::push_local(TaskCore* task) noexcept {
     scheduler_->injector_count_.fetch_add(1, std::memory_order_seq_cst);
   });
   if (!searching_ && (overflowed || run_queue_.len() > 1)) {
-    // ordering: fence between our queue write and the reads of the idle
-    // counters (the Dekker pair in scheduler.hpp).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     scheduler_->notify_parked();
   }
 }
@@ -125,9 +122,11 @@ bool Worker::transition_to_searching() noexcept {
   if (searching_) return true;
   std::size_t n = scheduler_->workers.size();
   // At most half of the workers search at once (Tokio, Go).
-  if (2 * static_cast<std::size_t>(scheduler_->num_searching_.load(std::memory_order_seq_cst)) >= n)
-    return false;
-  scheduler_->num_searching_.fetch_add(1, std::memory_order_seq_cst);
+  auto& state = scheduler_->idle_state_;
+  std::uint64_t s = state.load(std::memory_order_seq_cst);
+  do {
+    if (2 * static_cast<std::size_t>(Scheduler::searching_of(s)) >= n) return false;
+  } while (!state.compare_exchange_weak(s, s + Scheduler::kOneSearching, std::memory_order_seq_cst));
   searching_ = true;
   return true;
 }
@@ -135,8 +134,8 @@ bool Worker::transition_to_searching() noexcept {
 void Worker::transition_from_searching() noexcept {
   searching_ = false;
   // The last searcher to find work hands the search over to a parked worker.
-  if (scheduler_->num_searching_.fetch_sub(1, std::memory_order_seq_cst) == 1)
-    scheduler_->notify_parked();
+  std::uint64_t before = scheduler_->idle_state_.fetch_sub(Scheduler::kOneSearching, std::memory_order_seq_cst);
+  if (Scheduler::searching_of(before) == 1) scheduler_->notify_parked();
 }
 
 TaskCore* Worker::steal() noexcept {
@@ -166,14 +165,12 @@ void Worker::park() {
   {
     std::lock_guard lock(s.idle_mu_);
     s.idle_.push_back(this);
-    s.num_idle_.fetch_add(1, std::memory_order_seq_cst);
-  }
-  if (searching_) {
+    // ordering: seq_cst RMW on the shared word before re-reading the queues
+    // (the lost-wake-up argument in scheduler.hpp).
+    s.idle_state_.fetch_add(Scheduler::kOneIdle - (searching_ ? Scheduler::kOneSearching : 0),
+                            std::memory_order_seq_cst);
     searching_ = false;
-    s.num_searching_.fetch_sub(1, std::memory_order_seq_cst);
   }
-  // ordering: fence after our idle registration, before re-reading the queues.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (s.injected() > 0 || s.any_stealable_work() || s.stopped.load(std::memory_order_seq_cst)) {
     leave_idle();
     return;
@@ -188,7 +185,7 @@ void Worker::leave_idle() noexcept {
   auto it = std::find(s.idle_.begin(), s.idle_.end(), this);
   if (it != s.idle_.end()) {
     s.idle_.erase(it);
-    s.num_idle_.fetch_sub(1, std::memory_order_seq_cst);
+    s.idle_state_.fetch_sub(Scheduler::kOneIdle, std::memory_order_seq_cst);
   }
 }
 
@@ -247,8 +244,10 @@ bool Scheduler::any_stealable_work() const noexcept {
 }
 
 void Scheduler::notify_parked() noexcept {
-  if (num_searching_.load(std::memory_order_seq_cst) != 0) return;
-  if (num_idle_.load(std::memory_order_seq_cst) == 0) return;
+  // ordering: an RMW, not a load, so that it takes part in the modification
+  // order of idle_state_ with the parkers' RMWs.
+  std::uint64_t s = idle_state_.fetch_add(0, std::memory_order_seq_cst);
+  if (searching_of(s) != 0 || idle_of(s) == 0) return;
   unpark_one();
 }
 
@@ -256,11 +255,10 @@ bool Scheduler::unpark_one() noexcept {
   Worker* w;
   {
     std::lock_guard lock(idle_mu_);
-    if (idle_.empty() || num_searching_.load(std::memory_order_seq_cst) != 0) return false;
+    if (idle_.empty() || searching_of(idle_state_.load(std::memory_order_seq_cst)) != 0) return false;
     w = idle_.back();
     idle_.pop_back();
-    num_idle_.fetch_sub(1, std::memory_order_seq_cst);
-    num_searching_.fetch_add(1, std::memory_order_seq_cst);
+    idle_state_.fetch_add(kOneSearching - kOneIdle, std::memory_order_seq_cst);
     w->woken_as_searcher_.store(true, std::memory_order_release);
   }
   w->loop_.impl().force_wake();

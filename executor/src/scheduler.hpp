@@ -10,15 +10,20 @@
 // - Idle protocol (after Tokio's idle.rs and Go's findRunnable): a worker with
 //   nothing to run first takes from the injector, then, if fewer than half of
 //   the workers are searching, becomes a searcher and steals half of a random
-//   victim's queue. Failing that it registers as idle (num_idle_, idle_ list
-//   under idle_mu_), re-checks every queue, and parks in its selector until
+//   victim's queue. Failing that it registers as idle (idle_ list under
+//   idle_mu_, counted in idle_state_), re-checks every queue, and parks in its selector until
 //   the next timer. Whoever adds stealable work (push with more than one task
 //   queued, inject) unparks one idle worker only when nobody is searching:
 //   the unparked worker starts as a searcher. The last searcher to find work
 //   unparks another, so work keeps spreading without waking everybody.
-//   Lost wake-ups are excluded by a Dekker pair: the parker's seq_cst RMW on
-//   num_idle_ then a fence then its queue reads, against the pusher's queue
-//   write then a fence then its reads of num_searching_/num_idle_.
+//   Lost wake-ups are excluded because both sides read-modify-write the one
+//   word idle_state_ (searching count in the low half, idle count in the high
+//   half; seq_cst): the parker's RMW (idle+1, searching-1) then its queue
+//   reads, against the pusher's queue write then its RMW read of the word. In
+//   the word's modification order one RMW comes first; if the parker's, the
+//   pusher sees it idle and unparks it (or sees a searcher that will re-check
+//   after it); if the pusher's, the parker's RMW synchronizes with it and its
+//   queue reads see the push. (RMWs rather than fences: TSan models the former.)
 // - Shutdown order: cancel every task and wait (grace) -> shut the default
 //   executors down -> stopped_ = true, wake and join every worker -> drop
 //   queued pointers -> abandon the tasks left (frames destroyed, futures
@@ -119,8 +124,11 @@ class Scheduler {
 
   moodycamel::ConcurrentQueue<TaskCore*> injector_;
   std::atomic<std::int64_t> injector_count_{0};
-  std::atomic<int> num_searching_{0};
-  std::atomic<int> num_idle_{0};
+  static constexpr std::uint64_t kOneSearching = 1;
+  static constexpr std::uint64_t kOneIdle = std::uint64_t{1} << 32;
+  static std::uint32_t searching_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s); }
+  static std::uint32_t idle_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
+  std::atomic<std::uint64_t> idle_state_{0};
   std::mutex idle_mu_;
   std::vector<Worker*> idle_;  // guarded by idle_mu_
   bool joined_ = false;

@@ -1,0 +1,231 @@
+// weft's side of the peer comparison (issue 6): the same workload
+// definitions as bench/peers/*, one machine-readable line per run:
+//   peer=weft workload=<w> workers=<n> seconds=<wall> ops_per_sec=<x> [extra...]
+// Usage: weft_workloads <workload> <workers> [--quick]
+//   workloads: spawn_many yield_many ping_pong chained_spawn timers idle_memory fanout
+#include <weft/weft.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+long g_scale = 1;  // --quick divides counts by 10
+
+struct Result {
+  double seconds;
+  double ops;
+  std::string extra;
+};
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+long peak_rss_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  return 0;
+}
+long current_rss_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  return 0;
+}
+
+// spawn_many: spawn N tasks that only signal completion; await all.
+weft::Coro<void> signal_done(std::atomic<long>* left, weft::Future<void> all_done) {
+  if (left->fetch_sub(1, std::memory_order_acq_rel) == 1) all_done.set_result();
+  co_return;
+}
+weft::Coro<Result> spawn_many() {
+  const long n = 1'000'000 / g_scale;
+  std::atomic<long> left{n};
+  weft::Future<void> all_done;
+  auto t0 = Clock::now();
+  for (long i = 0; i < n; ++i) weft::create_task(signal_done(&left, all_done));
+  co_await all_done;
+  co_return Result{since(t0), double(n), ""};
+}
+
+// yield_many: 1,000 tasks x 1,000 yields.
+weft::Coro<void> yielder(long yields) {
+  for (long i = 0; i < yields; ++i) co_await weft::sleep(0s);
+}
+weft::Coro<Result> yield_many() {
+  const long tasks = 1000, yields = 1000 / g_scale;
+  auto t0 = Clock::now();
+  std::vector<weft::Task<void>> all;
+  all.reserve(tasks);
+  for (long i = 0; i < tasks; ++i) all.push_back(weft::create_task(yielder(yields)));
+  for (auto& t : all) co_await t;
+  co_return Result{since(t0), double(tasks * yields), ""};
+}
+
+// ping_pong: N round trips between two tasks through one-shot futures.
+struct Exchange {
+  weft::Future<long> request;   // the next request the ponger awaits
+  weft::Future<long> response;  // the response to the current request
+};
+weft::Coro<void> ponger(Exchange* ex, long rounds, weft::Future<long> current) {
+  for (long i = 0; i < rounds; ++i) {
+    long v = co_await current;
+    // ex was written by the pinger before it completed `current`.
+    weft::Future<long> response = ex->response;
+    current = ex->request;
+    response.set_result(v + 1);
+  }
+}
+weft::Coro<Result> ping_pong() {
+  const long rounds = 200'000 / g_scale;
+  Exchange ex;
+  auto t0 = Clock::now();
+  auto pong = weft::create_task(ponger(&ex, rounds, ex.request));
+  for (long i = 0; i < rounds; ++i) {
+    weft::Future<long> current = ex.request;
+    weft::Future<long> response;
+    ex.response = response;
+    ex.request = weft::Future<long>();
+    current.set_result(i);
+    long r = co_await response;
+    if (r != i + 1) std::abort();
+  }
+  co_await pong;
+  co_return Result{since(t0), double(rounds), ""};
+}
+
+// chained_spawn: each task spawns the next, N deep; the last signals.
+weft::Coro<void> chain(long left, weft::Future<void> done) {
+  if (left == 0) {
+    done.set_result();
+    co_return;
+  }
+  weft::create_task(chain(left - 1, done));
+}
+weft::Coro<Result> chained_spawn() {
+  const long depth = 100'000 / g_scale;
+  weft::Future<void> done;
+  auto t0 = Clock::now();
+  weft::create_task(chain(depth, done));
+  co_await done;
+  co_return Result{since(t0), double(depth), ""};
+}
+
+// timers: N tasks sleeping uniform 1-50 ms (seed 42); lateness = wake - deadline.
+weft::Coro<void> sleeper(std::chrono::microseconds d, double* lateness_us) {
+  auto deadline = Clock::now() + d;
+  co_await weft::sleep(d);
+  *lateness_us = std::chrono::duration<double, std::micro>(Clock::now() - deadline).count();
+}
+weft::Coro<Result> timers() {
+  const long n = 100'000 / g_scale;
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> ms(1000, 50000);
+  std::vector<double> lateness(n);
+  auto t0 = Clock::now();
+  std::vector<weft::Task<void>> all;
+  all.reserve(n);
+  for (long i = 0; i < n; ++i)
+    all.push_back(weft::create_task(sleeper(std::chrono::microseconds(ms(rng)), &lateness[i])));
+  for (auto& t : all) co_await t;
+  double secs = since(t0), sum = 0, max = 0;
+  for (double l : lateness) {
+    sum += l;
+    if (l > max) max = l;
+  }
+  char extra[128];
+  std::snprintf(extra, sizeof extra, "mean_late_us=%.1f max_late_us=%.1f", sum / n, max);
+  co_return Result{secs, double(n), extra};
+}
+
+// idle_memory: N tasks awaiting one shared future; (peak RSS - RSS before) / N.
+weft::Coro<void> idle_waiter(weft::Future<void> gate, std::atomic<long>* parked) {
+  parked->fetch_add(1, std::memory_order_relaxed);
+  co_await gate;
+}
+weft::Coro<Result> idle_memory() {
+  const long n = 1'000'000 / g_scale;
+  long before = current_rss_kib();
+  weft::Future<void> gate;
+  std::atomic<long> parked{0};
+  auto t0 = Clock::now();
+  std::vector<weft::Task<void>> all;
+  all.reserve(n);
+  long handles_kib = (n * long(sizeof(weft::Task<void>))) / 1024;
+  for (long i = 0; i < n; ++i) all.push_back(weft::create_task(idle_waiter(gate, &parked)));
+  while (parked.load(std::memory_order_relaxed) < n) co_await weft::sleep(1ms);
+  long peak = peak_rss_kib();
+  gate.set_result();
+  for (auto& t : all) co_await t;
+  double per_task = double(peak - before - handles_kib) * 1024.0 / double(n);
+  char extra[96];
+  std::snprintf(extra, sizeof extra, "bytes_per_task=%.1f", per_task);
+  co_return Result{since(t0), double(n), extra};
+}
+
+// fanout: 64 CPU-bound tasks (integer hash mixing), to show parallel speed-up.
+std::uint64_t mix_work(std::uint64_t seed, long iterations) {
+  std::uint64_t x = seed;
+  for (long i = 0; i < iterations; ++i) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    x += static_cast<std::uint64_t>(i);
+  }
+  return x;
+}
+weft::Coro<std::uint64_t> cpu_task(std::uint64_t seed, long iterations) { co_return mix_work(seed, iterations); }
+weft::Coro<Result> fanout() {
+  const long tasks = 64, iterations = 2'000'000 / g_scale;
+  auto t0 = Clock::now();
+  std::vector<weft::Task<std::uint64_t>> all;
+  for (long i = 0; i < tasks; ++i) all.push_back(weft::create_task(cpu_task(std::uint64_t(i) + 1, iterations)));
+  std::uint64_t sum = 0;
+  for (auto& t : all) sum += co_await t;
+  char extra[64];
+  std::snprintf(extra, sizeof extra, "checksum=%llu", static_cast<unsigned long long>(sum % 1000003));
+  co_return Result{since(t0), double(tasks), extra};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s <workload> <workers> [--quick]\n", argv[0]);
+    return 2;
+  }
+  std::string workload = argv[1];
+  unsigned workers = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
+  if (argc > 3 && std::strcmp(argv[3], "--quick") == 0) g_scale = 10;
+  weft::Coro<Result> (*fn)() = nullptr;
+  if (workload == "spawn_many") fn = spawn_many;
+  else if (workload == "yield_many") fn = yield_many;
+  else if (workload == "ping_pong") fn = ping_pong;
+  else if (workload == "chained_spawn") fn = chained_spawn;
+  else if (workload == "timers") fn = timers;
+  else if (workload == "idle_memory") fn = idle_memory;
+  else if (workload == "fanout") fn = fanout;
+  if (!fn) {
+    std::fprintf(stderr, "unknown workload '%s'\n", workload.c_str());
+    return 2;
+  }
+  Result r = weft::run(fn(), {.workers = workers});
+  std::printf("peer=weft workload=%s workers=%u seconds=%.6f ops_per_sec=%.1f%s%s\n", workload.c_str(),
+              workers, r.seconds, r.ops / r.seconds, r.extra.empty() ? "" : " ", r.extra.c_str());
+  return 0;
+}
