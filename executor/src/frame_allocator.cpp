@@ -6,8 +6,8 @@
 namespace weft::detail {
 namespace {
 
-constexpr std::size_t kGranule = 64;
-constexpr std::size_t kMaxCachedSize = 2048;
+constexpr std::size_t kGranule = 16;
+constexpr std::size_t kMaxCachedSize = 1024;
 constexpr std::size_t kClasses = kMaxCachedSize / kGranule;
 constexpr std::size_t kMaxCachedPerClass = 4096;
 
@@ -34,7 +34,9 @@ struct ThreadCache {
 thread_local ThreadCache t_cache;
 #endif
 
-[[maybe_unused]] std::size_t class_of(std::size_t size) { return (size + kGranule - 1) / kGranule - 1; }
+[[maybe_unused]] std::size_t class_of(std::size_t size) {
+  return (size + kGranule - 1) / kGranule - 1;
+}
 
 }  // namespace
 

@@ -30,7 +30,7 @@ std::exception_ptr FutureBase::exception() {
     case FutureStatus::pending:
       throw InvalidStateError("Future::exception: Exception is not set.");
     case FutureStatus::cancelled:
-      throw CancelledError(cancel_message_);
+      throw CancelledError(cancel_message_ ? *cancel_message_ : std::string());
     default:
       retrieved_.store(true, std::memory_order_release);
       return exception_;
@@ -42,7 +42,7 @@ void FutureBase::check_result() {
     case FutureStatus::pending:
       throw InvalidStateError("Future::result: Result is not set.");
     case FutureStatus::cancelled:
-      throw CancelledError(cancel_message_);
+      throw CancelledError(cancel_message_ ? *cancel_message_ : std::string());
     case FutureStatus::exception:
       retrieved_.store(true, std::memory_order_release);
       std::rethrow_exception(exception_);
@@ -56,7 +56,9 @@ bool FutureBase::set_exception_ptr(std::exception_ptr e) {
 }
 
 bool FutureBase::set_cancelled(std::string message) {
-  return complete(FutureStatus::cancelled, [&] { cancel_message_ = std::move(message); });
+  return complete(FutureStatus::cancelled, [&] {
+    if (!message.empty()) cancel_message_ = std::make_unique<std::string>(std::move(message));
+  });
 }
 
 void FutureBase::link(WaiterNode* node) noexcept {

@@ -126,7 +126,8 @@ bool Worker::transition_to_searching() noexcept {
   std::uint64_t s = state.load(std::memory_order_seq_cst);
   do {
     if (2 * static_cast<std::size_t>(Scheduler::searching_of(s)) >= n) return false;
-  } while (!state.compare_exchange_weak(s, s + Scheduler::kOneSearching, std::memory_order_seq_cst));
+  } while (
+      !state.compare_exchange_weak(s, s + Scheduler::kOneSearching, std::memory_order_seq_cst));
   searching_ = true;
   return true;
 }
@@ -134,7 +135,8 @@ bool Worker::transition_to_searching() noexcept {
 void Worker::transition_from_searching() noexcept {
   searching_ = false;
   // The last searcher to find work hands the search over to a parked worker.
-  std::uint64_t before = scheduler_->idle_state_.fetch_sub(Scheduler::kOneSearching, std::memory_order_seq_cst);
+  std::uint64_t before =
+      scheduler_->idle_state_.fetch_sub(Scheduler::kOneSearching, std::memory_order_seq_cst);
   if (Scheduler::searching_of(before) == 1) scheduler_->notify_parked();
 }
 
@@ -255,7 +257,8 @@ bool Scheduler::unpark_one() noexcept {
   Worker* w;
   {
     std::lock_guard lock(idle_mu_);
-    if (idle_.empty() || searching_of(idle_state_.load(std::memory_order_seq_cst)) != 0) return false;
+    if (idle_.empty() || searching_of(idle_state_.load(std::memory_order_seq_cst)) != 0)
+      return false;
     w = idle_.back();
     idle_.pop_back();
     idle_state_.fetch_add(kOneSearching - kOneIdle, std::memory_order_seq_cst);
@@ -345,7 +348,6 @@ void abandon_task(TaskCore* task) noexcept {
   task->registry->erase(task);
   task->as_future().release();
 }
-
 
 }  // namespace detail
 

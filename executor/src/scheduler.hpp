@@ -126,8 +126,12 @@ class Scheduler {
   std::atomic<std::int64_t> injector_count_{0};
   static constexpr std::uint64_t kOneSearching = 1;
   static constexpr std::uint64_t kOneIdle = std::uint64_t{1} << 32;
-  static std::uint32_t searching_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s); }
-  static std::uint32_t idle_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
+  static std::uint32_t searching_of(std::uint64_t s) noexcept {
+    return static_cast<std::uint32_t>(s);
+  }
+  static std::uint32_t idle_of(std::uint64_t s) noexcept {
+    return static_cast<std::uint32_t>(s >> 32);
+  }
   std::atomic<std::uint64_t> idle_state_{0};
   std::mutex idle_mu_;
   std::vector<Worker*> idle_;  // guarded by idle_mu_

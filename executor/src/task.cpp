@@ -41,7 +41,7 @@ void launch_task(TaskCore* task, std::string name) {
     throw RuntimeError("create_task: the runtime is shut down");
   }
   task->id_ = loop.registry->next_number();
-  task->name_ = std::move(name);
+  if (!name.empty()) task->cold().name = std::move(name);
   task->context_ = current_context();
   task->registry = loop.registry;
   loop.registry->insert(task);
@@ -145,7 +145,7 @@ bool TaskCore::request_cancel(std::string message) {
   ++cancel_requests_;
   if (waiting_on_ && waiting_on_->cancel_wait(message)) return true;
   must_cancel_ = true;
-  cancel_message_ = std::move(message);
+  cold().cancel_message = std::move(message);
   return true;
 }
 
@@ -168,7 +168,7 @@ void TaskCore::begin_wait(WaitTarget* target) {
   std::lock_guard lock(cancel_lock_);
   waiting_on_ = target;
   // TASK-09: a cancellation requested while running goes to what we now await.
-  if (must_cancel_ && target && target->cancel_wait(cancel_message_)) must_cancel_ = false;
+  if (must_cancel_ && target && target->cancel_wait(cold().cancel_message)) must_cancel_ = false;
 }
 
 void TaskCore::end_wait() {
@@ -178,7 +178,7 @@ void TaskCore::end_wait() {
     waiting_on_ = nullptr;
     if (!must_cancel_) return;
     must_cancel_ = false;
-    message = std::move(cancel_message_);
+    message = std::move(cold().cancel_message);
   }
   throw CancelledError(std::move(message));
 }
@@ -187,18 +187,23 @@ bool TaskCore::take_must_cancel(std::string& message) {
   std::lock_guard lock(cancel_lock_);
   if (!must_cancel_) return false;
   must_cancel_ = false;
-  message = std::move(cancel_message_);
+  message = std::move(cold().cancel_message);
   return true;
 }
 
 std::string TaskCore::name() const {
   std::lock_guard lock(cancel_lock_);
-  return name_.empty() ? "Task-" + std::to_string(id_) : name_;
+  return cold_ && !cold_->name.empty() ? cold_->name : "Task-" + std::to_string(id_);
 }
 
 void TaskCore::set_name(std::string name) {
   std::lock_guard lock(cancel_lock_);
-  name_ = std::move(name);
+  cold().name = std::move(name);
+}
+
+TaskCore::Cold& TaskCore::cold() {
+  if (!cold_) cold_ = std::make_unique<Cold>();
+  return *cold_;
 }
 
 // ------------------------------------------------------------------ sleep timer

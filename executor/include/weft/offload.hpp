@@ -1,4 +1,4 @@
-// Offloading blocking and CPU-heavy calls (api.md section 8): 
+// Offloading blocking and CPU-heavy calls (api.md section 8):
 // EventLoop::run_in_executor and to_thread (asyncio.to_thread).
 //
 // The function runs on an Executor thread, never on a worker; its value (or
@@ -32,20 +32,21 @@ auto EventLoop::run_in_executor(Executor* executor, F fn) {
     keep = default_executor();
     executor = keep.get();
   }
-  executor->submit([state = future, fn = std::move(fn), context = detail::current_context()]() mutable {
-    if (state.done()) return;  // cancelled before it started
-    detail::ContextScope scope(&context);
-    try {
-      if constexpr (std::is_void_v<R>) {
-        fn();
-        state.state_ptr()->set_value();
-      } else {
-        state.state_ptr()->set_value(fn());
-      }
-    } catch (...) {
-      state.state_ptr()->set_exception_ptr(std::current_exception());
-    }
-  });
+  executor->submit(
+      [state = future, fn = std::move(fn), context = detail::current_context()]() mutable {
+        if (state.done()) return;  // cancelled before it started
+        detail::ContextScope scope(&context);
+        try {
+          if constexpr (std::is_void_v<R>) {
+            fn();
+            state.state_ptr()->set_value();
+          } else {
+            state.state_ptr()->set_value(fn());
+          }
+        } catch (...) {
+          state.state_ptr()->set_exception_ptr(std::current_exception());
+        }
+      });
   return future;
 }
 

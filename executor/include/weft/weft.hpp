@@ -8,8 +8,8 @@
 #include <weft/executor.hpp>
 #include <weft/future.hpp>
 #include <weft/io.hpp>
+#include <weft/offload.hpp>
 #include <weft/runtime.hpp>
 #include <weft/sleep.hpp>
 #include <weft/sync.hpp>
 #include <weft/task.hpp>
-#include <weft/offload.hpp>

@@ -2,7 +2,7 @@
 //
 // Every task costs at least one allocation (its coroutine frame); a malloc and
 // a free on a different thread cost about 100x a thread-local reuse. Blocks
-// are cached per thread in size classes of 64 bytes up to kMaxCachedSize; a
+// are cached per thread in size classes of 16 bytes up to kMaxCachedSize; a
 // block freed on another thread simply joins that thread's cache (memory
 // migrates with stolen tasks, bounded by kMaxCachedPerClass per class). Under
 // a sanitizer build the cache is off so that use-after-free stays visible.

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <new>
 #include <optional>
 #include <string>
@@ -146,7 +147,8 @@ class FutureBase : public WaitTarget {
   }
 
   SpinLock lock_;
-  std::string cancel_message_;  // written once, before the cancelled status is published
+  // Written once, before the cancelled status is published; null when empty.
+  std::unique_ptr<std::string> cancel_message_;
 
  private:
   void notify(WaiterNode* first) noexcept;
@@ -157,9 +159,9 @@ class FutureBase : public WaitTarget {
   std::atomic<bool> retrieved_{false};
   EventLoop* loop_;
   bool is_task_;
-  WaiterNode* head_ = nullptr;       // guarded by lock_
-  WaiterNode* tail_ = nullptr;       // guarded by lock_
-  CallbackId next_callback_id_ = 0;  // guarded by lock_
+  WaiterNode* head_ = nullptr;          // guarded by lock_
+  WaiterNode* tail_ = nullptr;          // guarded by lock_
+  std::uint32_t next_callback_id_ = 0;  // guarded by lock_
   std::exception_ptr exception_;
 };
 

@@ -32,6 +32,7 @@
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace weft {
@@ -108,12 +109,18 @@ class TaskCore : public Runnable {
   Context context_;
   std::uint64_t id_;
 
+  // Rarely set, so kept out of line: an idle task stays small.
+  struct Cold {
+    std::string cancel_message;
+    std::string name;
+  };
+  Cold& cold();  // under cancel_lock_
+
   mutable SpinLock cancel_lock_;
   bool must_cancel_ = false;
   int cancel_requests_ = 0;
   WaitTarget* waiting_on_ = nullptr;
-  std::string cancel_message_;
-  std::string name_;
+  std::unique_ptr<Cold> cold_;
 
   friend class TaskRegistry;
   friend void launch_task(TaskCore* task, std::string name);
