@@ -29,7 +29,9 @@ struct Result {
   std::string extra;
 };
 
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 long peak_rss_kib() {
   std::ifstream status("/proc/self/status");
@@ -189,16 +191,20 @@ std::uint64_t mix_work(std::uint64_t seed, long iterations) {
   }
   return x;
 }
-weft::Coro<std::uint64_t> cpu_task(std::uint64_t seed, long iterations) { co_return mix_work(seed, iterations); }
+weft::Coro<std::uint64_t> cpu_task(std::uint64_t seed, long iterations) {
+  co_return mix_work(seed, iterations);
+}
 weft::Coro<Result> fanout() {
   const long tasks = 64, iterations = 2'000'000 / g_scale;
   auto t0 = Clock::now();
   std::vector<weft::Task<std::uint64_t>> all;
-  for (long i = 0; i < tasks; ++i) all.push_back(weft::create_task(cpu_task(std::uint64_t(i) + 1, iterations)));
+  for (long i = 0; i < tasks; ++i)
+    all.push_back(weft::create_task(cpu_task(std::uint64_t(i) + 1, iterations)));
   std::uint64_t sum = 0;
   for (auto& t : all) sum += co_await t;
   char extra[64];
-  std::snprintf(extra, sizeof extra, "checksum=%llu", static_cast<unsigned long long>(sum % 1000003));
+  std::snprintf(extra, sizeof extra, "checksum=%llu",
+                static_cast<unsigned long long>(sum % 1000003));
   co_return Result{since(t0), double(tasks), extra};
 }
 
@@ -213,19 +219,27 @@ int main(int argc, char** argv) {
   unsigned workers = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
   if (argc > 3 && std::strcmp(argv[3], "--quick") == 0) g_scale = 10;
   weft::Coro<Result> (*fn)() = nullptr;
-  if (workload == "spawn_many") fn = spawn_many;
-  else if (workload == "yield_many") fn = yield_many;
-  else if (workload == "ping_pong") fn = ping_pong;
-  else if (workload == "chained_spawn") fn = chained_spawn;
-  else if (workload == "timers") fn = timers;
-  else if (workload == "idle_memory") fn = idle_memory;
-  else if (workload == "fanout") fn = fanout;
+  if (workload == "spawn_many")
+    fn = spawn_many;
+  else if (workload == "yield_many")
+    fn = yield_many;
+  else if (workload == "ping_pong")
+    fn = ping_pong;
+  else if (workload == "chained_spawn")
+    fn = chained_spawn;
+  else if (workload == "timers")
+    fn = timers;
+  else if (workload == "idle_memory")
+    fn = idle_memory;
+  else if (workload == "fanout")
+    fn = fanout;
   if (!fn) {
     std::fprintf(stderr, "unknown workload '%s'\n", workload.c_str());
     return 2;
   }
   Result r = weft::run(fn(), {.workers = workers});
-  std::printf("peer=weft workload=%s workers=%u seconds=%.6f ops_per_sec=%.1f%s%s\n", workload.c_str(),
-              workers, r.seconds, r.ops / r.seconds, r.extra.empty() ? "" : " ", r.extra.c_str());
+  std::printf("peer=weft workload=%s workers=%u seconds=%.6f ops_per_sec=%.1f%s%s\n",
+              workload.c_str(), workers, r.seconds, r.ops / r.seconds, r.extra.empty() ? "" : " ",
+              r.extra.c_str());
   return 0;
 }
