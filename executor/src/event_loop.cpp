@@ -3,6 +3,7 @@
 #include "loop_impl.hpp"
 
 #include <weft/errors.hpp>
+#include <weft/sleep.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -34,6 +35,15 @@ void schedule_on_loop(EventLoop* loop, Runnable* r) noexcept {
     return;
   }
   loop->impl().schedule(r);
+}
+
+TimePoint deadline_after(Duration delay) noexcept {
+  // Saturating: now + delay must not overflow for delays near Duration::max() or min().
+  TimePoint now = Clock::now();
+  Duration since_epoch = now.time_since_epoch();
+  if (delay > TimePoint::max() - now) return TimePoint::max();
+  if (delay < -since_epoch) return TimePoint{};
+  return now + delay;
 }
 
 bool debug_enabled() noexcept {
@@ -149,12 +159,19 @@ void LoopImpl::add_timer(TimerEntry* t) {
 }
 
 void LoopImpl::enqueue_remote(InboxItem item) noexcept {
-  // moodycamel allocates a block only when its current one is full; an
-  // allocation failure here would lose the item, so retry until it goes in.
-  while (!inbox_.enqueue(item)) std::this_thread::yield();
+  // Count and wake first, publish last: once the item is in the inbox the
+  // owner may run it (a task that then finishes, letting its runtime shut
+  // down and destroy this loop), so a foreign producer must not touch the
+  // loop after the enqueue. Found by TSan: a detached thread waking a task
+  // was still in wake_if_parked() when ~EventLoop ran. A counted item not yet
+  // enqueued only keeps the owner from parking (it polls with timeout 0)
+  // until the enqueue lands.
   // ordering: seq_cst pairs with the owner's parked_ store / inbox_count_ load.
   inbox_count_.fetch_add(1, std::memory_order_seq_cst);
   wake_if_parked();
+  // moodycamel allocates a block only when its current one is full; an
+  // allocation failure here would lose the item, so retry until it goes in.
+  while (!inbox_.enqueue(item)) std::this_thread::yield();
 }
 
 void LoopImpl::wake_if_parked() noexcept {
@@ -392,7 +409,8 @@ TimerHandle EventLoop::call_at(TimePoint when, Callback cb) {
 }
 
 TimerHandle EventLoop::call_later(Duration delay, Callback cb) {
-  return call_at(Clock::now() + std::max(delay, Duration::zero()), std::move(cb));
+  // LOOP-04: no clamping to zero; call_later(-1s) and call_later(-2s) fire by deadline.
+  return call_at(detail::deadline_after(delay), std::move(cb));
 }
 
 TimePoint EventLoop::time() const { return Clock::now(); }

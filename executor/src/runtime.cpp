@@ -226,9 +226,15 @@ Scheduler::~Scheduler() {
 }
 
 void Scheduler::inject(TaskCore* task) noexcept {
-  while (!injector_.enqueue(task)) std::this_thread::yield();
+  // Count and notify first, publish last (as LoopImpl::enqueue_remote): a
+  // foreign thread must not touch the scheduler once a worker can take the
+  // task, run it to completion and let the runtime shut down. The count is
+  // what parkers re-check (injected()), so it stands for "work exists" in the
+  // lost-wake-up argument; pop_injected() tolerates a count that is ahead of
+  // the queue.
   injector_count_.fetch_add(1, std::memory_order_seq_cst);
   notify_parked();
+  while (!injector_.enqueue(task)) std::this_thread::yield();
 }
 
 TaskCore* Scheduler::pop_injected() noexcept {
@@ -330,8 +336,6 @@ void Scheduler::abandon_leftovers() noexcept {
   for (auto& w : workers) w->loop_.impl().discard_queued();
 }
 
-void shutdown_executor(Executor& executor) { executor.shutdown(true); }
-
 void shutdown_abandon_tasks(TaskRegistry& registry) noexcept {
   registry.for_each([](TaskCore* t) { abandon_task(t); });
 }
@@ -395,6 +399,7 @@ RuntimeMetrics Runtime::metrics() const {
   }
   m.injection_queue_depth = scheduler_->injected();
   m.tasks_alive = scheduler_->registry.size();
+  detail::blocking_pool_counts(*scheduler_, m.blocking_threads_busy, m.blocking_threads_idle);
   return m;
 }
 

@@ -66,16 +66,26 @@ struct BridgeCoroutine {
 template <class A>
 class ForeignAwaiter {
   using Awaiter = decltype(get_awaiter(std::declval<A>()));
-  using Result = decltype(std::declval<Awaiter&>().await_resume());
+  using AwaiterObject = std::remove_reference_t<Awaiter>;
+  using Result = decltype(std::declval<AwaiterObject&>().await_resume());
   using Stored = std::conditional_t<
       std::is_void_v<Result>, std::monostate,
       std::conditional_t<std::is_reference_v<Result>, std::remove_reference_t<Result>*, Result>>;
+  // The awaitable is its own awaiter (a reference into awaitable_), or
+  // operator co_await made one, kept here next to it.
+  using AwaiterSlot = std::conditional_t<std::is_reference_v<Awaiter>, AwaiterObject*,
+                                         std::optional<AwaiterObject>>;
 
  public:
   explicit ForeignAwaiter(A&& a) : awaitable_(std::forward<A>(a)) {}
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     task_ = &require_task("co_await on a foreign awaitable");
+    if constexpr (std::is_reference_v<Awaiter>) {
+      auto&& awaiter = get_awaiter(std::forward<A>(awaitable_));
+      awaiter_ = &awaiter;
+    } else
+      awaiter_.emplace(get_awaiter(std::forward<A>(awaitable_)));
     task_->set_resume_point(h);
     task_->begin_wait(nullptr);
     bridge(this);
@@ -92,24 +102,43 @@ class ForeignAwaiter {
   }
 
  private:
+  /// What the bridge awaits: forwards to the foreign awaiter, which stays in
+  /// *self, and stores its result there. Awaiting the awaiter itself made
+  /// GCC 12 copy it into the bridge frame: an lvalue foreign awaitable that is
+  /// not copyable did not compile, and the copy was destroyed after the
+  /// wake-up below. Relay is trivially destructible and its co_await has type
+  /// void, so the bridge frame owns nothing that outlives the wake-up. (GCC 12
+  /// also destroys an *aggregate* prvalue co_await operand twice, which is
+  /// harmless here and a compiler bug for user awaitables; see tests/coro_conformance_test.cpp.)
+  struct Relay {
+    ForeignAwaiter* self;
+    AwaiterObject& awaiter() const noexcept { return *self->awaiter_; }
+    bool await_ready() { return awaiter().await_ready(); }
+    decltype(auto) await_suspend(std::coroutine_handle<> h) { return awaiter().await_suspend(h); }
+    void await_resume() {
+      if constexpr (std::is_void_v<Result>)
+        awaiter().await_resume();
+      else if constexpr (std::is_reference_v<Result>)
+        self->result_.emplace(&awaiter().await_resume());
+      else
+        self->result_.emplace(awaiter().await_resume());
+    }
+  };
+
   static BridgeCoroutine bridge(ForeignAwaiter* self) {
     try {
-      if constexpr (std::is_void_v<Result>) {
-        co_await get_awaiter(std::forward<A>(self->awaitable_));
-      } else if constexpr (std::is_reference_v<Result>) {
-        self->result_.emplace(&(co_await get_awaiter(std::forward<A>(self->awaitable_))));
-      } else {
-        self->result_.emplace(co_await get_awaiter(std::forward<A>(self->awaitable_)));
-      }
+      co_await Relay{self};
     } catch (...) {
       self->error_ = std::current_exception();
     }
-    // The task may resume (and destroy *self) as soon as it is woken.
+    // The task may resume (and destroy *self) as soon as it is woken: nothing
+    // of *self is touched after this line, and the frame holds nothing to destroy.
     TaskCore* task = self->task_;
     task->wake();
   }
 
   A awaitable_;
+  AwaiterSlot awaiter_{};
   TaskCore* task_ = nullptr;
   std::optional<Stored> result_;
   std::exception_ptr error_;

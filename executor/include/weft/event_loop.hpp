@@ -92,7 +92,8 @@ class EventLoop {
   /// Queues `cb` (FIFO). @throws RuntimeError if the loop is closed.
   Handle call_soon(Callback cb);
   Handle call_soon_threadsafe(Callback cb);
-  /// Runs `cb` once, no earlier than time() + delay (negative = 0).
+  /// Runs `cb` once, no earlier than time() + delay. A negative delay is due at
+  /// once but keeps its deadline's place in the timer order (LOOP-04).
   TimerHandle call_later(Duration delay, Callback cb);
   TimerHandle call_at(TimePoint when, Callback cb);
   /// The loop's monotonic clock.
@@ -104,9 +105,14 @@ class EventLoop {
   }
   /// Schedules `coro` on this loop (its first step runs on this loop).
   template <class T>
-  Task<T> create_task(Coro<T> coro, TaskOptions options = {}) {
+  Task<T> create_task(Coro<T> coro, TaskOptions options) {
     check_open("create_task");
     return detail::spawn_on(this, std::move(coro), std::move(options));
+  }
+  /// Not a default argument: see weft::create_task (GCC 12 and aggregate temporaries).
+  template <class T>
+  Task<T> create_task(Coro<T> coro) {
+    return create_task(std::move(coro), TaskOptions{});
   }
 
   /// Runs the loop until `coro` (wrapped in a pinned task) is done; returns

@@ -7,8 +7,10 @@
 
 #include <weft/event_loop.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <vector>
 
@@ -82,8 +84,13 @@ class Runtime {
   /// Schedules `coro` from any thread (on the calling worker's loop, or on the
   /// next loop in turn from a foreign thread). @throws RuntimeError after shutdown.
   template <class T>
-  Task<T> spawn(Coro<T> coro, TaskOptions options = {}) {
+  Task<T> spawn(Coro<T> coro, TaskOptions options) {
     return detail::spawn_on(spawn_loop(), std::move(coro), std::move(options));
+  }
+  /// Not a default argument: see weft::create_task (GCC 12 and aggregate temporaries).
+  template <class T>
+  Task<T> spawn(Coro<T> coro) {
+    return spawn(std::move(coro), TaskOptions{});
   }
 
   EventLoop& loop(unsigned index);
@@ -105,6 +112,28 @@ class Runtime {
   std::unique_ptr<detail::Scheduler> scheduler_;
 };
 
+namespace detail {
+/// The loops of the runtime whose worker runs the calling code, in worker
+/// order (on a standalone loop: that loop). Used by weft::io to open one
+/// listening socket per worker (ServerOptions::reuse_port).
+/// @throws RuntimeError outside a running loop.
+std::vector<EventLoop*> running_loops();
+}  // namespace detail
+
+namespace detail {
+/// RUN-06 seam: SIGINT handling for the duration of one run(). weft::io
+/// (<weft/signals.hpp>) installs the factory; without it run() leaves SIGINT alone.
+class RunInterrupt {
+ public:
+  virtual ~RunInterrupt() = default;
+  /// Disarms (calling thread, workers still running); returns the
+  /// KeyboardInterrupt run() must throw, or null.
+  virtual std::exception_ptr finish(TaskRef main) = 0;
+};
+using RunInterruptFactory = std::unique_ptr<RunInterrupt> (*)(Runtime&, TaskRef main);
+inline std::atomic<RunInterruptFactory> run_interrupt_factory{nullptr};
+}  // namespace detail
+
 /// asyncio.run(): starts a Runtime, runs `main` to completion, cancels and
 /// awaits every task still pending, shuts the default executor down, joins
 /// the workers and returns main's value (or rethrows its exception).
@@ -115,13 +144,18 @@ T run(Coro<T> main, RunOptions options = {}) {
   if (!main.valid()) throw ValueError("run: a coroutine was expected (got an empty Coro)");
   Runtime runtime(options);
   Task<T> task = runtime.spawn(std::move(main));
+  std::unique_ptr<detail::RunInterrupt> interrupt;
+  if (auto arm = detail::run_interrupt_factory.load(std::memory_order_acquire))
+    interrupt = arm(runtime, task);
   std::exception_ptr failure;
   try {
     runtime.wait_until_done(*task.state_ptr());
   } catch (...) {
     failure = std::current_exception();
   }
+  std::exception_ptr interrupted = interrupt ? interrupt->finish(task) : nullptr;
   runtime.shutdown_after_main();
+  if (interrupted) std::rethrow_exception(interrupted);
   if (failure) std::rethrow_exception(failure);
   task.state_ptr()->check_result();
   if constexpr (!std::is_void_v<T>) return std::move(task.state_ptr()->value_ref());

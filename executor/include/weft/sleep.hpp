@@ -14,6 +14,8 @@ namespace weft {
 namespace detail {
 
 class SleepTimer;
+/// time() + delay, saturated to the clock's range (defined in event_loop.cpp).
+TimePoint deadline_after(Duration delay) noexcept;
 SleepTimer* sleep_start(TaskCore& task, TimePoint deadline);
 void sleep_end(SleepTimer* timer, TaskCore& task);
 void sleep_abandon(SleepTimer* timer) noexcept;
@@ -37,7 +39,7 @@ class SleepAwaiter {
       task_->begin_wait(nullptr);
       task_->wake();  // running -> notified: re-queued behind what is ready now
     } else {
-      timer_ = sleep_start(*task_, Clock::now() + delay_);
+      timer_ = sleep_start(*task_, deadline_after(delay_));
     }
   }
   void await_resume() {
@@ -58,6 +60,10 @@ Duration checked_delay(std::chrono::duration<Rep, Period> d, const char* what) {
   if constexpr (std::is_floating_point_v<Rep>) {
     if (std::isnan(d.count())) throw ValueError(std::string(what) + ": delay must not be NaN");
   }
+  // Saturate instead of overflowing the nanosecond count (hours::max(), infinity).
+  const double ns = std::chrono::duration<double, std::nano>(d).count();
+  if (ns >= static_cast<double>(Duration::max().count())) return Duration::max();
+  if (ns <= static_cast<double>(Duration::min().count())) return Duration::min();
   return std::chrono::duration_cast<Duration>(d);
 }
 

@@ -168,10 +168,19 @@ std::vector<TaskRef> all_tasks();
 /// Schedules `coro` on the running loop (asyncio.create_task).
 /// @throws RuntimeError if no loop runs on this thread.
 template <class T>
-Task<T> create_task(Coro<T> coro, TaskOptions options = {}) {
+Task<T> create_task(Coro<T> coro, TaskOptions options) {
   EventLoop* loop = detail::current_loop();
   if (!loop) throw RuntimeError("create_task: no running event loop on this thread");
   return detail::spawn_on(loop, std::move(coro), std::move(options));
+}
+/// An overload rather than a default argument: a defaulted `TaskOptions{}` is
+/// an aggregate temporary in the caller's full-expression, and GCC 12
+/// bit-copies aggregate temporaries of a co_await expression inside a
+/// coroutine (the copy's std::string then frees the original's inline
+/// buffer), which broke `co_await weft::create_task(f())` (found by ASan).
+template <class T>
+Task<T> create_task(Coro<T> coro) {
+  return create_task(std::move(coro), TaskOptions{});
 }
 
 }  // namespace weft

@@ -13,3 +13,5 @@
 #include <weft/sleep.hpp>
 #include <weft/sync.hpp>
 #include <weft/task.hpp>
+#include <weft/tbb_executor.hpp>
+#include <weft/thread_pool_executor.hpp>

@@ -1,0 +1,108 @@
+// ThreadPoolExecutor: the elastic pool that runs blocking calls off the event
+// loops (api.md section 8; the default executor of run_in_executor/to_thread).
+#pragma once
+
+#include <weft/executor.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace weft {
+
+/// An elastic pool of threads for blocking calls, shaped like Tokio's blocking
+/// pool. It starts with no threads. submit() hands the function to an idle
+/// thread when there is one (waking exactly one), otherwise starts a new
+/// thread while fewer than max_workers are alive, otherwise queues it (FIFO)
+/// for the next thread that finishes. A thread idle for keep_alive exits.
+///
+/// Every member may be called from any thread (see Executor for the shared
+/// contract); the destructor must not run on one of the pool's threads.
+class ThreadPoolExecutor : public Executor {
+ public:
+  struct Options {
+    /// Most threads alive at once; further work waits in the queue. >= 1.
+    std::size_t max_workers = 512;
+    /// How long a thread waits for work before it exits. >= 0.
+    std::chrono::nanoseconds keep_alive = std::chrono::seconds(10);
+    /// Thread name (pthread_setname_np), cut to 15 characters.
+    std::string thread_name_prefix = "weft-blocking";
+  };
+
+  /// A snapshot, taken under the pool's lock; the figures agree with each
+  /// other (threads == idle + busy) but may be stale by the time they are read.
+  struct Stats {
+    std::size_t threads = 0;            ///< alive: idle + busy
+    std::size_t idle = 0;               ///< waiting for work and not yet handed any
+    std::size_t busy = 0;               ///< running a function, or woken to run one
+    std::size_t queued = 0;             ///< submitted, not started
+    std::uint64_t spawned_total = 0;    ///< threads started since construction
+    std::uint64_t retired_total = 0;    ///< threads that exited after keep_alive idle
+    std::uint64_t completed_total = 0;  ///< functions that returned or threw
+  };
+
+  /// @throws weft::ValueError if max_workers is 0.
+  explicit ThreadPoolExecutor(std::size_t max_workers = 512);
+  /// @throws weft::ValueError if options.max_workers is 0 or keep_alive is negative.
+  explicit ThreadPoolExecutor(Options options);
+  /// shutdown(true): queued and running functions finish, threads are joined.
+  /// Precondition: not called on one of the pool's threads.
+  ~ThreadPoolExecutor() override;
+
+  ThreadPoolExecutor(const ThreadPoolExecutor&) = delete;
+  ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;
+
+  /// Queues fn; it starts at once if a thread is idle or one may be added.
+  /// A function that throws is reported to stderr; the thread carries on.
+  /// @throws weft::ValueError if fn is empty.
+  /// @throws weft::RuntimeError after shutdown().
+  /// @throws std::system_error if no thread is alive and none can be started
+  /// (fn is then not queued).
+  void submit(std::function<void()> fn) override;
+  /// Refuses new work; queued functions still run, then threads exit. With
+  /// wait, returns once every thread has been joined (every concurrent caller
+  /// with wait returns only then). Idempotent.
+  /// @throws weft::RuntimeError for wait = true on one of the pool's threads.
+  void shutdown(bool wait = true) override;
+
+  Stats stats() const;
+  const Options& options() const noexcept { return options_; }
+
+ private:
+  using Threads = std::list<std::thread>;
+  /// Everything guarded by mutex_ (the invariants are stated at the top of
+  /// thread_pool_executor.cpp).
+  struct Synced {
+    std::deque<std::function<void()>> queue;
+    Threads threads;                          // handles of threads that have not retired
+    std::optional<std::thread> last_retired;  // joined by the next retiree or by shutdown
+    std::size_t alive = 0;                    // threads started and not yet exiting
+    std::size_t idle = 0;                     // waiting on work_cv_, not handed a wake-up
+    std::size_t notified = 0;  // wake-ups handed out, not yet taken by a waiting thread
+    std::uint64_t spawned_total = 0;
+    std::uint64_t retired_total = 0;
+    std::uint64_t completed_total = 0;
+    bool shut_down = false;
+    bool joining = false;  // a shutdown(true) caller has taken the handles to join
+    bool joined = false;   // ... and has joined them all
+  };
+
+  void spawn_thread(Synced& synced);  // with mutex_ held
+  void run_thread(Threads::iterator self);
+
+  const Options options_;
+  mutable std::mutex mutex_;
+  std::condition_variable work_cv_;    // idle threads wait here for work or shutdown
+  std::condition_variable joined_cv_;  // shutdown(true) callers wait here for the joiner
+  Synced synced_;                      // guarded by mutex_
+};
+
+}  // namespace weft
