@@ -1,0 +1,3 @@
+module weftbench/gopeer
+
+go 1.19
