@@ -1,3 +1,12 @@
 // weft::io umbrella: addresses, sockets, streams, servers, datagrams,
 // signals, subprocesses (api.md section 7).
 #pragma once
+
+#include <weft/address.hpp>
+#include <weft/datagram.hpp>
+#include <weft/server.hpp>
+#include <weft/signals.hpp>
+#include <weft/stream_reader.hpp>
+#include <weft/stream_writer.hpp>
+#include <weft/streams.hpp>
+#include <weft/subprocess.hpp>

@@ -1,0 +1,62 @@
+// Server: asyncio.Server, what start_server / start_unix_server return
+// (api.md section 7).
+//
+// A Server is a cheap copyable handle. Each accepted connection gets a new
+// task running the ClientHandler (unpinned: it may run on any worker); its
+// socket is registered with the loop that accepted it.
+//
+// Accept scaling: with ServerOptions::reuse_port the server opens one
+// listening socket per worker (SO_REUSEPORT), each registered with that
+// worker's loop, so the kernel spreads connections over the loops. Without
+// it there is one listening socket registered with the loop that called
+// start_server; that loop accepts every connection and the handler tasks
+// spread over the workers by work stealing.
+//
+// When accept() fails for lack of file descriptors (EMFILE/ENFILE) a listener
+// stops accepting for 100 ms instead of spinning on the ready socket.
+//
+// Threading: every member may be called from any thread. A Server handle
+// must not outlive its runtime; a server never closed keeps serving until the
+// runtime shuts down, which closes its sockets.
+#pragma once
+
+#include <weft/address.hpp>
+#include <weft/coro.hpp>
+
+#include <memory>
+#include <vector>
+
+namespace weft {
+
+namespace detail {
+class ServerState;
+}  // namespace detail
+
+class Server {
+ public:
+  /// Starts serving (if not yet) and waits until close() is called. If the
+  /// awaiting task is cancelled the server is closed and the
+  /// CancelledError propagates (asyncio's serve_forever).
+  /// @throws RuntimeError if the server is already closed or another
+  ///         serve_forever is running.
+  Coro<void> serve_forever();
+  /// Starts accepting (start_server does this unless start_serving = false).
+  Coro<void> start_serving();
+  bool is_serving() const;
+  /// Stops listening and closes the listening sockets (existing connections
+  /// stay open, as asyncio 3.12). Idempotent.
+  void close();
+  /// Completes once the server is closed and every connection it accepted
+  /// has been closed.
+  Coro<void> wait_closed();
+  /// The listening addresses (one per listening socket).
+  std::vector<Address> sockets() const;
+
+  /// Internal.
+  explicit Server(std::shared_ptr<detail::ServerState> state) : state_(std::move(state)) {}
+
+ private:
+  std::shared_ptr<detail::ServerState> state_;
+};
+
+}  // namespace weft

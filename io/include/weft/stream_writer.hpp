@@ -1,0 +1,87 @@
+// StreamWriter: asyncio.StreamWriter (api.md section 7, STRM-11..13).
+//
+// A StreamWriter is a cheap copyable handle to one connection (a socket or a
+// pipe). The connection closes when close() is called or when the last
+// StreamReader/StreamWriter handle of it is dropped.
+//
+// write() never blocks and never suspends: when nothing is queued it sends at
+// once, and whatever the kernel does not take is buffered and flushed by the
+// loop that owns the fd. drain() waits while more than the high-water mark
+// (64 KiB) is buffered, until the buffer falls to the low-water mark
+// (high / 4), and raises the connection's error if it broke (STRM-13).
+// Sends use MSG_NOSIGNAL: a peer that goes away gives std::system_error
+// (connection_reset / broken_pipe) from drain(), never SIGPIPE.
+//
+// Threading: every member may be called from any thread and from tasks on
+// any worker; calls are serialised by the connection's lock. Handles must not
+// outlive the Runtime (or standalone EventLoop) whose loop owns the fd: when
+// a runtime shuts down it cancels the tasks holding them, and the fds of
+// connections still open are closed with their loops.
+#pragma once
+
+#include <weft/address.hpp>
+#include <weft/coro.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weft {
+
+namespace detail {
+class Transport;
+class StreamOwner;
+}  // namespace detail
+
+/// Default flow-control marks (asyncio's): drain() waits above high until low.
+inline constexpr std::size_t kDefaultHighWater = 64 * 1024;
+
+class StreamWriter {
+ public:
+  /// Queues `data`; sends immediately when nothing is buffered. Ignored after
+  /// close() or once the connection is lost (as asyncio; drain() reports it).
+  /// @throws RuntimeError after write_eof().
+  void write(std::string_view data);
+  void writelines(const std::vector<std::string>& lines);
+  /// Waits until the buffer is at or below the low-water mark when it is
+  /// above the high-water mark; returns at once otherwise.
+  /// @throws std::system_error with the connection's error if it broke, or
+  ///         connection_reset if the writer was closed (STRM-12).
+  Coro<void> drain();
+  /// True for sockets (half-close); false for pipes.
+  bool can_write_eof() const;
+  /// Shuts down the sending side once the buffer is flushed (half-close);
+  /// reading goes on. On a pipe it closes the pipe.
+  void write_eof();
+  /// Stops reading, flushes what is buffered, then closes the fd. The paired
+  /// reader sees EOF. Idempotent.
+  void close();
+  /// True from the moment close() is called (or the connection was lost).
+  bool is_closing() const;
+  /// Completes once the fd is closed.
+  /// @throws std::system_error if the connection ended with an error.
+  Coro<void> wait_closed();
+  /// The bytes buffered and not yet sent.
+  std::size_t buffered() const;
+  /// Sets the flow-control marks (asyncio's set_write_buffer_limits); low
+  /// defaults to high / 4. @throws ValueError if low > high.
+  void set_write_buffer_limits(std::size_t high, std::optional<std::size_t> low = {});
+
+  std::optional<Address> peername() const;
+  std::optional<Address> sockname() const;
+  /// The file descriptor (owned by the connection; -1 once closed).
+  int fileno() const;
+
+  /// Internal: a writer for a connection.
+  StreamWriter(std::shared_ptr<detail::Transport> transport,
+               std::shared_ptr<detail::StreamOwner> owner);
+
+ private:
+  std::shared_ptr<detail::Transport> transport_;
+  std::shared_ptr<detail::StreamOwner> owner_;
+};
+
+}  // namespace weft

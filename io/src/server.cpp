@@ -1,0 +1,388 @@
+// Server and start_server / start_unix_server.
+//
+// ServerState protocol:
+// - `listeners_` is built before the state is shared and never resized.
+//   Each Listener belongs to one loop (its fd is registered there only);
+//   its `registered` flag and `backoff` timer are touched only on that loop's
+//   thread, and its fd is closed there (run_on_loop), after its registration
+//   was removed, so the fd number cannot be reused while the loop watches it.
+// - Everything else (serving_, closed_, open_listeners_, active_, waiters) is
+//   guarded by mu_. Futures are completed after mu_ is released.
+// - Each accepted connection counts in active_ until its transport closes
+//   (Transport::on_closed), so wait_closed() waits for the connections too.
+// - The listeners' loop callbacks hold the state alive while serving; a
+//   Server handle dropped without close() keeps serving (as asyncio) until
+//   the loops go away, and ~ServerState then closes the fds (invariant 9).
+#include <weft/errors.hpp>
+#include <weft/runtime.hpp>
+#include <weft/server.hpp>
+#include <weft/streams.hpp>
+#include <weft/task.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <mutex>
+
+#include "socket_util.hpp"
+#include "transport.hpp"
+
+namespace weft {
+namespace detail {
+
+namespace {
+// accept() calls per readiness report: bounded so one busy listener cannot
+// starve the loop's other callbacks.
+constexpr int kAcceptBatch = 64;
+// Back-off after EMFILE/ENFILE: stop accepting this long instead of spinning.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+}  // namespace
+
+class ServerState : public std::enable_shared_from_this<ServerState> {
+ public:
+  struct Listener {
+    int fd;
+    EventLoop* loop;
+    Address address;
+    bool is_unix;
+    bool registered = false;  // loop-only
+    TimerHandle backoff;      // loop-only
+  };
+
+  ServerState(ClientHandler handler, std::size_t limit, std::vector<Listener> listeners,
+              std::string unix_path)
+      : handler_(std::move(handler)),
+        limit_(limit),
+        listeners_(std::move(listeners)),
+        unix_path_(std::move(unix_path)),
+        open_listeners_(listeners_.size()) {}
+
+  ~ServerState() {
+    // Only reached with listeners open when their loops went away first.
+    std::lock_guard lock(mu_);
+    if (!closed_)
+      for (Listener& l : listeners_) ::close(l.fd);
+  }
+
+  void start_serving() {
+    {
+      std::lock_guard lock(mu_);
+      if (serving_ || closed_) return;
+      serving_ = true;
+    }
+    for (std::size_t i = 0; i < listeners_.size(); ++i)
+      run_on_loop(*listeners_[i].loop, [self = shared_from_this(), i] { self->arm(i); });
+  }
+
+  bool is_serving() const {
+    std::lock_guard lock(mu_);
+    return serving_;
+  }
+
+  void close() {
+    std::optional<Future<void>> forever;
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+      serving_ = false;
+      forever = std::exchange(forever_, std::nullopt);
+    }
+    for (std::size_t i = 0; i < listeners_.size(); ++i) {
+      auto self = shared_from_this();
+      if (!run_on_loop(*listeners_[i].loop, [self, i] { self->close_listener(i); })) {
+        ::close(listeners_[i].fd);
+        listener_closed();
+      }
+    }
+    if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
+    if (forever) forever->state_ptr()->set_value();
+  }
+
+  Coro<void> wait_closed() {
+    std::optional<Future<void>> wait;
+    {
+      std::lock_guard lock(mu_);
+      if (!(closed_ && open_listeners_ == 0 && active_ == 0)) {
+        wait.emplace();
+        closed_waiters_.push_back(*wait);
+      }
+    }
+    if (wait) co_await std::move(*wait);
+  }
+
+  /// Registers the serve_forever future. @throws RuntimeError.
+  Future<void> begin_forever() {
+    std::lock_guard lock(mu_);
+    if (closed_) throw RuntimeError("serve_forever: server is closed");
+    if (forever_ && !forever_->done())
+      throw RuntimeError("server is already being awaited on serve_forever()");
+    forever_.emplace();
+    return *forever_;
+  }
+
+  std::vector<Address> sockets() const {
+    std::lock_guard lock(mu_);
+    std::vector<Address> out;
+    if (closed_) return out;
+    for (const Listener& l : listeners_) out.push_back(l.address);
+    return out;
+  }
+
+ private:
+  // --- on the listener's loop ---
+  void arm(std::size_t i) {
+    Listener& l = listeners_[i];
+    {
+      std::lock_guard lock(mu_);
+      if (closed_ || !serving_) return;
+    }
+    if (l.registered) return;
+    l.loop->add_reader(l.fd, [self = shared_from_this(), i] { self->on_accept(i); });
+    l.registered = true;
+  }
+
+  void close_listener(std::size_t i) {
+    Listener& l = listeners_[i];
+    l.backoff.cancel();
+    if (l.registered) l.loop->remove_reader(l.fd);
+    l.registered = false;
+    ::close(l.fd);
+    listener_closed();
+  }
+
+  void on_accept(std::size_t i) {
+    Listener& l = listeners_[i];
+    if (!l.registered) return;
+    for (int n = 0; n < kAcceptBatch; ++n) {
+      int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        serve_connection(fd, l.is_unix);
+        continue;
+      }
+      int err = errno;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // Out of descriptors: the listener stays readable, so keep polling it
+        // and the loop spins. Pause accepting and try again later.
+        l.loop->remove_reader(l.fd);
+        l.registered = false;
+        l.backoff =
+            l.loop->call_later(kAcceptBackoff, [self = shared_from_this(), i] { self->arm(i); });
+      }
+      l.loop->call_exception_handler({"accept failed on " + l.address.to_string() +
+                                          (l.registered ? "" : "; pausing accepts for 100 ms"),
+                                      std::make_exception_ptr(os_error(err, "accept")),
+                                      std::nullopt, std::nullopt});
+      return;
+    }
+  }
+
+  void serve_connection(int fd, bool is_unix) {
+    if (!is_unix) set_nodelay(fd);
+    std::shared_ptr<Transport> t;
+    try {
+      t = make_transport(fd, FdKind::socket, true, true, limit_);
+    } catch (const std::exception& e) {
+      get_running_loop().call_exception_handler({"could not set up an accepted connection",
+                                                 std::current_exception(), std::nullopt,
+                                                 std::nullopt});
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++active_;
+    }
+    t->on_closed([self = shared_from_this()] { self->connection_closed(); });
+    auto owner = std::make_shared<StreamOwner>(t);
+    create_task(
+        run_handler(shared_from_this(), StreamReader(t->reader(), owner), StreamWriter(t, owner)));
+  }
+
+  static Coro<void> run_handler(std::shared_ptr<ServerState> self, StreamReader reader,
+                                StreamWriter writer) {
+    try {
+      co_await self->handler_(reader, writer);
+    } catch (const std::exception&) {
+      // asyncio logs an exception escaping client_connected_cb and closes the connection.
+      get_running_loop().call_exception_handler({"Unhandled exception in client connection handler",
+                                                 std::current_exception(), std::nullopt,
+                                                 std::nullopt});
+      writer.close();
+    }
+  }
+
+  // --- any thread ---
+  void listener_closed() {
+    std::vector<Future<void>> waiters;
+    {
+      std::lock_guard lock(mu_);
+      --open_listeners_;
+      take_closed_waiters_locked(waiters);
+    }
+    for (auto& w : waiters) w.state_ptr()->set_value();
+  }
+
+  void connection_closed() {
+    std::vector<Future<void>> waiters;
+    {
+      std::lock_guard lock(mu_);
+      --active_;
+      take_closed_waiters_locked(waiters);
+    }
+    for (auto& w : waiters) w.state_ptr()->set_value();
+  }
+
+  void take_closed_waiters_locked(std::vector<Future<void>>& out) {
+    if (closed_ && open_listeners_ == 0 && active_ == 0) out.swap(closed_waiters_);
+  }
+
+  const ClientHandler handler_;
+  const std::size_t limit_;
+  std::vector<Listener> listeners_;
+  const std::string unix_path_;
+
+  mutable std::mutex mu_;
+  bool serving_ = false;                      // guarded by mu_
+  bool closed_ = false;                       // guarded by mu_
+  std::size_t open_listeners_;                // guarded by mu_
+  std::size_t active_ = 0;                    // guarded by mu_
+  std::vector<Future<void>> closed_waiters_;  // guarded by mu_
+  std::optional<Future<void>> forever_;       // guarded by mu_
+};
+
+namespace {
+
+int open_listener(const Address& address, const ServerOptions& options, bool reuse_port) {
+  int fd = make_socket(address.family(), SOCK_STREAM);
+  int one = 1;
+  if (address.family() != AF_UNIX) {
+    if (options.reuse_address) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+      int err = errno;
+      ::close(fd);
+      throw_os_error(err, "setsockopt(SO_REUSEPORT) on " + address.to_string());
+    }
+    // Like asyncio: an IPv6 listener does not also take the IPv4 port.
+    if (address.family() == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  if (::bind(fd, address.sockaddr_ptr(), address.length()) < 0) {
+    int err = errno;
+    ::close(fd);
+    throw_os_error(err, "error while attempting to bind on address " + address.to_string());
+  }
+  if (::listen(fd, options.backlog) < 0) {
+    int err = errno;
+    ::close(fd);
+    throw_os_error(err, "listen on " + address.to_string());
+  }
+  return fd;
+}
+
+Server make_server(ClientHandler handler, const ServerOptions& options,
+                   std::vector<ServerState::Listener> listeners, std::string unix_path) {
+  auto state = std::make_shared<ServerState>(std::move(handler), options.limit,
+                                             std::move(listeners), std::move(unix_path));
+  if (options.start_serving) state->start_serving();
+  return Server(state);
+}
+
+}  // namespace
+}  // namespace detail
+
+// ---------------------------------------------------------------------- Server
+
+Coro<void> Server::serve_forever() {
+  std::shared_ptr<detail::ServerState> state = state_;
+  Future<void> forever = state->begin_forever();
+  state->start_serving();
+  bool cancelled = false;
+  CancelledError error;
+  try {
+    co_await forever;
+  } catch (const CancelledError& e) {
+    cancelled = true;
+    error = e;
+  }
+  if (cancelled) {
+    state->close();
+    throw error;
+  }
+}
+
+Coro<void> Server::start_serving() {
+  state_->start_serving();
+  co_return;
+}
+
+bool Server::is_serving() const { return state_->is_serving(); }
+void Server::close() { state_->close(); }
+Coro<void> Server::wait_closed() {
+  std::shared_ptr<detail::ServerState> state = state_;
+  co_await state->wait_closed();
+}
+std::vector<Address> Server::sockets() const { return state_->sockets(); }
+
+// ------------------------------------------------------------- start_server
+
+Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port,
+                          ServerOptions options) {
+  if (!handler) throw ValueError("start_server: empty handler");
+  if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  EventLoop& loop = get_running_loop();
+  std::vector<Address> addresses;
+  try {
+    addresses.push_back(Address::ip(host, port));  // IP literals skip the resolver
+  } catch (const ValueError&) {
+  }
+  if (addresses.empty()) {
+    std::vector<AddrInfo> infos =
+        co_await loop.getaddrinfo(host, std::to_string(port), AF_UNSPEC, SOCK_STREAM);
+    for (const AddrInfo& info : infos)
+      if (std::find(addresses.begin(), addresses.end(), info.address) == addresses.end())
+        addresses.push_back(info.address);
+  }
+  std::vector<EventLoop*> loops =
+      options.reuse_port ? detail::running_loops() : std::vector<EventLoop*>{&get_running_loop()};
+  std::vector<detail::ServerState::Listener> listeners;
+  try {
+    for (Address address : addresses) {
+      for (EventLoop* target : loops) {
+        int fd = detail::open_listener(address, options, options.reuse_port);
+        Address bound = detail::local_address(fd).value_or(address);
+        // With port 0, the other per-worker sockets must join the port the first one got.
+        address = bound;
+        listeners.push_back({fd, target, bound, false, false, {}});
+      }
+    }
+  } catch (...) {
+    for (auto& l : listeners) ::close(l.fd);
+    throw;
+  }
+  co_return detail::make_server(std::move(handler), options, std::move(listeners), {});
+}
+
+Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options) {
+  if (!handler) throw ValueError("start_unix_server: empty handler");
+  if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  Address address = Address::unix_path(path);
+  if (!path.empty() && path.front() != '@' && path.front() != '\0') {
+    // Like asyncio: a stale socket file from an earlier run is replaced.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+  }
+  int fd = detail::open_listener(address, options, false);
+  std::vector<detail::ServerState::Listener> listeners;
+  listeners.push_back({fd, &get_running_loop(), address, true, false, {}});
+  bool named = !path.empty() && path.front() != '@' && path.front() != '\0';
+  co_return detail::make_server(std::move(handler), options, std::move(listeners),
+                                named ? path : std::string());
+}
+
+}  // namespace weft

@@ -1,0 +1,300 @@
+// StreamReader and ReaderState: asyncio.StreamReader's buffer and its exact
+// error semantics (STRM-01..10). See transport.hpp for the locking protocol:
+// every field is guarded by mu_, futures are completed and the transport is
+// resumed only after mu_ is released.
+#include <weft/errors.hpp>
+#include <weft/stream_reader.hpp>
+
+#include <algorithm>
+#include <utility>
+
+#include "transport.hpp"
+
+namespace weft {
+namespace detail {
+
+namespace {
+// Compact the buffer once this much has been consumed from its front (and it
+// is at least half the buffer), so consumption stays amortised O(1).
+constexpr std::size_t kCompactThreshold = 4096;
+
+void wake(std::optional<Future<void>>& waiter) {
+  if (waiter) {
+    // A waiter cancelled meanwhile is already done: set_value is a no-op then.
+    waiter->state_ptr()->set_value();
+    waiter.reset();
+  }
+}
+}  // namespace
+
+void ReaderState::attach(std::weak_ptr<Transport> transport) {
+  std::lock_guard lock(mu_);
+  transport_ = std::move(transport);
+}
+
+bool ReaderState::feed_data(std::string_view data) {
+  if (data.empty()) return false;
+  std::optional<Future<void>> waiter;
+  bool pause = false;
+  {
+    std::lock_guard lock(mu_);
+    if (eof_) throw RuntimeError("feed_data after feed_eof");
+    buffer_.append(data);
+    waiter = std::exchange(waiter_, std::nullopt);
+    if (!paused_ && !transport_.expired() && buffer_.size() - pos_ > 2 * limit_) {
+      paused_ = true;
+      pause = true;
+    }
+  }
+  wake(waiter);
+  return pause;
+}
+
+void ReaderState::feed_eof() {
+  std::optional<Future<void>> waiter;
+  {
+    std::lock_guard lock(mu_);
+    eof_ = true;
+    waiter = std::exchange(waiter_, std::nullopt);
+  }
+  wake(waiter);
+}
+
+void ReaderState::set_exception(std::exception_ptr e) {
+  std::optional<Future<void>> waiter;
+  {
+    std::lock_guard lock(mu_);
+    error_ = std::move(e);
+    waiter = std::exchange(waiter_, std::nullopt);
+  }
+  wake(waiter);
+}
+
+std::exception_ptr ReaderState::exception() const {
+  std::lock_guard lock(mu_);
+  return error_;
+}
+
+bool ReaderState::at_eof() const {
+  std::lock_guard lock(mu_);
+  return eof_ && pos_ == buffer_.size();
+}
+
+Future<void> ReaderState::wait_locked(const char* what, bool& resume) {
+  if (waiter_ && !waiter_->done())
+    throw RuntimeError(std::string(what) +
+                       "() called while another coroutine is already waiting for incoming data");
+  if (paused_) {
+    paused_ = false;
+    resume = true;
+  }
+  waiter_.emplace();
+  return *waiter_;
+}
+
+bool ReaderState::consume_locked(std::size_t n) {
+  pos_ += n;
+  if (pos_ == buffer_.size()) {
+    buffer_.clear();
+    pos_ = 0;
+  } else if (pos_ >= kCompactThreshold && pos_ * 2 >= buffer_.size()) {
+    buffer_.erase(0, pos_);
+    pos_ = 0;
+  }
+  if (paused_ && buffer_.size() - pos_ <= limit_) {
+    paused_ = false;
+    return true;
+  }
+  return false;
+}
+
+void ReaderState::resume_transport() {
+  std::shared_ptr<Transport> t;
+  {
+    std::lock_guard lock(mu_);
+    t = transport_.lock();
+  }
+  if (t) t->resume_reading();
+}
+
+Coro<std::string> ReaderState::read(std::shared_ptr<ReaderState> self, ssize_t n) {
+  if (n < 0) {
+    // asyncio reads limit-sized blocks until EOF, so flow control keeps working.
+    std::string out;
+    for (;;) {
+      std::string block = co_await read(self, static_cast<ssize_t>(self->limit_));
+      if (block.empty()) break;
+      out += block;
+    }
+    co_return out;
+  }
+  for (;;) {
+    std::optional<Future<void>> wait;
+    bool resume = false;
+    std::string out;
+    {
+      std::unique_lock lock(self->mu_);
+      if (self->error_) std::rethrow_exception(self->error_);
+      if (n == 0) co_return std::string();
+      std::size_t avail = self->buffer_.size() - self->pos_;
+      if (avail == 0 && !self->eof_) {
+        wait = self->wait_locked("read", resume);
+      } else {
+        std::size_t take = std::min<std::size_t>(avail, static_cast<std::size_t>(n));
+        out.assign(self->buffer_, self->pos_, take);
+        resume = self->consume_locked(take);
+      }
+    }
+    if (resume) self->resume_transport();
+    if (!wait) co_return out;
+    co_await std::move(*wait);
+  }
+}
+
+Coro<std::string> ReaderState::readexactly(std::shared_ptr<ReaderState> self, ssize_t n) {
+  if (n < 0) throw ValueError("readexactly size can not be less than zero");
+  for (;;) {
+    std::optional<Future<void>> wait;
+    bool resume = false;
+    std::string out;
+    {
+      std::unique_lock lock(self->mu_);
+      if (self->error_) std::rethrow_exception(self->error_);
+      if (n == 0) co_return std::string();
+      std::size_t want = static_cast<std::size_t>(n);
+      std::size_t avail = self->buffer_.size() - self->pos_;
+      if (avail >= want) {
+        out.assign(self->buffer_, self->pos_, want);
+        resume = self->consume_locked(want);
+      } else if (self->eof_) {
+        std::string partial = self->buffer_.substr(self->pos_);
+        self->buffer_.clear();
+        self->pos_ = 0;
+        throw IncompleteReadError(std::move(partial), want);
+      } else {
+        wait = self->wait_locked("readexactly", resume);
+      }
+    }
+    if (resume) self->resume_transport();
+    if (!wait) co_return out;
+    co_await std::move(*wait);
+  }
+}
+
+Coro<std::string> ReaderState::readuntil(std::shared_ptr<ReaderState> self,
+                                         std::vector<std::string> separators) {
+  if (separators.empty()) throw ValueError("Separator should contain at least one element");
+  std::sort(separators.begin(), separators.end(),
+            [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
+  const std::size_t min_len = separators.front().size();
+  const std::size_t max_len = separators.back().size();
+  if (min_len == 0) throw ValueError("Separator should be at least one-byte string");
+  std::size_t offset = 0;  // relative to pos_: no match can start before it
+  for (;;) {
+    std::optional<Future<void>> wait;
+    bool resume = false;
+    std::string out;
+    {
+      std::unique_lock lock(self->mu_);
+      if (self->error_) std::rethrow_exception(self->error_);
+      std::size_t buflen = self->buffer_.size() - self->pos_;
+      std::string_view view(self->buffer_.data() + self->pos_, buflen);
+      bool found = false;
+      std::size_t match_start = 0, match_end = 0;
+      if (buflen >= offset + min_len) {
+        for (const std::string& sep : separators) {
+          std::size_t isep = view.find(sep, offset);
+          if (isep == std::string_view::npos) continue;
+          std::size_t end = isep + sep.size();
+          if (!found || end < match_end) {
+            found = true;
+            match_start = isep;
+            match_end = end;
+          }
+        }
+        if (!found) {
+          offset = buflen + 1 > max_len ? buflen + 1 - max_len : 0;
+          if (offset > self->limit_)
+            throw LimitOverrunError("Separator is not found, and chunk exceed the limit", offset);
+        }
+      }
+      if (found) {
+        if (match_start > self->limit_)
+          throw LimitOverrunError("Separator is found, but chunk is longer than limit",
+                                  match_start);
+        out.assign(view.substr(0, match_end));
+        resume = self->consume_locked(match_end);
+      } else if (self->eof_) {
+        std::string partial(view);
+        self->buffer_.clear();
+        self->pos_ = 0;
+        throw IncompleteReadError(std::move(partial), std::nullopt);
+      } else {
+        wait = self->wait_locked("readuntil", resume);
+      }
+    }
+    if (resume) self->resume_transport();
+    if (!wait) co_return out;
+    co_await std::move(*wait);
+  }
+}
+
+Coro<std::string> ReaderState::readline(std::shared_ptr<ReaderState> self) {
+  std::string message;
+  std::vector<std::string> newline(1, std::string(1, '\n'));
+  try {
+    co_return co_await readuntil(self, std::move(newline));
+  } catch (const IncompleteReadError& e) {
+    co_return e.partial();
+  } catch (const LimitOverrunError& e) {
+    // STRM-03: unlike readuntil, readline consumes the overlong line.
+    message = e.what();
+    bool resume = false;
+    {
+      std::lock_guard lock(self->mu_);
+      std::size_t consumed = e.consumed();
+      std::size_t avail = self->buffer_.size() - self->pos_;
+      if (consumed < avail && self->buffer_[self->pos_ + consumed] == '\n')
+        resume = self->consume_locked(consumed + 1);
+      else
+        resume = self->consume_locked(avail);
+    }
+    if (resume) self->resume_transport();
+  }
+  throw ValueError(message);
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- StreamReader
+
+StreamReader::StreamReader(ssize_t limit) {
+  if (limit <= 0) throw ValueError("Limit cannot be <= 0");
+  state_ = std::make_shared<detail::ReaderState>(static_cast<std::size_t>(limit));
+}
+
+StreamReader::StreamReader(std::shared_ptr<detail::ReaderState> state,
+                           std::shared_ptr<detail::StreamOwner> owner)
+    : state_(std::move(state)), owner_(std::move(owner)) {}
+
+Coro<std::string> StreamReader::read(ssize_t n) { return detail::ReaderState::read(state_, n); }
+Coro<std::string> StreamReader::readline() { return detail::ReaderState::readline(state_); }
+Coro<std::string> StreamReader::readexactly(ssize_t n) {
+  return detail::ReaderState::readexactly(state_, n);
+}
+Coro<std::string> StreamReader::readuntil(std::string_view separator) {
+  return detail::ReaderState::readuntil(state_, std::vector<std::string>{std::string(separator)});
+}
+Coro<std::string> StreamReader::readuntil(std::vector<std::string> separators) {
+  return detail::ReaderState::readuntil(state_, std::move(separators));
+}
+bool StreamReader::at_eof() const { return state_->at_eof(); }
+std::exception_ptr StreamReader::exception() const { return state_->exception(); }
+std::size_t StreamReader::limit() const noexcept { return state_->limit(); }
+void StreamReader::feed_data(std::string_view data) { state_->feed_data(data); }
+void StreamReader::feed_eof() { state_->feed_eof(); }
+void StreamReader::set_exception(std::exception_ptr error) {
+  state_->set_exception(std::move(error));
+}
+
+}  // namespace weft

@@ -1,0 +1,426 @@
+// Transport and StreamWriter: one fd's reading, buffered writing, flow
+// control and close. The threading protocol is described in transport.hpp;
+// in short: registration changes and close(fd) happen on the fd's loop,
+// everything shared is under mu_, and futures are completed unlocked.
+#include "transport.hpp"
+
+#include <weft/errors.hpp>
+#include <weft/stream_writer.hpp>
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+
+#include "socket_util.hpp"
+
+namespace weft {
+namespace detail {
+
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+void complete_all(std::vector<Future<void>>& waiters) {
+  for (Future<void>& w : waiters) w.state_ptr()->set_value();  // no-op if cancelled
+  waiters.clear();
+}
+
+void ignore_sigpipe_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction old {};
+    if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
+      ::signal(SIGPIPE, SIG_IGN);
+  });
+}
+}  // namespace
+
+Transport::Transport(EventLoop& loop, int fd, FdKind kind, bool readable, bool writable,
+                     std::size_t limit)
+    : loop_(&loop),
+      fd_(fd),
+      kind_(kind),
+      readable_(readable),
+      writable_(writable),
+      reader_(std::make_shared<ReaderState>(limit)),
+      high_(kDefaultHighWater),
+      low_(kDefaultHighWater / 4) {
+  if (kind == FdKind::socket) {
+    peer_ = peer_address(fd);
+    local_ = local_address(fd);
+  } else if (writable) {
+    ignore_sigpipe_once();
+  }
+}
+
+Transport::~Transport() {
+  // Reached with the fd open only when its loop went away first (its
+  // registrations, which held us, were dropped with it) or start() never ran.
+  if (!closed_) ::close(fd_);
+}
+
+void Transport::start() {
+  if (!readable_) return;
+  reader_->attach(weak_from_this());
+  run_on_loop(*loop_, [self = shared_from_this()] { self->arm_reader(); });
+}
+
+// ------------------------------------------------------------------ loop side
+
+void Transport::arm_reader() {
+  // closed_ is written only on this thread, so reading it unlocked here is safe.
+  if (closed_ || reading_ || reader_eof_) return;
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return;
+  }
+  loop_->add_reader(fd_, [self = shared_from_this()] { self->on_readable(); });
+  reading_ = true;
+}
+
+void Transport::on_readable() {
+  if (closed_ || !reading_) return;
+  thread_local std::string chunk(kReadChunk, '\0');
+  ssize_t n;
+  do {
+    n = kind_ == FdKind::socket ? ::recv(fd_, chunk.data(), chunk.size(), 0)
+                                : ::read(fd_, chunk.data(), chunk.size());
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    if (reader_->feed_data(std::string_view(chunk.data(), static_cast<std::size_t>(n)))) {
+      loop_->remove_reader(fd_);  // paused until a read brings the buffer back to the limit
+      reading_ = false;
+    }
+    return;
+  }
+  if (n == 0) {
+    loop_->remove_reader(fd_);
+    reading_ = false;
+    reader_eof_ = true;
+    reader_->feed_eof();
+    // A pipe's read end has nothing left to do; a socket stays open for
+    // writing (half-close, as asyncio's StreamReaderProtocol.eof_received).
+    if (!writable_) teardown(nullptr);
+    return;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+  std::string op = peer_ ? "recv from " + peer_->to_string() : std::string("read");
+  teardown(std::make_exception_ptr(os_error(errno, op)));
+}
+
+void Transport::arm_writer() {
+  if (closed_ || writer_registered_) return;
+  {
+    std::lock_guard lock(mu_);
+    if (!want_writer_) return;
+  }
+  loop_->add_writer(fd_, [self = shared_from_this()] { self->on_writable(); });
+  writer_registered_ = true;
+}
+
+void Transport::on_writable() {
+  if (closed_) return;
+  std::vector<Future<void>> waiters;
+  std::exception_ptr error;
+  bool flushed = false, finish_close = false;
+  {
+    std::lock_guard lock(mu_);
+    while (pending_locked() > 0) {
+      ssize_t n = send_some(wbuf_.data() + wpos_, pending_locked());
+      if (n >= 0) {
+        wpos_ += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n != -EAGAIN) {
+        std::string op = peer_ ? "send to " + peer_->to_string() : std::string("write");
+        error = std::make_exception_ptr(os_error(static_cast<int>(-n), op));
+      }
+      break;
+    }
+    if (!error) {
+      if (pending_locked() == 0) {
+        wbuf_.clear();
+        wpos_ = 0;
+        want_writer_ = false;
+        flushed = true;
+        if (eof_requested_ && !eof_sent_) {
+          ::shutdown(fd_, SHUT_WR);
+          eof_sent_ = true;
+        }
+        finish_close = closing_;
+      } else if (wpos_ >= wbuf_.size() / 2) {
+        wbuf_.erase(0, wpos_);
+        wpos_ = 0;
+      }
+      if (pending_locked() <= low_) waiters.swap(drain_waiters_);
+    }
+  }
+  complete_all(waiters);
+  if (error) return teardown(error);
+  if (flushed) {
+    loop_->remove_writer(fd_);
+    writer_registered_ = false;
+  }
+  if (finish_close) teardown(nullptr);
+}
+
+void Transport::close_on_loop() {
+  if (reading_) {
+    loop_->remove_reader(fd_);
+    reading_ = false;
+  }
+  bool flush;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    flush = pending_locked() > 0 && !error_;
+  }
+  // With bytes still buffered the writer callback finishes the close.
+  if (!flush) teardown(nullptr);
+}
+
+void Transport::teardown(std::exception_ptr error) {
+  std::vector<Future<void>> waiters;
+  std::vector<std::function<void()>> hooks;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    closing_ = true;
+    if (error && !error_) error_ = error;
+    waiters.swap(drain_waiters_);
+    hooks.swap(on_closed_);
+    wbuf_.clear();
+    wpos_ = 0;
+    want_writer_ = false;
+  }
+  if (reading_) loop_->remove_reader(fd_);
+  if (writer_registered_) loop_->remove_writer(fd_);
+  reading_ = writer_registered_ = false;
+  ::close(fd_);
+  if (readable_) {
+    if (error)
+      reader_->set_exception(error);
+    else if (!reader_eof_)
+      reader_->feed_eof();
+  }
+  complete_all(waiters);
+  if (error) {
+    closed_future_.state_ptr()->set_exception_ptr(error);
+    // Marks it retrieved: only wait_closed() callers should see it (asyncio
+    // silences the close future the same way).
+    (void)closed_future_.state_ptr()->exception();
+  } else {
+    closed_future_.state_ptr()->set_value();
+  }
+  for (auto& hook : hooks) hook();
+}
+
+void Transport::fail(std::exception_ptr error) {
+  {
+    std::lock_guard lock(mu_);
+    if (!error_) error_ = error;
+    closing_ = true;
+  }
+  run_on_loop(*loop_, [self = shared_from_this(), error] { self->teardown(error); });
+}
+
+// ------------------------------------------------------------- any thread
+
+ssize_t Transport::send_some(const char* data, std::size_t size) {
+  for (;;) {
+    ssize_t n = kind_ == FdKind::socket ? ::send(fd_, data, size, MSG_NOSIGNAL | MSG_DONTWAIT)
+                                        : ::write(fd_, data, size);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK) return -EAGAIN;
+    return -errno;
+  }
+}
+
+void Transport::write(std::string_view data) {
+  if (!writable_) throw RuntimeError("write: this stream is not writable");
+  std::exception_ptr error;
+  bool arm = false;
+  {
+    std::lock_guard lock(mu_);
+    if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
+    if (closing_ || closed_ || error_ || data.empty()) return;
+    if (pending_locked() == 0) {
+      ssize_t n = send_some(data.data(), data.size());
+      if (n == static_cast<ssize_t>(data.size())) return;
+      if (n == -EAGAIN) {
+        n = 0;
+      } else if (n < 0) {
+        std::string op = peer_ ? "send to " + peer_->to_string() : std::string("write");
+        error = std::make_exception_ptr(os_error(static_cast<int>(-n), op));
+      }
+      if (!error) data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    if (!error) {
+      wbuf_.append(data);
+      if (!want_writer_) {
+        want_writer_ = true;
+        arm = true;
+      }
+    }
+  }
+  if (error) return fail(error);
+  if (arm) run_on_loop(*loop_, [self = shared_from_this()] { self->arm_writer(); });
+}
+
+Coro<void> Transport::drain(std::shared_ptr<Transport> self) {
+  for (;;) {
+    std::optional<Future<void>> wait;
+    {
+      std::lock_guard lock(self->mu_);
+      if (self->error_) std::rethrow_exception(self->error_);
+      if (self->closing_ || self->closed_)
+        throw os_error(ECONNRESET,
+                       "drain: the connection is closed (" +
+                           (self->peer_ ? self->peer_->to_string() : std::string("fd")) + ")");
+      if (self->pending_locked() <= self->high_) co_return;
+      std::erase_if(self->drain_waiters_, [](const Future<void>& f) { return f.done(); });
+      wait.emplace();
+      self->drain_waiters_.push_back(*wait);
+    }
+    co_await std::move(*wait);
+  }
+}
+
+void Transport::write_eof() {
+  bool close_pipe = false;
+  {
+    std::lock_guard lock(mu_);
+    if (closing_ || closed_ || eof_requested_) return;
+    eof_requested_ = true;
+    if (kind_ == FdKind::pipe) {
+      close_pipe = true;
+    } else if (pending_locked() == 0) {
+      ::shutdown(fd_, SHUT_WR);
+      eof_sent_ = true;
+    }
+  }
+  if (close_pipe) close();
+}
+
+void Transport::close() {
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return;
+    closing_ = true;
+  }
+  run_on_loop(*loop_, [self = shared_from_this()] { self->close_on_loop(); });
+}
+
+bool Transport::is_closing() const {
+  std::lock_guard lock(mu_);
+  return closing_;
+}
+
+namespace {
+Coro<void> await_closed(Future<void> closed) { co_await closed; }
+}  // namespace
+
+Coro<void> Transport::wait_closed() { return await_closed(closed_future_); }
+
+std::size_t Transport::buffered() const {
+  std::lock_guard lock(mu_);
+  return pending_locked();
+}
+
+void Transport::set_limits(std::size_t high, std::size_t low) {
+  if (low > high) throw ValueError("high must be >= low");
+  std::vector<Future<void>> waiters;
+  {
+    std::lock_guard lock(mu_);
+    high_ = high;
+    low_ = low;
+    if (pending_locked() <= low_) waiters.swap(drain_waiters_);
+  }
+  complete_all(waiters);
+}
+
+int Transport::fileno() const {
+  std::lock_guard lock(mu_);
+  return closed_ ? -1 : fd_;
+}
+
+void Transport::on_closed(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    if (!closed_) {
+      on_closed_.push_back(std::move(fn));
+      return;
+    }
+  }
+  fn();
+}
+
+void Transport::resume_reading() {
+  run_on_loop(*loop_, [self = shared_from_this()] { self->arm_reader(); });
+}
+
+std::shared_ptr<Transport> make_transport(int fd, FdKind kind, bool readable, bool writable,
+                                          std::size_t limit) {
+  EventLoop& loop = get_running_loop();
+  std::shared_ptr<Transport> t;
+  try {
+    t = std::make_shared<Transport>(loop, fd, kind, readable, writable, limit);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  t->start();
+  return t;
+}
+
+std::pair<StreamReader, StreamWriter> make_fd_streams(int fd, FdKind kind, std::size_t limit) {
+  if (limit == 0) throw ValueError("Limit cannot be <= 0");
+  auto t = make_transport(fd, kind, true, true, limit);
+  auto owner = std::make_shared<StreamOwner>(t);
+  return {StreamReader(t->reader(), owner), StreamWriter(t, owner)};
+}
+
+StreamReader make_pipe_reader(int fd, std::size_t limit) {
+  if (limit == 0) throw ValueError("Limit cannot be <= 0");
+  auto t = make_transport(fd, FdKind::pipe, true, false, limit);
+  return StreamReader(t->reader(), std::make_shared<StreamOwner>(t));
+}
+
+StreamWriter make_pipe_writer(int fd) {
+  auto t = make_transport(fd, FdKind::pipe, false, true, kDefaultStreamLimit);
+  return StreamWriter(t, std::make_shared<StreamOwner>(t));
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- StreamWriter
+
+StreamWriter::StreamWriter(std::shared_ptr<detail::Transport> transport,
+                           std::shared_ptr<detail::StreamOwner> owner)
+    : transport_(std::move(transport)), owner_(std::move(owner)) {}
+
+void StreamWriter::write(std::string_view data) { transport_->write(data); }
+void StreamWriter::writelines(const std::vector<std::string>& lines) {
+  std::string joined;
+  for (const std::string& l : lines) joined += l;
+  transport_->write(joined);
+}
+Coro<void> StreamWriter::drain() { return detail::Transport::drain(transport_); }
+bool StreamWriter::can_write_eof() const { return transport_->kind() == detail::FdKind::socket; }
+void StreamWriter::write_eof() { transport_->write_eof(); }
+void StreamWriter::close() { transport_->close(); }
+bool StreamWriter::is_closing() const { return transport_->is_closing(); }
+Coro<void> StreamWriter::wait_closed() { return transport_->wait_closed(); }
+std::size_t StreamWriter::buffered() const { return transport_->buffered(); }
+void StreamWriter::set_write_buffer_limits(std::size_t high, std::optional<std::size_t> low) {
+  transport_->set_limits(high, low.value_or(high / 4));
+}
+std::optional<Address> StreamWriter::peername() const { return transport_->peername(); }
+std::optional<Address> StreamWriter::sockname() const { return transport_->sockname(); }
+int StreamWriter::fileno() const { return transport_->fileno(); }
+
+}  // namespace weft

@@ -1,0 +1,181 @@
+// ReaderState and Transport: the shared state behind StreamReader and
+// StreamWriter (internal).
+//
+// Ownership and threads:
+// - A Transport owns one fd, registered with exactly one loop (`loop_`, the
+//   running loop when it was created; architecture invariant 6). Every
+//   selector registration change and the final close(fd) happen on that
+//   loop's thread (run_on_loop); a call from elsewhere is queued there.
+//   Because the fd is closed on its loop's thread after its registrations
+//   were removed there, an fd number can never be reused while a loop still
+//   watches it.
+// - Fields marked "loop-only" are touched only on loop_'s thread; every other
+//   field is guarded by mu_. No lock is held while calling into the loop or
+//   completing a future, and mu_ and ReaderState::mu_ are never held together.
+// - The loop's fd callbacks hold a shared_ptr to the Transport, so it lives
+//   while registered; the user-facing handles hold a StreamOwner, whose
+//   destruction (the last reader/writer handle dropped) closes the transport.
+//   If the loop itself goes away first, its registrations are released and
+//   ~Transport closes the fd (invariant 9).
+// - Flow control: the loop reads into the ReaderState while it is registered
+//   for reading; ReaderState asks to pause above 2 * limit (the loop stops
+//   reading) and to resume at or below limit (asyncio's StreamReader).
+#pragma once
+
+#include <weft/address.hpp>
+#include <weft/detail/fd_stream.hpp>
+#include <weft/event_loop.hpp>
+#include <weft/future.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace weft::detail {
+
+class Transport;
+
+class ReaderState {
+ public:
+  explicit ReaderState(std::size_t limit) : limit_(limit) {}
+
+  std::size_t limit() const noexcept { return limit_; }
+
+  /// Appends data and wakes the waiter. Returns true when the transport
+  /// should stop reading (buffer above 2 * limit).
+  bool feed_data(std::string_view data);
+  void feed_eof();
+  void set_exception(std::exception_ptr e);
+  std::exception_ptr exception() const;
+  bool at_eof() const;
+
+  /// The transport to resume when readers drain the buffer (weak: the
+  /// transport owns this state, not the other way round).
+  void attach(std::weak_ptr<Transport> transport);
+
+  // The reads take the state by shared_ptr so that the frame keeps it alive.
+  static Coro<std::string> read(std::shared_ptr<ReaderState> self, ssize_t n);
+  static Coro<std::string> readexactly(std::shared_ptr<ReaderState> self, ssize_t n);
+  static Coro<std::string> readuntil(std::shared_ptr<ReaderState> self,
+                                     std::vector<std::string> separators);
+  static Coro<std::string> readline(std::shared_ptr<ReaderState> self);
+
+ private:
+  /// Registers a waiter (RuntimeError if one exists); resumes a paused
+  /// transport. Called with mu_ held; the caller awaits the result unlocked.
+  Future<void> wait_locked(const char* what, bool& resume);
+  /// Consumes n bytes from the front; true if the transport should resume.
+  bool consume_locked(std::size_t n);
+  void resume_transport();
+
+  const std::size_t limit_;
+  mutable std::mutex mu_;
+  std::string buffer_;                  // guarded by mu_; unread bytes start at pos_
+  std::size_t pos_ = 0;                 // guarded by mu_
+  bool eof_ = false;                    // guarded by mu_
+  bool paused_ = false;                 // guarded by mu_: the transport was asked to stop reading
+  std::exception_ptr error_;            // guarded by mu_
+  std::optional<Future<void>> waiter_;  // guarded by mu_
+  std::weak_ptr<Transport> transport_;  // guarded by mu_
+};
+
+class Transport : public std::enable_shared_from_this<Transport> {
+ public:
+  /// Takes ownership of `fd`; call start() once the shared_ptr exists.
+  Transport(EventLoop& loop, int fd, FdKind kind, bool readable, bool writable, std::size_t limit);
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  /// Registers for reading on the loop (when readable).
+  void start();
+
+  const std::shared_ptr<ReaderState>& reader() const noexcept { return reader_; }
+  EventLoop& loop() const noexcept { return *loop_; }
+  FdKind kind() const noexcept { return kind_; }
+
+  // --- StreamWriter (any thread) ---
+  void write(std::string_view data);
+  /// Static so that the frame holds the transport alive.
+  static Coro<void> drain(std::shared_ptr<Transport> self);
+  void write_eof();
+  void close();
+  bool is_closing() const;
+  Coro<void> wait_closed();
+  std::size_t buffered() const;
+  void set_limits(std::size_t high, std::size_t low);
+  int fileno() const;
+  std::optional<Address> peername() const { return peer_; }
+  std::optional<Address> sockname() const { return local_; }
+
+  /// Runs `fn` on the loop once the fd is closed (a server's bookkeeping).
+  void on_closed(std::function<void()> fn);
+  /// Resumes reading after a pause (any thread).
+  void resume_reading();
+
+ private:
+  // loop-only
+  void on_readable();
+  void on_writable();
+  void arm_reader();
+  void arm_writer();
+  void close_on_loop();
+  /// Removes the registrations, closes the fd, feeds EOF (or the error) to
+  /// the reader, fails drain waiters and completes wait_closed.
+  void teardown(std::exception_ptr error);
+  /// From any thread: teardown with `error` on the loop.
+  void fail(std::exception_ptr error);
+
+  /// Sends what it can of `data`; returns bytes sent, or -errno on failure.
+  ssize_t send_some(const char* data, std::size_t size);
+  std::size_t pending_locked() const noexcept { return wbuf_.size() - wpos_; }
+  void take_waiters_locked(std::vector<Future<void>>& out);
+
+  EventLoop* const loop_;
+  const int fd_;
+  const FdKind kind_;
+  const bool readable_;
+  const bool writable_;
+  std::shared_ptr<ReaderState> reader_;
+  std::optional<Address> peer_;
+  std::optional<Address> local_;
+
+  // loop-only
+  bool reading_ = false;  // registered for reading
+  bool writer_registered_ = false;
+  bool reader_eof_ = false;  // the peer's EOF was read
+
+  mutable std::mutex mu_;
+  std::string wbuf_;            // guarded by mu_; unsent bytes start at wpos_
+  std::size_t wpos_ = 0;        // guarded by mu_
+  std::size_t high_;            // guarded by mu_
+  std::size_t low_;             // guarded by mu_
+  bool want_writer_ = false;    // guarded by mu_: buffered bytes wait for the writer callback
+  bool eof_requested_ = false;  // guarded by mu_
+  bool eof_sent_ = false;       // guarded by mu_
+  bool closing_ = false;        // guarded by mu_: close() called or connection lost
+  bool closed_ = false;         // guarded by mu_; set on the loop, then the fd is closed
+  std::exception_ptr error_;    // guarded by mu_
+  std::vector<Future<void>> drain_waiters_;       // guarded by mu_
+  std::vector<std::function<void()>> on_closed_;  // guarded by mu_
+  Future<void> closed_future_;                    // completed by teardown
+};
+
+/// Closes its transport when the last user handle (reader or writer) goes.
+class StreamOwner {
+ public:
+  explicit StreamOwner(std::shared_ptr<Transport> t) : transport(std::move(t)) {}
+  ~StreamOwner() { transport->close(); }
+  std::shared_ptr<Transport> transport;
+};
+
+/// Wraps an fd into a started transport on the running loop.
+std::shared_ptr<Transport> make_transport(int fd, FdKind kind, bool readable, bool writable,
+                                          std::size_t limit);
+
+}  // namespace weft::detail
