@@ -156,6 +156,9 @@ class EventLoop {
   std::shared_ptr<Executor> default_executor();
 
   /// Calls `cb` on this loop whenever `fd` is readable / writable, until removed.
+  /// From another thread, add_* and remove_* are queued to the loop and take
+  /// effect asynchronously (remove_* then returns true); close an fd only on
+  /// its loop's thread, after removing it.
   void add_reader(int fd, Callback cb);
   bool remove_reader(int fd);
   void add_writer(int fd, Callback cb);
