@@ -16,7 +16,7 @@ PEER_ORDER = ["weft", "tokio-mt", "tokio-ct", "go", "asio", "asyncio", "uvloop"]
 COLORS = {"weft": "#d62728", "tokio-mt": "#1f77b4", "tokio-ct": "#17becf", "go": "#2ca02c",
           "asio": "#9467bd", "asyncio": "#ff7f0e", "uvloop": "#8c564b"}
 WORKLOAD_ORDER = ["spawn_many", "yield_many", "ping_pong", "chained_spawn", "timers", "idle_memory",
-                  "fanout", "echo_64", "echo_1024"]
+                  "fanout", "mutex", "mpsc", "echo_64", "echo_1024"]
 # What each plot shows: (metric key, axis label, higher is better)
 PLOT_METRIC = {
     "timers": ("mean_late_us", "mean lateness (us, lower is better)", False),
@@ -24,7 +24,8 @@ PLOT_METRIC = {
 }
 UNITS = {"spawn_many": "spawns/s", "yield_many": "yields/s", "ping_pong": "round trips/s",
          "chained_spawn": "spawns/s", "timers": "timers/s", "idle_memory": "tasks/s",
-         "fanout": "tasks/s (2M iterations each)", "echo_64": "requests/s", "echo_1024": "requests/s"}
+         "fanout": "tasks/s (2M iterations each)", "mutex": "lock+unlock/s",
+         "mpsc": "items/s", "echo_64": "requests/s", "echo_1024": "requests/s"}
 EXTRA_KEYS = ["mean_late_us", "max_late_us", "bytes_per_task", "p50_us", "p99_us"]
 
 

@@ -14,10 +14,7 @@ function(weft_target_options target)
     # -Wno-tsan: moodycamel concurrentqueue uses std::atomic_thread_fence, which
     # GCC warns TSan cannot model; see tsan.supp for what that implies.
     target_compile_options(${target} ${scope} -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan)
-    # Pull in weft's built-in suppressions (executor/src/tsan_suppressions.cpp)
-    # from the static library: nothing else references that object file.
-    target_link_options(${target} ${scope} -fsanitize=thread
-                        -Wl,--undefined=__tsan_default_suppressions)
+    target_link_options(${target} ${scope} -fsanitize=thread)
     target_compile_definitions(${target} ${scope} WEFT_SANITIZED=1 WEFT_TSAN=1)
   elseif(WEFT_SANITIZE STREQUAL "address")
     target_compile_options(${target} ${scope} -fsanitize=address,undefined -fno-omit-frame-pointer

@@ -3,6 +3,7 @@
 //   peer=weft workload=<w> workers=<n> seconds=<wall> ops_per_sec=<x> [extra...]
 // Usage: weft_workloads <workload> <workers> [--quick]
 //   workloads: spawn_many yield_many ping_pong chained_spawn timers idle_memory fanout
+//              mutex mpsc
 #include <weft/weft.hpp>
 
 #include <atomic>
@@ -208,6 +209,68 @@ weft::Coro<Result> fanout() {
   co_return Result{since(t0), double(tasks), extra};
 }
 
+// mutex: W = max(2, 2 x workers) tasks, each 100,000 lock/increment/unlock on
+// one shared weft::Lock; ops = total increments; the final count is checked.
+unsigned g_workers = 1;
+weft::Coro<void> mutex_worker(weft::Lock* lock, long* count, long iterations) {
+  for (long i = 0; i < iterations; ++i) {
+    co_await lock->acquire();
+    ++*count;
+    lock->release();
+  }
+}
+weft::Coro<Result> mutex_bench() {
+  const long tasks = g_workers * 2 < 2 ? 2 : long(g_workers) * 2;
+  const long iterations = 100'000 / g_scale;
+  weft::Lock lock;
+  long count = 0;
+  auto t0 = Clock::now();
+  std::vector<weft::Task<void>> all;
+  all.reserve(tasks);
+  for (long i = 0; i < tasks; ++i)
+    all.push_back(weft::create_task(mutex_worker(&lock, &count, iterations)));
+  for (auto& t : all) co_await t;
+  double secs = since(t0);
+  co_await lock.acquire();
+  long final_count = count;
+  lock.release();
+  if (final_count != tasks * iterations) {
+    std::fprintf(stderr, "mutex: count %ld != %ld\n", final_count, tasks * iterations);
+    std::abort();
+  }
+  char extra[64];
+  std::snprintf(extra, sizeof extra, "tasks=%ld", tasks);
+  co_return Result{secs, double(tasks * iterations), extra};
+}
+
+// mpsc: 4 producers x 250,000 integers into one weft::Queue<long>(1024),
+// drained by one consumer task; ops = items received; the sum is checked.
+weft::Coro<void> producer(weft::Queue<long>* q, long first, long n) {
+  for (long i = 0; i < n; ++i) co_await q->put(first + i);
+}
+weft::Coro<long> consumer(weft::Queue<long>* q, long n) {
+  long sum = 0;
+  for (long i = 0; i < n; ++i) sum += co_await q->get();
+  co_return sum;
+}
+weft::Coro<Result> mpsc() {
+  const long producers = 4, per = 250'000 / g_scale, total = producers * per;
+  weft::Queue<long> q(1024);
+  auto t0 = Clock::now();
+  auto cons = weft::create_task(consumer(&q, total));
+  std::vector<weft::Task<void>> prods;
+  for (long p = 0; p < producers; ++p)
+    prods.push_back(weft::create_task(producer(&q, p * per, per)));
+  long sum = co_await cons;
+  double secs = since(t0);
+  for (auto& t : prods) co_await t;
+  if (sum != total * (total - 1) / 2) {
+    std::fprintf(stderr, "mpsc: sum %ld != %ld\n", sum, total * (total - 1) / 2);
+    std::abort();
+  }
+  co_return Result{secs, double(total), ""};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -218,6 +281,7 @@ int main(int argc, char** argv) {
   std::string workload = argv[1];
   unsigned workers = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
   if (argc > 3 && std::strcmp(argv[3], "--quick") == 0) g_scale = 10;
+  g_workers = workers;
   weft::Coro<Result> (*fn)() = nullptr;
   if (workload == "spawn_many")
     fn = spawn_many;
@@ -233,6 +297,10 @@ int main(int argc, char** argv) {
     fn = idle_memory;
   else if (workload == "fanout")
     fn = fanout;
+  else if (workload == "mutex")
+    fn = mutex_bench;
+  else if (workload == "mpsc")
+    fn = mpsc;
   if (!fn) {
     std::fprintf(stderr, "unknown workload '%s'\n", workload.c_str());
     return 2;

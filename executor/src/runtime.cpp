@@ -234,6 +234,7 @@ void Scheduler::inject(TaskCore* task) noexcept {
   // the queue.
   injector_count_.fetch_add(1, std::memory_order_seq_cst);
   notify_parked();
+  tsan_handoff_release(&injector_);
   while (!injector_.enqueue(task)) std::this_thread::yield();
 }
 
@@ -241,6 +242,7 @@ TaskCore* Scheduler::pop_injected() noexcept {
   if (injector_count_.load(std::memory_order_acquire) <= 0) return nullptr;
   TaskCore* t = nullptr;
   if (!injector_.try_dequeue(t)) return nullptr;
+  tsan_handoff_acquire(&injector_);
   injector_count_.fetch_sub(1, std::memory_order_acq_rel);
   return t;
 }

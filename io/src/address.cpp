@@ -130,7 +130,12 @@ std::string Address::host() const {
       std::size_t n =
           length_ > offsetof(sockaddr_un, sun_path) ? length_ - offsetof(sockaddr_un, sun_path) : 0;
       if (n == 0) return {};  // an unnamed socket (e.g. the client end)
-      if (un->sun_path[0] == '\0') return "@" + std::string(un->sun_path + 1, n - 1);
+      if (un->sun_path[0] == '\0') {
+        // Built by append, not "@" + string: GCC 12's -Wrestrict misfires on the latter.
+        std::string abstract_name("@");
+        abstract_name.append(un->sun_path + 1, n - 1);
+        return abstract_name;
+      }
       return std::string(un->sun_path, ::strnlen(un->sun_path, n));
     }
     default:
@@ -149,8 +154,11 @@ std::string Address::to_string() const {
   switch (family()) {
     case AF_INET:
       return host() + ":" + std::to_string(port());
-    case AF_INET6:
-      return "[" + host() + "]:" + std::to_string(port());
+    case AF_INET6: {
+      std::string text("[");
+      text.append(host()).append("]:").append(std::to_string(port()));
+      return text;
+    }
     case AF_UNIX:
       return host();
     default:

@@ -228,6 +228,74 @@ func fanout(scale int) result {
 	return result{time.Since(t0).Seconds(), tasks, fmt.Sprintf("checksum=%d", sum%1_000_003)}
 }
 
+// mutexBench: W = max(2, 2 x workers) goroutines x 100,000 lock/increment/unlock
+// on one sync.Mutex (Go's idiomatic mutex: it parks the goroutine, not the
+// thread, under contention); ops = total increments; the final count is checked.
+func mutexBench(scale, workers int) result {
+	tasks := 2 * workers
+	if tasks < 2 {
+		tasks = 2
+	}
+	iterations := 100_000 / scale
+	var mu sync.Mutex
+	count := 0
+	var wg sync.WaitGroup
+	wg.Add(tasks)
+	t0 := time.Now()
+	for t := 0; t < tasks; t++ {
+		go func() {
+			defer wg.Done()
+			for i := 0; i < iterations; i++ {
+				mu.Lock()
+				count++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	secs := time.Since(t0).Seconds()
+	mu.Lock()
+	final := count
+	mu.Unlock()
+	if final != tasks*iterations {
+		fmt.Fprintf(os.Stderr, "mutex: count %d != %d\n", final, tasks*iterations)
+		os.Exit(3)
+	}
+	return result{secs, float64(tasks * iterations), fmt.Sprintf("tasks=%d", tasks)}
+}
+
+// mpscBench: 4 producers x 250,000 integers into one chan int64 of capacity
+// 1024, drained by one consumer goroutine; ops = items received; the sum is checked.
+func mpscBench(scale int) result {
+	const producers = 4
+	per := int64(250_000 / scale)
+	total := producers * per
+	ch := make(chan int64, 1024)
+	sumc := make(chan int64, 1)
+	t0 := time.Now()
+	go func() {
+		var sum int64
+		for i := int64(0); i < total; i++ {
+			sum += <-ch
+		}
+		sumc <- sum
+	}()
+	for p := int64(0); p < producers; p++ {
+		go func(p int64) {
+			for i := int64(0); i < per; i++ {
+				ch <- p*per + i
+			}
+		}(p)
+	}
+	sum := <-sumc
+	secs := time.Since(t0).Seconds()
+	if sum != total*(total-1)/2 {
+		fmt.Fprintf(os.Stderr, "mpsc: sum %d != %d\n", sum, total*(total-1)/2)
+		os.Exit(3)
+	}
+	return result{secs, float64(total), ""}
+}
+
 func echoServer(port int) {
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
@@ -299,6 +367,10 @@ func main() {
 		r = idleMemory(scale)
 	case "fanout":
 		r = fanout(scale)
+	case "mutex":
+		r = mutexBench(scale, workers)
+	case "mpsc":
+		r = mpscBench(scale)
 	case "echo_server":
 		echoServer(port)
 		return

@@ -224,6 +224,74 @@ async fn fanout(scale: usize) -> Res {
     Res { secs: t0.elapsed().as_secs_f64(), ops: tasks as f64, extra: format!("checksum={}", sum % 1_000_003) }
 }
 
+/// mutex: W = max(2, 2 x workers) tasks x 100,000 lock/increment/unlock on one
+/// tokio::sync::Mutex; ops = total increments; the final count is checked.
+async fn mutex_bench(scale: usize, workers: usize) -> Res {
+    let tasks = (2 * workers).max(2) as u64;
+    let iterations = 100_000 / scale as u64;
+    let m = Arc::new(tokio::sync::Mutex::new(0u64));
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move {
+                for _ in 0..iterations {
+                    let mut g = m.lock().await;
+                    *g += 1;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let count = *m.lock().await;
+    if count != tasks * iterations {
+        eprintln!("mutex: count {} != {}", count, tasks * iterations);
+        std::process::abort();
+    }
+    Res { secs, ops: (tasks * iterations) as f64, extra: format!("tasks={}", tasks) }
+}
+
+/// mpsc: 4 producers x 250,000 integers into one tokio::sync::mpsc::channel(1024),
+/// drained by one consumer task; ops = items received; the sum is checked.
+async fn mpsc_bench(scale: usize) -> Res {
+    let producers = 4u64;
+    let per = 250_000 / scale as u64;
+    let total = producers * per;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1024);
+    let t0 = Instant::now();
+    let consumer = tokio::spawn(async move {
+        let mut sum = 0u64;
+        for _ in 0..total {
+            sum += rx.recv().await.unwrap();
+        }
+        sum
+    });
+    let prods: Vec<_> = (0..producers)
+        .map(|p| {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for i in 0..per {
+                    tx.send(p * per + i).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let sum = consumer.await.unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    for h in prods {
+        h.await.unwrap();
+    }
+    if sum != total * (total - 1) / 2 {
+        eprintln!("mpsc: sum {} != {}", sum, total * (total - 1) / 2);
+        std::process::abort();
+    }
+    Res { secs, ops: total as f64, extra: String::new() }
+}
+
 async fn echo_server(port: u16) {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
     println!("listening port={}", port);
@@ -301,6 +369,8 @@ fn main() {
                 "timers" => Some(timers(scale).await),
                 "idle_memory" => Some(idle_memory(scale).await),
                 "fanout" => Some(fanout(scale).await),
+                "mutex" => Some(mutex_bench(scale, workers).await),
+                "mpsc" => Some(mpsc_bench(scale).await),
                 _ => None,
             }
             .map(|r| (workload, r))
