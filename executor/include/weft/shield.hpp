@@ -1,0 +1,81 @@
+// shield(): asyncio.shield. Cancelling the task that awaits a shield cancels
+// only the shield, never the inner task or future.
+//
+//   int v = co_await weft::shield(task);   // task keeps running if we are cancelled
+//
+// Passes through the inner's value or exception; an inner already done returns
+// at once (SHLD-01). An inner that gets cancelled makes the awaiter raise
+// CancelledError (SHLD-02). When the awaiter is cancelled it raises
+// CancelledError while the inner keeps running (SHLD-03) and the shield drops
+// its callback from the inner, so an exception the inner raises later is
+// nobody's: it goes to the loop's exception handler once, when the inner's
+// last handle goes (FUT-11, SHLD-05). A Coro argument is wrapped in a task.
+// Must be awaited inside a task.
+//
+// Implementation (asyncio's shield): an "outer" future mirrors the inner
+// through a done callback; an outer done callback removes the inner callback
+// once the outer is cancelled. Invariant: both callbacks are registered from
+// the awaiting task's loop during one step, so they run on that loop's thread
+// one at a time; the callback id is written before either is registered.
+#pragma once
+
+#include <weft/coro.hpp>
+#include <weft/future.hpp>
+#include <weft/outcome.hpp>
+
+#include <memory>
+#include <utility>
+
+namespace weft {
+namespace detail {
+
+template <class T>
+struct ShieldLink {
+  Future<T> inner;
+  Future<T> outer;
+  CallbackId inner_callback = 0;
+};
+
+template <class T>
+Future<T> shield_outer(Future<T> inner) {
+  auto link = std::make_shared<ShieldLink<T>>(ShieldLink<T>{inner, Future<T>(), 0});
+  // The inner callback holds only a weak link, so an abandoned shield frees it.
+  std::weak_ptr<ShieldLink<T>> weak = link;
+  link->inner_callback = inner.state_ptr()->add_done_callback([weak](FutureBase& f) {
+    std::shared_ptr<ShieldLink<T>> l = weak.lock();
+    if (!l || l->outer.cancelled()) {
+      if (!f.cancelled()) (void)f.exception();  // the result is nobody's: mark it retrieved
+      return;
+    }
+    FutureState<T>* out = l->outer.state_ptr();
+    if (f.cancelled()) {
+      out->cancel(std::string());
+    } else if (std::exception_ptr e = f.exception()) {
+      out->set_exception_ptr(std::move(e));
+    } else if constexpr (std::is_void_v<T>) {
+      out->set_value();
+    } else {
+      out->set_value(future_value(l->inner));
+    }
+  });
+  Future<T> outer = link->outer;
+  link->outer.state_ptr()->add_done_callback([link](FutureBase&) {
+    if (!link->inner.done()) link->inner.remove_done_callback(link->inner_callback);
+  });
+  return outer;
+}
+
+}  // namespace detail
+
+/// asyncio.shield(aw). @throws what the inner throws; CancelledError if the
+/// inner or the awaiting task is cancelled; RuntimeError outside a task.
+template <detail::ComposeAwaitable Aw>
+Coro<detail::awaitable_value_t<Aw>> shield(Aw aw) {
+  using T = detail::awaitable_value_t<Aw>;
+  Future<T> inner = detail::to_future(std::move(aw));
+  if (inner.done()) co_return detail::future_value(inner);  // SHLD-01 shortcut
+  Future<T> outer = detail::shield_outer(inner);
+  co_return co_await std::move(outer);
+}
+
+}  // namespace weft
