@@ -42,31 +42,31 @@ inline std::string worker_name(const ::testing::TestParamInfo<unsigned>& info) {
 
 }  // namespace weft::testing
 
-#define WEFT_TEST(Suite, Name)                                                  \
-  static ::weft::Coro<void> weft_body_##Suite##_##Name();                       \
+#define WEFT_TEST(Suite, Name)                                                     \
+  static ::weft::Coro<void> weft_body_##Suite##_##Name();                          \
   TEST(Suite, Name) { ::weft::run(weft_body_##Suite##_##Name(), {.workers = 1}); } \
   static ::weft::Coro<void> weft_body_##Suite##_##Name()
 
-#define WEFT_TEST_P(Suite, Name)                                                \
-  static ::weft::Coro<void> weft_body_##Suite##_##Name(unsigned workers);       \
-  TEST_P(Suite, Name) {                                                         \
+#define WEFT_TEST_P(Suite, Name)                                                  \
+  static ::weft::Coro<void> weft_body_##Suite##_##Name(unsigned workers);         \
+  TEST_P(Suite, Name) {                                                           \
     ::weft::run(weft_body_##Suite##_##Name(GetParam()), {.workers = GetParam()}); \
-  }                                                                             \
+  }                                                                               \
   static ::weft::Coro<void> weft_body_##Suite##_##Name([[maybe_unused]] unsigned workers)
 
-#define CO_ASSERT_TRUE(cond)                                \
-  do {                                                      \
-    if (!(cond)) {                                          \
-      ADD_FAILURE() << "CO_ASSERT_TRUE failed: " #cond;     \
-      co_return;                                            \
-    }                                                       \
+#define CO_ASSERT_TRUE(cond)                            \
+  do {                                                  \
+    if (!(cond)) {                                      \
+      ADD_FAILURE() << "CO_ASSERT_TRUE failed: " #cond; \
+      co_return;                                        \
+    }                                                   \
   } while (0)
 
-#define CO_ASSERT_EQ(a, b)                                  \
-  do {                                                      \
-    if (!((a) == (b))) {                                    \
-      ADD_FAILURE() << "CO_ASSERT_EQ failed: " #a " == " #b \
-                    << " (" << (a) << " vs " << (b) << ")"; \
-      co_return;                                            \
-    }                                                       \
+#define CO_ASSERT_EQ(a, b)                                                                  \
+  do {                                                                                      \
+    if (!((a) == (b))) {                                                                    \
+      ADD_FAILURE() << "CO_ASSERT_EQ failed: " #a " == " #b << " (" << (a) << " vs " << (b) \
+                    << ")";                                                                 \
+      co_return;                                                                            \
+    }                                                                                       \
   } while (0)
