@@ -257,7 +257,15 @@ void LoopImpl::poll(std::int64_t timeout_ns) {
       counters.parks.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  if (timeout_ns == 0 && selector.registered() == 0) return;  // nothing to poll: skip the syscall
+  if (timeout_ns == 0) {
+    // Nothing registered: skip the syscall. With work ready, poll only every
+    // kBusyPollInterval iterations (Tokio's event_interval): a zero-timeout
+    // epoll_wait costs about a microsecond, more than a task step, and the
+    // loop polls anyway as soon as it runs out of work.
+    if (selector.registered() == 0) return;
+    if (++busy_iterations_ < kBusyPollInterval) return;  // also advanced by count_steps()
+  }
+  busy_iterations_ = 0;
   events_.clear();
   selector.wait(timeout_ns, events_);
   parked_.store(false, std::memory_order_relaxed);

@@ -148,6 +148,9 @@ class LoopImpl {
   /// One asyncio iteration. With may_block false the poll never waits.
   void iterate(bool may_block);
   bool has_ready() const noexcept { return !ready_.empty(); }
+  /// A runtime worker ran `n` task steps outside this loop's ready list:
+  /// they count towards the next busy I/O poll.
+  void count_steps(unsigned n) noexcept { busy_iterations_ += n; }
   bool inbox_nonempty() const noexcept { return inbox_count_.load(std::memory_order_seq_cst) > 0; }
 
   void add_fd_callback(int fd, bool write, Callback cb);
@@ -196,6 +199,8 @@ class LoopImpl {
   void poll(std::int64_t timeout_ns);
   void run_ready_batch();
 
+  static constexpr unsigned kBusyPollInterval = 61;
+  unsigned busy_iterations_ = 0;  // iterations (and worker steps) since the last poll
   ReadyList ready_;
   std::vector<TimerEntry*> timers_;  // min-heap by (when, seq)
   std::size_t next_sweep_size_ = 1024;

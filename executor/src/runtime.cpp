@@ -66,12 +66,14 @@ void Worker::main() {
     // The asyncio iteration: inbox, I/O, timers, loop-affine callbacks and tasks.
     loop.iterate(false);
     // Stealable tasks, a bounded batch so the loop above keeps its rhythm.
-    for (unsigned i = 0; i < budget; ++i) {
+    unsigned ran = 0;
+    for (; ran < budget; ++ran) {
       TaskCore* task = next_local_task();
       if (!task) break;
       polled_.fetch_add(1, std::memory_order_relaxed);
       task->run();
     }
+    loop.count_steps(ran);
     if (loop.has_ready() || !run_queue_.empty() || loop.inbox_nonempty()) continue;
     if (TaskCore* task = find_work()) {
       polled_.fetch_add(1, std::memory_order_relaxed);
