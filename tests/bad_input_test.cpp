@@ -145,7 +145,7 @@ class EnvGuard {
 };
 
 TEST(BadInput, WeftWorkersGarbage) {
-  for (const char* bad : {"abc", "4x", "-3", "0", "2000", "1.5"}) {
+  for (const char* bad : {"abc", "4x", "-3", "0", "2000", "1.5", " 2", "+2"}) {
     EnvGuard env("WEFT_WORKERS", bad);
     SCOPED_TRACE(bad);
     EXPECT_THROW_WITH(weft::Runtime({.workers = 0}), weft::ValueError, "WEFT_WORKERS");

@@ -252,6 +252,15 @@ TEST(Loop, Loop10TaskOfAnotherLoopIsAValueError) {
   EXPECT_EQ(a.run_until_complete(weft::Future<int>(t)), 42);
 }
 
+TEST(Loop, Loop10FutureOfAnotherLoopIsAValueError) {
+  weft::EventLoop a;
+  weft::EventLoop b;
+  weft::Future<int> f = a.create_future<int>();
+  EXPECT_THROW(b.run_until_complete(f), weft::ValueError);
+  f.set_result(7);
+  EXPECT_EQ(a.run_until_complete(f), 7);
+}
+
 // --------------------------------------------------------------------------------- LOOP-11
 
 weft::Coro<int> counts_then_stops_loop(int* x) {

@@ -4,6 +4,7 @@
 #include <weft/executor.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <cstdlib>
 #include <string>
@@ -19,7 +20,8 @@ unsigned resolve_workers(unsigned requested) {
     if (const char* env = std::getenv("WEFT_WORKERS"); env && *env) {
       char* end = nullptr;
       long v = std::strtol(env, &end, 10);
-      if (*end != '\0' || v <= 0 || v > static_cast<long>(kMaxWorkers))
+      if (!std::isdigit(static_cast<unsigned char>(*env)) || *end != '\0' || v <= 0 ||
+          v > static_cast<long>(kMaxWorkers))
         throw ValueError(std::string("WEFT_WORKERS must be an integer in 1..1024, got '") + env +
                          "'");
       return static_cast<unsigned>(v);

@@ -128,8 +128,8 @@ class EventLoop {
   }
   template <class T>
   T run_until_complete(Future<T> future) {
-    if (future.state_ptr()->loop() != this && future.state_ptr()->loop() != nullptr &&
-        future.state_ptr()->is_task())
+    // LOOP-10: a future (or task) bound to another loop cannot be run here.
+    if (future.state_ptr()->loop() != this && future.state_ptr()->loop() != nullptr)
       throw ValueError("run_until_complete: the future belongs to a different loop");
     run_until_done(*future.state_ptr());
     if constexpr (std::is_void_v<T>) {
