@@ -52,6 +52,15 @@ T value_or_timeout(const Future<T>& fut) {
 template <detail::ComposeAwaitable Aw>
 Coro<detail::awaitable_value_t<Aw>> wait_for(Aw aw, std::optional<Duration> timeout) {
   using T = detail::awaitable_value_t<Aw>;
+  if constexpr (std::is_same_v<Aw, Coro<T>>) {
+    // WFOR-04: with a non-positive timeout a coroutine never starts. It is not
+    // even wrapped in a task: with several workers another worker could start
+    // that task before the cancellation reached it.
+    if (timeout && *timeout <= Duration::zero()) {
+      { Aw unstarted = std::move(aw); }
+      throw TimeoutError();
+    }
+  }
   Future<T> fut = detail::to_future(std::move(aw));
   if (!timeout) co_return co_await detail::await_value(std::move(fut));
   if (*timeout <= Duration::zero()) {
@@ -67,6 +76,13 @@ Coro<detail::awaitable_value_t<Aw>> wait_for(Aw aw, std::optional<Duration> time
 template <detail::ComposeAwaitable Aw>
 Coro<detail::awaitable_value_t<Aw>> timeout_at(std::optional<TimePoint> when, Aw aw) {
   using T = detail::awaitable_value_t<Aw>;
+  if constexpr (std::is_same_v<Aw, Coro<T>>) {
+    // As in wait_for: an expired deadline never starts a coroutine.
+    if (when && *when <= get_running_loop().time()) {
+      { Aw unstarted = std::move(aw); }
+      throw TimeoutError();
+    }
+  }
   Future<T> fut = detail::to_future(std::move(aw));
   if (!when) co_return co_await detail::await_value(std::move(fut));
   if (*when <= get_running_loop().time()) {
