@@ -337,6 +337,33 @@ TEST(RunInterrupt, Run06SecondSigintEndsTheProcess) {
   EXPECT_EQ(WTERMSIG(status), SIGINT);
 }
 
+bool sigint_blocked_here() {
+  sigset_t current;
+  ::pthread_sigmask(SIG_BLOCK, nullptr, &current);
+  return sigismember(&current, SIGINT) == 1;
+}
+
+// SIGINT is read only through loop 0's signalfd: run()'s thread and every
+// worker block it for run()'s duration, so no thread runs a handler for it
+// (a signal taken by a handler on a thread that is not looking is how a
+// SIGINT got lost before).
+TEST(RunInterrupt, Run06SigintIsBlockedOnEveryRuntimeThreadDuringRun) {
+  ASSERT_FALSE(sigint_blocked_here());
+  int blocked_on_workers = weft::run(
+      []() -> weft::Coro<int> {
+        int blocked = 0;
+        for (int i = 0; i < 2; ++i) {
+          auto on_worker =
+              weft::create_task([]() -> weft::Coro<bool> { co_return sigint_blocked_here(); }());
+          blocked += (co_await on_worker) ? 1 : 0;
+        }
+        co_return blocked + (sigint_blocked_here() ? 1 : 0);
+      }(),
+      {.workers = 2});
+  EXPECT_EQ(blocked_on_workers, 3);
+  EXPECT_FALSE(sigint_blocked_here());
+}
+
 TEST(RunInterrupt, RunRestoresSigintAfterwards) {
   EXPECT_EQ(weft::run(
                 []() -> weft::Coro<int> {
@@ -346,6 +373,7 @@ TEST(RunInterrupt, RunRestoresSigintAfterwards) {
                 {.workers = 1}),
             1);
   EXPECT_TRUE(disposition_is(SIGINT, SIG_DFL));
+  EXPECT_FALSE(sigint_blocked_here());
 }
 
 }  // namespace

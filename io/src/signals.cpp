@@ -10,8 +10,9 @@
 //   (`tid`) is the loop's thread.
 // - Registration, removal and reading run on the loop's own thread (public
 //   calls from other threads are queued to the loop). The owner thread first
-//   blocks the signal, then publishes itself as the target: a signal is
-//   never sent to a thread that does not block it yet.
+//   blocks the signal, then publishes itself as the target, and only then
+//   installs the forwarder: a signal is never sent to a thread that does not
+//   block it yet, and the forwarder never runs without a target to send to.
 // - Other threads keep their masks. A forwarding sigaction handles a delivery
 //   that lands on one of them by re-sending it with tgkill to the target
 //   thread, where it stays pending until the signalfd is read. signalfd
@@ -358,7 +359,17 @@ std::uint64_t add_on_owner(EventLoop& loop, int sig, Callback callback) {
   Callback replaced;  // destroyed after the lock is released
   std::lock_guard lock(r.mu);
   Slot& slot = r.slots[sig];
-  if (!slot.installed) install_forwarder_locked(sig, slot);
+  // The target goes first: once the forwarder is the disposition, a signal
+  // taken by another thread must find this (blocking) thread to re-send to.
+  pid_t old_target = g_forward.target[sig].exchange(state->tid(), std::memory_order_acq_rel);
+  if (!slot.installed) {
+    try {
+      install_forwarder_locked(sig, slot);
+    } catch (...) {
+      g_forward.target[sig].store(old_target, std::memory_order_release);
+      throw;
+    }
+  }
   if (slot.owner && slot.owner != state) {
     // The signal moves here: the old loop stops reading it on its own thread.
     EventLoop* old = slot.owner->loop();
@@ -371,7 +382,6 @@ std::uint64_t add_on_owner(EventLoop& loop, int sig, Callback callback) {
   replaced = std::exchange(slot.callback, std::move(callback));
   slot.owner = state;
   slot.token = r.next_token++;
-  g_forward.target[sig].store(state->tid(), std::memory_order_release);
   return slot.token;
 }
 
@@ -424,12 +434,55 @@ bool holds(EventLoop& loop, int sig) {
   std::_Exit(128 + SIGINT);  // only if SIGINT's default action was somehow not taken
 }
 
-class SigintGuard final : public RunInterrupt {
+// run()'s SIGINT handling. Created on run()'s thread (the process's main
+// thread) before the runtime's workers start, it blocks SIGINT there, so the
+// workers (and the blocking-pool threads they start) inherit the block: a
+// SIGINT sent to the process then stays pending until loop 0's signalfd
+// reads it. No thread of the runtime ever runs a signal handler for it, and a
+// SIGINT that arrives before arm() has finished is read once it has, not
+// lost. The destructor, after the runtime is gone, unblocks it again.
+class RunSigint final : public RunInterrupt {
  public:
-  SigintGuard(EventLoop& loop, std::uint64_t token, std::shared_ptr<std::atomic<int>> count)
-      : loop_(&loop), token_(token), count_(std::move(count)) {}
+  explicit RunSigint(bool was_blocked) : was_blocked_(was_blocked) {}
+  RunSigint(const RunSigint&) = delete;
+  RunSigint& operator=(const RunSigint&) = delete;
+
+  ~RunSigint() override {
+    if (was_blocked_) return;
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, SIGINT);
+    ::pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+  }
+
+  void arm(Runtime& runtime, TaskRef main) override {
+    EventLoop& loop = runtime.loop(0);
+    // A worker loop counts the constructing thread as its owner until the
+    // worker thread starts and binds itself: wait for that, so the call_soon
+    // below goes through the loop's inbox.
+    while (!loop.is_running()) std::this_thread::yield();
+    std::promise<std::uint64_t> armed;
+    std::future<std::uint64_t> token = armed.get_future();
+    auto count = count_;
+    loop.call_soon([&loop, &armed, main, count] {
+      try {
+        armed.set_value(add_on_owner(loop, SIGINT, [main, count] {
+          if (count->fetch_add(1, std::memory_order_relaxed) == 0 && !main.done()) {
+            main.cancel();
+            return;
+          }
+          die_of_sigint();
+        }));
+      } catch (...) {
+        armed.set_exception(std::current_exception());
+      }
+    });
+    token_ = token.get();
+    loop_ = &loop;
+  }
 
   std::exception_ptr finish(TaskRef main) override {
+    if (!loop_) return nullptr;
     std::promise<void> removed;
     std::future<void> done = removed.get_future();
     loop_->call_soon([this, &removed] {
@@ -446,12 +499,13 @@ class SigintGuard final : public RunInterrupt {
   }
 
  private:
-  EventLoop* loop_;
-  std::uint64_t token_;
-  std::shared_ptr<std::atomic<int>> count_;
+  const bool was_blocked_;  // SIGINT was already blocked on run()'s thread: leave it so
+  EventLoop* loop_ = nullptr;
+  std::uint64_t token_ = 0;
+  std::shared_ptr<std::atomic<int>> count_ = std::make_shared<std::atomic<int>>(0);
 };
 
-std::unique_ptr<RunInterrupt> arm_run_interrupt(Runtime& runtime, TaskRef main) {
+std::unique_ptr<RunInterrupt> make_run_interrupt() {
   if (this_tid() != ::getpid()) return nullptr;  // the main thread only, as asyncio
   struct sigaction current {};
   if (::sigaction(SIGINT, nullptr, &current) != 0 || (current.sa_flags & SA_SIGINFO) ||
@@ -462,35 +516,19 @@ std::unique_ptr<RunInterrupt> arm_run_interrupt(Runtime& runtime, TaskRef main) 
     std::lock_guard lock(r.mu);
     if (r.slots[SIGINT].owner) return nullptr;
   }
-  EventLoop& loop = runtime.loop(0);
-  // A worker loop counts the constructing thread as its owner until the
-  // worker thread starts and binds itself: wait for that, so the call_soon
-  // below goes through the loop's inbox.
-  while (!loop.is_running()) std::this_thread::yield();
-  auto count = std::make_shared<std::atomic<int>>(0);
-  std::promise<std::uint64_t> armed;
-  std::future<std::uint64_t> token = armed.get_future();
-  loop.call_soon([&loop, &armed, main, count] {
-    try {
-      armed.set_value(add_on_owner(loop, SIGINT, [main, count] {
-        if (count->fetch_add(1, std::memory_order_relaxed) == 0 && !main.done()) {
-          main.cancel();
-          return;
-        }
-        die_of_sigint();
-      }));
-    } catch (...) {
-      armed.set_exception(std::current_exception());
-    }
-  });
-  return std::make_unique<SigintGuard>(loop, token.get(), std::move(count));
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, SIGINT);
+  sigset_t old;
+  if (::pthread_sigmask(SIG_BLOCK, &one, &old) != 0) return nullptr;
+  return std::make_unique<RunSigint>(sigismember(&old, SIGINT) == 1);
 }
 
 }  // namespace
 }  // namespace detail
 
 bool detail::install_run_interrupt() noexcept {
-  detail::run_interrupt_factory.store(&detail::arm_run_interrupt, std::memory_order_release);
+  detail::run_interrupt_factory.store(&detail::make_run_interrupt, std::memory_order_release);
   return true;
 }
 

@@ -123,14 +123,19 @@ std::vector<EventLoop*> running_loops();
 namespace detail {
 /// RUN-06 seam: SIGINT handling for the duration of one run(). weft::io
 /// (<weft/signals.hpp>) installs the factory; without it run() leaves SIGINT alone.
+/// The factory runs on run()'s thread before the Runtime starts its workers
+/// (so they inherit whatever signal mask it sets there); the object is
+/// destroyed after the Runtime, on that same thread, and undoes it.
 class RunInterrupt {
  public:
   virtual ~RunInterrupt() = default;
+  /// Starts watching for SIGINT on `runtime`'s loops on behalf of `main`.
+  virtual void arm(Runtime& runtime, TaskRef main) = 0;
   /// Disarms (calling thread, workers still running); returns the
   /// KeyboardInterrupt run() must throw, or null.
   virtual std::exception_ptr finish(TaskRef main) = 0;
 };
-using RunInterruptFactory = std::unique_ptr<RunInterrupt> (*)(Runtime&, TaskRef main);
+using RunInterruptFactory = std::unique_ptr<RunInterrupt> (*)();
 inline std::atomic<RunInterruptFactory> run_interrupt_factory{nullptr};
 }  // namespace detail
 
@@ -142,11 +147,11 @@ template <class T>
 T run(Coro<T> main, RunOptions options = {}) {
   if (detail::current_loop()) throw RuntimeError("run: cannot be called from a running event loop");
   if (!main.valid()) throw ValueError("run: a coroutine was expected (got an empty Coro)");
+  std::unique_ptr<detail::RunInterrupt> interrupt;  // declared first: outlives the runtime
+  if (auto make = detail::run_interrupt_factory.load(std::memory_order_acquire)) interrupt = make();
   Runtime runtime(options);
   Task<T> task = runtime.spawn(std::move(main));
-  std::unique_ptr<detail::RunInterrupt> interrupt;
-  if (auto arm = detail::run_interrupt_factory.load(std::memory_order_acquire))
-    interrupt = arm(runtime, task);
+  if (interrupt) interrupt->arm(runtime, task);
   std::exception_ptr failure;
   try {
     runtime.wait_until_done(*task.state_ptr());

@@ -37,7 +37,10 @@
 //
 // weft::run() and SIGINT (RUN-06): when run() is called on the process's main
 // thread and SIGINT has its default disposition and no weft handler, run()
-// installs a SIGINT handler on worker 0's loop for its duration. The first
+// installs a SIGINT handler on worker 0's loop for its duration. SIGINT is
+// blocked on run()'s thread and on every thread the runtime starts (they
+// inherit the mask), so it is read only through that loop's signalfd; the
+// block is lifted when run() returns. The first
 // SIGINT cancels the main task (and so the future it awaits). If main then
 // lets the CancelledError out, run() throws KeyboardInterrupt; if main had
 // also been cancelled for another reason, the CancelledError surfaces
