@@ -24,18 +24,6 @@ namespace {
 
 class AsCompletedW : public weft::testing::WorkersTest {};
 
-/// A vector of tasks built outside any co_await expression (GCC 12 cannot
-/// keep an initializer_list's array in a coroutine frame).
-template <class... T>
-std::vector<weft::Task<int>> tasks_of(T... ts) {
-  return {ts...};
-}
-
-weft::Coro<int> gated(weft::Future<void> gate, int v) {
-  co_await gate;
-  co_return v;
-}
-
 weft::Coro<int> gated_failure(weft::Future<void> gate) {
   co_await gate;
   throw std::runtime_error("failed");
@@ -46,7 +34,7 @@ weft::Coro<int> gated_failure(weft::Future<void> gate) {
 WEFT_TEST_P(AsCompletedW, Asc01ItemsComeOutInCompletionOrder) {
   std::vector<weft::Future<void>> gates(3);
   std::vector<weft::Task<int>> tasks;
-  for (int i = 0; i < 3; ++i) tasks.push_back(weft::create_task(gated(gates[i], i)));
+  for (int i = 0; i < 3; ++i) tasks.push_back(weft::create_task(weft::testing::gated(gates[i], i)));
   std::vector<int> order{1, 2, 0};  // finish the middle one first
   std::vector<int> got;
   std::size_t k = 0;
@@ -59,12 +47,12 @@ WEFT_TEST_P(AsCompletedW, Asc01ItemsComeOutInCompletionOrder) {
 
 WEFT_TEST_P(AsCompletedW, Asc01DuplicatesAreMergedAndErrorsAreRaisedByTheirItem) {
   weft::Future<void> g1, g2;
-  auto a = weft::create_task(gated(g1, 1));
+  auto a = weft::create_task(weft::testing::gated(g1, 1));
   auto b = weft::create_task(gated_failure(g2));
   int items = 0;
   int value = 0;
   bool failed = false;
-  for (auto next : weft::as_completed(tasks_of(a, b, a, a))) {
+  for (auto next : weft::as_completed(weft::testing::tasks_of(a, b, a, a))) {
     ++items;
     if (items == 1) g2.set_result();
     if (items == 2) g1.set_result();
@@ -82,8 +70,8 @@ WEFT_TEST_P(AsCompletedW, Asc01DuplicatesAreMergedAndErrorsAreRaisedByTheirItem)
   std::vector<weft::Coro<int>> coros;
   weft::Future<void> open;
   open.set_result();
-  coros.push_back(gated(open, 4));
-  coros.push_back(gated(open, 5));
+  coros.push_back(weft::testing::gated(open, 4));
+  coros.push_back(weft::testing::gated(open, 5));
   int sum = 0;
   for (auto next : weft::as_completed(std::move(coros))) sum += co_await std::move(next);
   CO_ASSERT_EQ(sum, 9);
@@ -94,14 +82,14 @@ WEFT_TEST_P(AsCompletedW, Asc01DuplicatesAreMergedAndErrorsAreRaisedByTheirItem)
 WEFT_TEST_P(AsCompletedW, Asc02AfterTheTimeoutPendingItemsRaiseTimeoutError) {
   weft::Future<void> open, never;
   open.set_result();
-  auto a = weft::create_task(gated(open, 1));
-  auto b = weft::create_task(gated(open, 2));
-  auto c = weft::create_task(gated(never, 3));
+  auto a = weft::create_task(weft::testing::gated(open, 1));
+  auto b = weft::create_task(weft::testing::gated(open, 2));
+  auto c = weft::create_task(weft::testing::gated(never, 3));
   co_await a;
   co_await b;
   std::vector<int> values;
   int timeouts = 0;
-  for (auto next : weft::as_completed(tasks_of(c, a, b), 2ms)) {
+  for (auto next : weft::as_completed(weft::testing::tasks_of(c, a, b), 2ms)) {
     try {
       values.push_back(co_await std::move(next));
     } catch (const weft::TimeoutError&) {
@@ -120,8 +108,10 @@ WEFT_TEST_P(AsCompletedW, Asc02AnUnusedTimeoutHasNoEffect) {
   weft::Future<void> open;
   open.set_result();
   int sum = 0;
-  for (auto next : weft::as_completed(
-           tasks_of(weft::create_task(gated(open, 1)), weft::create_task(gated(open, 2))), 1h))
+  for (auto next :
+       weft::as_completed(weft::testing::tasks_of(weft::create_task(weft::testing::gated(open, 1)),
+                                                  weft::create_task(weft::testing::gated(open, 2))),
+                          1h))
     sum += co_await std::move(next);
   CO_ASSERT_EQ(sum, 3);
 }
@@ -131,7 +121,7 @@ WEFT_TEST_P(AsCompletedW, Asc02AnUnusedTimeoutHasNoEffect) {
 WEFT_TEST_P(AsCompletedW, Asc03IterationCanStopEarlyAndResume) {
   std::vector<weft::Future<void>> gates(3);
   std::vector<weft::Task<int>> tasks;
-  for (int i = 0; i < 3; ++i) tasks.push_back(weft::create_task(gated(gates[i], i)));
+  for (int i = 0; i < 3; ++i) tasks.push_back(weft::create_task(weft::testing::gated(gates[i], i)));
   auto ac = weft::as_completed(tasks);
   std::vector<int> got;
   for (auto next : ac) {
@@ -151,7 +141,7 @@ WEFT_TEST_P(AsCompletedW, Asc03IterationCanStopEarlyAndResume) {
 WEFT_TEST_P(AsCompletedW, Asc03SeveralItemsCanBeAwaitedConcurrently) {
   std::vector<weft::Future<void>> gates(4);
   std::vector<weft::Task<int>> tasks;
-  for (int i = 0; i < 4; ++i) tasks.push_back(weft::create_task(gated(gates[i], i)));
+  for (int i = 0; i < 4; ++i) tasks.push_back(weft::create_task(weft::testing::gated(gates[i], i)));
   std::vector<weft::Coro<int>> items;
   for (auto next : weft::as_completed(tasks)) items.push_back(std::move(next));
   CO_ASSERT_EQ(items.size(), 4u);

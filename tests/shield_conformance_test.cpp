@@ -22,11 +22,6 @@ namespace {
 
 class ShieldW : public weft::testing::WorkersTest {};
 
-weft::Coro<int> gated(weft::Future<void> gate, int v) {
-  co_await gate;
-  co_return v;
-}
-
 weft::Coro<int> gated_failure(weft::Future<void> gate) {
   co_await gate;
   throw std::runtime_error("inner failed");
@@ -45,7 +40,7 @@ weft::Coro<int> shield_and_flag(weft::Task<int> inner, std::atomic<bool>* starte
 
 WEFT_TEST_P(ShieldW, Shld01PassesThroughResultAndExceptionAndShortcutsDoneInners) {
   weft::Future<void> gate;
-  auto t = weft::create_task(gated(gate, 7));
+  auto t = weft::create_task(weft::testing::gated(gate, 7));
   auto setter = weft::create_task([](weft::Future<void> g) -> weft::Coro<void> {
     co_await weft::sleep(1ms);
     g.set_result();
@@ -72,17 +67,12 @@ WEFT_TEST_P(ShieldW, Shld01PassesThroughResultAndExceptionAndShortcutsDoneInners
 
 WEFT_TEST_P(ShieldW, Shld02CancellingTheInnerCancelsTheShield) {
   weft::Future<void> gate;
-  auto inner = weft::create_task(gated(gate, 1));
+  auto inner = weft::create_task(weft::testing::gated(gate, 1));
   std::atomic<bool> started{false};
   auto waiter = weft::create_task(shield_and_flag(inner, &started));
   co_await until(started);
   inner.cancel();
-  bool cancelled = false;
-  try {
-    (void)co_await waiter;
-  } catch (const weft::CancelledError&) {
-    cancelled = true;
-  }
+  bool cancelled = co_await weft::testing::raises_cancelled(waiter);
   CO_ASSERT_TRUE(cancelled && inner.cancelled());
 }
 
@@ -90,17 +80,12 @@ WEFT_TEST_P(ShieldW, Shld02CancellingTheInnerCancelsTheShield) {
 
 WEFT_TEST_P(ShieldW, Shld03CancellingTheAwaiterLeavesTheInnerRunning) {
   weft::Future<void> gate;
-  auto inner = weft::create_task(gated(gate, 1));
+  auto inner = weft::create_task(weft::testing::gated(gate, 1));
   std::atomic<bool> started{false};
   auto waiter = weft::create_task(shield_and_flag(inner, &started));
   co_await until(started);
   waiter.cancel();
-  bool cancelled = false;
-  try {
-    (void)co_await waiter;
-  } catch (const weft::CancelledError&) {
-    cancelled = true;
-  }
+  bool cancelled = co_await weft::testing::raises_cancelled(waiter);
   CO_ASSERT_TRUE(cancelled && waiter.cancelled());
   CO_ASSERT_TRUE(!inner.done());
   gate.set_result();
@@ -119,19 +104,14 @@ weft::Coro<std::vector<int>> shielded_gather(weft::Task<std::vector<int>> g,
 WEFT_TEST_P(ShieldW, Shld04ShieldedGatherGoesOnWhenTheOuterIsCancelled) {
   weft::Future<void> gate;
   std::vector<weft::Coro<int>> children;
-  children.push_back(gated(gate, 1));
-  children.push_back(gated(gate, 2));
+  children.push_back(weft::testing::gated(gate, 1));
+  children.push_back(weft::testing::gated(gate, 2));
   auto gathered = weft::create_task(weft::gather(std::move(children)));
   std::atomic<bool> started{false};
   auto outer = weft::create_task(shielded_gather(gathered, &started));
   co_await until(started);
   outer.cancel();
-  bool cancelled = false;
-  try {
-    (void)co_await outer;
-  } catch (const weft::CancelledError&) {
-    cancelled = true;
-  }
+  bool cancelled = co_await weft::testing::raises_cancelled(outer);
   CO_ASSERT_TRUE(cancelled);
   gate.set_result();
   std::vector<int> got = co_await gathered;
@@ -146,8 +126,8 @@ weft::Coro<void> gather_of_shields(weft::Task<int> c1, weft::Task<int> c2,
 
 WEFT_TEST_P(ShieldW, Shld04CancellingAGatherOfShieldsSparesTheInners) {
   weft::Future<void> gate;
-  auto c1 = weft::create_task(gated(gate, 1));
-  auto c2 = weft::create_task(gated(gate, 2));
+  auto c1 = weft::create_task(weft::testing::gated(gate, 1));
+  auto c2 = weft::create_task(weft::testing::gated(gate, 2));
   std::atomic<bool> started{false};
   auto parent = weft::create_task(gather_of_shields(c1, c2, &started));
   co_await until(started);
@@ -216,7 +196,7 @@ WEFT_TEST(Shield, Shld05LateInnerExceptionIsReportedOnceEvenIfShieldedTwice) {
 WEFT_TEST(Shield, Shld05LateInnerResultIsNotReported) {
   HandlerCount handler;
   weft::Future<void> gate;
-  std::optional<weft::Task<int>> inner = weft::create_task(gated(gate, 1));
+  std::optional<weft::Task<int>> inner = weft::create_task(weft::testing::gated(gate, 1));
   std::atomic<bool> s1{false};
   auto w1 = weft::create_task(shield_and_flag(*inner, &s1));
   co_await until(s1);

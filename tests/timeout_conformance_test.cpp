@@ -27,16 +27,6 @@ namespace {
 
 class TimeoutW : public weft::testing::WorkersTest {};
 
-bool nests_cancelled_error(const weft::TimeoutError& e) {
-  try {
-    std::rethrow_if_nested(e);
-  } catch (const weft::CancelledError&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
-
 // ---------------------------------------------------------------------------------- TMO-01
 
 WEFT_TEST_P(TimeoutW, Tmo01ExpiryCancelsTheBodyAndRaisesTimeoutError) {
@@ -53,7 +43,7 @@ WEFT_TEST_P(TimeoutW, Tmo01ExpiryCancelsTheBodyAndRaisesTimeoutError) {
     });
   } catch (const weft::TimeoutError& e) {
     timed_out = true;
-    nested = nests_cancelled_error(e);
+    nested = weft::testing::nests_cancelled_error(e);
   }
   CO_ASSERT_TRUE(body_saw_cancel && expired_inside && timed_out && nested);
   CO_ASSERT_EQ(weft::current_task().cancelling(), 0);

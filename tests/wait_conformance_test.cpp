@@ -22,18 +22,6 @@ namespace {
 
 class WaitW : public weft::testing::WorkersTest {};
 
-/// A vector of tasks built outside any co_await expression (GCC 12 cannot
-/// keep an initializer_list's array in a coroutine frame).
-template <class... T>
-std::vector<weft::Task<int>> tasks_of(T... ts) {
-  return {ts...};
-}
-
-weft::Coro<int> gated(weft::Future<void> gate, int v) {
-  co_await gate;
-  co_return v;
-}
-
 weft::Coro<int> value_after(std::chrono::milliseconds d, int v) {
   co_await weft::sleep(d);
   co_return v;
@@ -53,7 +41,7 @@ bool same(const std::vector<weft::Task<int>>& got, const std::vector<weft::Task<
 WEFT_TEST_P(WaitW, Wait01AllCompletedWaitsForEveryTaskFailuresCountAsDone) {
   auto a = weft::create_task(value_after(5ms, 1));
   auto b = weft::create_task(fail_after(1ms));
-  auto r = co_await weft::wait(tasks_of(a, b));
+  auto r = co_await weft::wait(weft::testing::tasks_of(a, b));
   CO_ASSERT_TRUE(same(r.done, {a, b}));
   CO_ASSERT_TRUE(r.pending.empty());
   CO_ASSERT_TRUE(b.exception() != nullptr);  // wait itself does not raise
@@ -63,9 +51,10 @@ WEFT_TEST_P(WaitW, Wait01AllCompletedWaitsForEveryTaskFailuresCountAsDone) {
 
 WEFT_TEST_P(WaitW, Wait02FirstCompletedReturnsAsSoonAsOneFinishes) {
   weft::Future<void> gate;
-  auto a = weft::create_task(gated(gate, 1));
+  auto a = weft::create_task(weft::testing::gated(gate, 1));
   auto b = weft::create_task(value_after(1ms, 2));
-  auto r = co_await weft::wait(tasks_of(a, b), {.return_when = weft::ReturnWhen::FIRST_COMPLETED});
+  auto r = co_await weft::wait(weft::testing::tasks_of(a, b),
+                               {.return_when = weft::ReturnWhen::FIRST_COMPLETED});
   CO_ASSERT_TRUE(same(r.done, {b}));
   CO_ASSERT_TRUE(same(r.pending, {a}));
   gate.set_result();
@@ -74,13 +63,13 @@ WEFT_TEST_P(WaitW, Wait02FirstCompletedReturnsAsSoonAsOneFinishes) {
 
 WEFT_TEST_P(WaitW, Wait02SeveralDoneInTheSameIterationAreAllReported) {
   weft::Future<void> gate;
-  auto a = weft::create_task(gated(gate, 1));
+  auto a = weft::create_task(weft::testing::gated(gate, 1));
   auto b = weft::create_task(value_after(0ms, 2));
   auto c = weft::create_task(value_after(0ms, 3));
   co_await b;
   co_await c;
-  auto r =
-      co_await weft::wait(tasks_of(a, b, c), {.return_when = weft::ReturnWhen::FIRST_COMPLETED});
+  auto r = co_await weft::wait(weft::testing::tasks_of(a, b, c),
+                               {.return_when = weft::ReturnWhen::FIRST_COMPLETED});
   CO_ASSERT_TRUE(same(r.done, {b, c}));
   CO_ASSERT_TRUE(same(r.pending, {a}));
   gate.set_result();
@@ -91,17 +80,18 @@ WEFT_TEST_P(WaitW, Wait02SeveralDoneInTheSameIterationAreAllReported) {
 
 WEFT_TEST_P(WaitW, Wait03FirstExceptionReturnsWhenOneRaises) {
   weft::Future<void> gate;
-  auto a = weft::create_task(gated(gate, 1));
+  auto a = weft::create_task(weft::testing::gated(gate, 1));
   auto b = weft::create_task(fail_after(1ms));
   auto ok = weft::create_task(value_after(0ms, 3));
   co_await ok;
-  auto r =
-      co_await weft::wait(tasks_of(a, ok, b), {.return_when = weft::ReturnWhen::FIRST_EXCEPTION});
+  auto r = co_await weft::wait(weft::testing::tasks_of(a, ok, b),
+                               {.return_when = weft::ReturnWhen::FIRST_EXCEPTION});
   CO_ASSERT_TRUE(same(r.done, {ok, b}));
   CO_ASSERT_TRUE(same(r.pending, {a}));
 
   // One had already failed: returns at once.
-  auto r2 = co_await weft::wait(tasks_of(a, b), {.return_when = weft::ReturnWhen::FIRST_EXCEPTION});
+  auto r2 = co_await weft::wait(weft::testing::tasks_of(a, b),
+                                {.return_when = weft::ReturnWhen::FIRST_EXCEPTION});
   CO_ASSERT_TRUE(same(r2.done, {b}));
   CO_ASSERT_TRUE(same(r2.pending, {a}));
   gate.set_result();
@@ -110,7 +100,8 @@ WEFT_TEST_P(WaitW, Wait03FirstExceptionReturnsWhenOneRaises) {
   // Nothing raises: behaves like ALL_COMPLETED.
   auto x = weft::create_task(value_after(2ms, 1));
   auto y = weft::create_task(value_after(1ms, 2));
-  auto r3 = co_await weft::wait(tasks_of(x, y), {.return_when = weft::ReturnWhen::FIRST_EXCEPTION});
+  auto r3 = co_await weft::wait(weft::testing::tasks_of(x, y),
+                                {.return_when = weft::ReturnWhen::FIRST_EXCEPTION});
   CO_ASSERT_TRUE(same(r3.done, {x, y}));
   CO_ASSERT_TRUE(r3.pending.empty());
 }
@@ -119,10 +110,10 @@ WEFT_TEST_P(WaitW, Wait03FirstExceptionReturnsWhenOneRaises) {
 
 WEFT_TEST_P(WaitW, Wait04TimeoutReturnsWithoutCancellingOrRaising) {
   weft::Future<void> gate;
-  auto a = weft::create_task(gated(gate, 1));
+  auto a = weft::create_task(weft::testing::gated(gate, 1));
   auto b = weft::create_task(value_after(0ms, 2));
   co_await b;
-  auto r = co_await weft::wait(tasks_of(a, b), {.timeout = 2ms});
+  auto r = co_await weft::wait(weft::testing::tasks_of(a, b), {.timeout = 2ms});
   CO_ASSERT_TRUE(same(r.done, {b}));
   CO_ASSERT_TRUE(same(r.pending, {a}));
   CO_ASSERT_TRUE(!a.done() && !a.cancelled());
@@ -147,13 +138,13 @@ WEFT_TEST_P(WaitW, Wait05EmptyInputIsAValueErrorAndDuplicatesAreMerged) {
   CO_ASSERT_TRUE(value_error);
 
   auto a = weft::create_task(value_after(0ms, 1));
-  auto r = co_await weft::wait(tasks_of(a, a, a));
+  auto r = co_await weft::wait(weft::testing::tasks_of(a, a, a));
   CO_ASSERT_TRUE(same(r.done, {a}));
 }
 
 WEFT_TEST_P(WaitW, Wait05CancellingTheWaiterDoesNotCancelTheTasks) {
   weft::Future<void> gate;
-  auto a = weft::create_task(gated(gate, 1));
+  auto a = weft::create_task(weft::testing::gated(gate, 1));
   std::atomic<bool> started{false};
   auto waiter = weft::create_task(wait_on({a}, &started));
   while (!started.load()) co_await weft::sleep(1ms);

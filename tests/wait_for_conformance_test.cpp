@@ -20,16 +20,6 @@ namespace {
 
 class WaitForW : public weft::testing::WorkersTest {};
 
-bool nests_cancelled_error(const weft::TimeoutError& e) {
-  try {
-    std::rethrow_if_nested(e);
-  } catch (const weft::CancelledError&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
-
 weft::Coro<int> value_after(std::chrono::milliseconds d, int v) {
   co_await weft::sleep(d);
   co_return v;
@@ -87,7 +77,7 @@ WEFT_TEST_P(WaitForW, Wfor02TimeoutCancelsTheInnerAndWaitsForItsCleanupFirst) {
     (void)co_await weft::wait_for(inner, 2ms);
   } catch (const weft::TimeoutError& e) {
     timed_out = true;
-    nested = nests_cancelled_error(e);
+    nested = weft::testing::nests_cancelled_error(e);
   }
   CO_ASSERT_TRUE(timed_out);
   CO_ASSERT_TRUE(nested);
@@ -204,11 +194,6 @@ weft::Coro<int> wait_inner(weft::Task<int> inner, std::optional<weft::Duration> 
   co_return co_await weft::wait_for(inner, d);
 }
 
-weft::Coro<int> gated(weft::Future<void> gate, int v) {
-  co_await gate;
-  co_return v;
-}
-
 WEFT_TEST_P(WaitForW, Wfor07CancellingTheWaiterCancelsTheInner) {
   for (std::optional<weft::Duration> d :
        {std::optional<weft::Duration>(1h), std::optional<weft::Duration>()}) {
@@ -221,12 +206,7 @@ WEFT_TEST_P(WaitForW, Wfor07CancellingTheWaiterCancelsTheInner) {
     // Cancelled before or after it suspends in wait_for: either way the
     // cancellation reaches the inner task (TASK-09).
     waiter.cancel();
-    bool cancelled = false;
-    try {
-      (void)co_await waiter;
-    } catch (const weft::CancelledError&) {
-      cancelled = true;
-    }
+    bool cancelled = co_await weft::testing::raises_cancelled(waiter);
     CO_ASSERT_TRUE(cancelled && waiter.cancelled());
     CO_ASSERT_TRUE(inner.cancelled() && cleaned_up);
   }
@@ -234,7 +214,7 @@ WEFT_TEST_P(WaitForW, Wfor07CancellingTheWaiterCancelsTheInner) {
 
 WEFT_TEST(WaitFor, Wfor07OuterCancellationIsNeverSwallowedEvenIfTheInnerJustFinished) {
   weft::Future<void> gate;
-  auto inner = weft::create_task(gated(gate, 1));
+  auto inner = weft::create_task(weft::testing::gated(gate, 1));
   auto waiter = weft::create_task(wait_inner(inner, 1h));
   co_await weft::sleep(0ms);  // inner waits on the gate, waiter on inner
   gate.set_result();
@@ -242,12 +222,7 @@ WEFT_TEST(WaitFor, Wfor07OuterCancellationIsNeverSwallowedEvenIfTheInnerJustFini
   CO_ASSERT_TRUE(inner.done());
   CO_ASSERT_TRUE(!waiter.done());
   waiter.cancel();
-  bool cancelled = false;
-  try {
-    (void)co_await waiter;
-  } catch (const weft::CancelledError&) {
-    cancelled = true;
-  }
+  bool cancelled = co_await weft::testing::raises_cancelled(waiter);
   CO_ASSERT_TRUE(cancelled && waiter.cancelled());
   CO_ASSERT_EQ(inner.result(), 1);
 }

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,42 @@ inline const auto kOneWorker = ::testing::Values(1u);
 
 inline std::string worker_name(const ::testing::TestParamInfo<unsigned>& info) {
   return "w" + std::to_string(info.param);
+}
+
+/// True when awaiting `awaitable` (a Task or Future handle) raises
+/// CancelledError, false when it completes; any other exception propagates.
+template <class Awaitable>
+Coro<bool> raises_cancelled(Awaitable awaitable) {
+  try {
+    (void)co_await awaitable;
+  } catch (const CancelledError&) {
+    co_return true;
+  }
+  co_return false;
+}
+
+/// True when `e` nests a CancelledError (TimeoutError's cause, TMO/WFOR).
+inline bool nests_cancelled_error(const TimeoutError& e) {
+  try {
+    std::rethrow_if_nested(e);
+  } catch (const CancelledError&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+/// A vector of tasks built outside any co_await expression (GCC 12 cannot
+/// keep an initializer_list's array in a coroutine frame).
+template <class... T>
+std::vector<Task<int>> tasks_of(T... ts) {
+  return {ts...};
+}
+
+/// Returns `v` once `gate` is resolved.
+inline Coro<int> gated(Future<void> gate, int v) {
+  co_await gate;
+  co_return v;
 }
 
 }  // namespace weft::testing
