@@ -5,13 +5,14 @@
 // included). maxsize 0 means unbounded. Blocked getters and putters are
 // served in FIFO order.
 //
-// Protocol (everything below is guarded by `mutex_`):
-// - Items live only in `items_`. A getter never receives an item directly:
+// Protocol (everything below is guarded by `hot_->mutex`; the counters named
+// below live in `hot_` too):
+// - Items live only in `items`. A getter never receives an item directly:
 //   when an item becomes available while getters wait, the first getter is
-//   woken with a *reservation* (reserved_items_ + 1) and takes an item itself
+//   woken with a *reservation* (reserved_items + 1) and takes an item itself
 //   when it runs. Newcomers see only unreserved items, so they cannot
 //   overtake a woken getter. Putters likewise get a reserved free slot
-//   (reserved_slots_) and insert their own item when they run.
+//   (reserved_slots) and insert their own item when they run.
 // - A getter cancelled while waiting just leaves the list. One cancelled after
 //   being woken gives its reservation back (passing it to the next getter),
 //   so its item stays in the queue for the next get() (QUE-05). A putter
@@ -20,9 +21,24 @@
 //   QueueShutDown; getters take an unreserved item if one is left, else raise
 //   QueueShutDown (QUE-09/10). shutdown(true) also drops the items, lowering
 //   the unfinished count by as many (QUE-11).
-// - `finished_` is set exactly while unfinished_ == 0 (set and cleared with
-//   `mutex_` held); join() waits on it.
-// - Wake-ups are collected under `mutex_` and delivered after it is released.
+// - `finished_` is set exactly while unfinished == 0 (set and cleared with
+//   `hot_->mutex` held, only when unfinished moves between 0 and 1, so a put
+//   into a queue with unfinished items never touches it); join() waits on it.
+// - Wake-ups are collected under `hot_->mutex` and delivered after it is released.
+// - Fast paths: put() and get() try first in await_ready (one trip through
+//   `hot_->mutex`, no task bookkeeping): a put inserts when a slot is free, a get
+//   takes an unreserved item. Those are exactly the cases in which asyncio's
+//   put()/get() return without suspending, so, as in asyncio, a cancellation
+//   requested before such a call is not raised there but at the task's next
+//   suspension. Only when it must wait does the awaiter touch the task
+//   (await_suspend re-checks under `hot_->mutex`, then links a waiter node).
+//
+// Deviation from api.md: put() and get() return awaitables (detail PutOp and
+// GetOp) used exactly like the Coro<void> / Coro<T> (`co_await q.put(v);`,
+// `T v = co_await q.get();`) that avoid a coroutine frame per call. Each is
+// awaitable once, inside a task. Where a Coro is needed (create_task,
+// wait_for, gather...), convert it:
+// `weft::create_task(weft::Coro<int>(q.get()))`.
 #pragma once
 
 #include <weft/coro.hpp>
@@ -34,26 +50,90 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <memory>
+#include <new>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace weft {
 namespace detail {
 
+/// A growable ring of T (FIFO storage): contiguous, no allocation once it is
+/// as large as the queue gets (the capacity doubles, a power of two). Not
+/// thread-safe (the queue's mutex guards it).
+template <class T>
+class RingBuffer {
+ public:
+  RingBuffer() noexcept = default;
+  RingBuffer(const RingBuffer&) = delete;
+  RingBuffer& operator=(const RingBuffer&) = delete;
+  ~RingBuffer() {
+    while (size_ > 0) (void)pop_front();
+    if (buf_) std::allocator<T>().deallocate(buf_, mask_ + 1);
+  }
+
+  std::size_t size() const noexcept { return size_; }
+  void swap(RingBuffer& other) noexcept {
+    std::swap(buf_, other.buf_);
+    std::swap(mask_, other.mask_);
+    std::swap(head_, other.head_);
+    std::swap(size_, other.size_);
+  }
+  /// @throws what allocating or moving T throws (the items are then kept,
+  /// unless T is move-only with a throwing move constructor).
+  void push_back(T&& v) {
+    if (!buf_ || size_ == mask_ + 1) grow();
+    ::new (static_cast<void*>(buf_ + ((head_ + size_) & mask_))) T(std::move(v));
+    ++size_;
+  }
+  /// Precondition: size() > 0.
+  T pop_front() {
+    T* slot = buf_ + head_;
+    T v = std::move(*slot);
+    slot->~T();
+    head_ = (head_ + 1) & mask_;
+    --size_;
+    return v;
+  }
+
+ private:
+  void grow() {
+    std::size_t cap = buf_ ? (mask_ + 1) * 2 : 16;
+    std::allocator<T> alloc;
+    T* fresh = alloc.allocate(cap);
+    std::size_t moved = 0;
+    try {
+      for (; moved < size_; ++moved)
+        ::new (static_cast<void*>(fresh + moved))
+            T(std::move_if_noexcept(buf_[(head_ + moved) & mask_]));
+    } catch (...) {
+      for (std::size_t i = 0; i < moved; ++i) fresh[i].~T();
+      alloc.deallocate(fresh, cap);
+      throw;
+    }
+    for (std::size_t i = 0; i < size_; ++i) buf_[(head_ + i) & mask_].~T();
+    if (buf_) alloc.deallocate(buf_, mask_ + 1);
+    buf_ = fresh;
+    mask_ = cap - 1;
+    head_ = 0;
+  }
+
+  T* buf_ = nullptr;
+  std::size_t mask_ = 0;  // capacity - 1 once allocated
+  std::size_t head_ = 0;  // index of the oldest item
+  std::size_t size_ = 0;
+};
+
 /// FIFO storage: get() returns the oldest item.
 template <class T>
 struct FifoStore {
-  using Container = std::deque<T>;
+  using Container = RingBuffer<T>;
   Container c;
   void push(T&& v) { c.push_back(std::move(v)); }
-  T pop() {
-    T v = std::move(c.front());
-    c.pop_front();
-    return v;
-  }
+  T pop() { return c.pop_front(); }
 };
 
 /// LIFO storage: get() returns the newest item.
@@ -93,36 +173,68 @@ struct HeapStore {
   }
 };
 
+/// Room for a SyncWaiter that is built only when an awaiter really waits, so
+/// the fast paths neither construct nor destroy one. Movable only while
+/// unbuilt (awaiters are moved only before they are awaited). Owned by one
+/// awaiter, on its task's thread.
+class LazyWaiter {
+ public:
+  LazyWaiter() noexcept {}
+  LazyWaiter(LazyWaiter&&) noexcept {}
+  LazyWaiter& operator=(LazyWaiter&&) = delete;
+  ~LazyWaiter() {
+    if (built_) node_.~SyncWaiter();  // unlinks it if still waiting (teardown)
+  }
+  /// Builds the node. Precondition: not built yet.
+  SyncWaiter& build() noexcept {
+    ::new (static_cast<void*>(&node_)) SyncWaiter();
+    built_ = true;
+    return node_;
+  }
+  /// Precondition: built.
+  SyncWaiter& node() noexcept { return node_; }
+
+ private:
+  union {
+    SyncWaiter node_;
+  };
+  bool built_ = false;
+};
+
 /// The queue itself; Queue, LifoQueue and PriorityQueue differ only in Store.
 template <class T, class Store>
 class BasicQueue {
  public:
-  /// maxsize 0: unbounded.
+  /// maxsize 0: unbounded. @throws std::bad_alloc.
   explicit BasicQueue(std::size_t maxsize = 0)
-      : maxsize_(maxsize), getters_(mutex_), putters_(mutex_) {
+      : hot_(std::make_unique<Hot>(maxsize)), getters_(hot_->mutex), putters_(hot_->mutex) {
     finished_.set();
   }
   BasicQueue(const BasicQueue&) = delete;
   BasicQueue& operator=(const BasicQueue&) = delete;
 
-  /// Puts `item`, waiting (FIFO) while the queue is full. Inside a task.
-  /// @throws QueueShutDown after shutdown() (also when it happens while
-  /// waiting); CancelledError if cancelled while waiting: the item is then
-  /// not inserted.
-  Coro<void> put(T item) { co_await PutAwaiter(this, &item); }
+  class PutOp;
+  class GetOp;
 
-  /// Removes and returns an item, waiting (FIFO) while none is available.
-  /// Inside a task. @throws QueueShutDown once shut down and empty (at once
-  /// after shutdown(true)); CancelledError if cancelled while waiting: no
-  /// item is then taken.
-  Coro<T> get() { co_return co_await GetAwaiter(this); }
+  /// `co_await q.put(item);` puts `item`, waiting (FIFO) while the queue is
+  /// full. Inside a task. The returned awaitable owns the item until it is
+  /// inserted. @throws QueueShutDown after shutdown() (also when it happens
+  /// while waiting); CancelledError if cancelled while waiting: the item is
+  /// then not inserted.
+  PutOp put(T item) { return PutOp(this, std::move(item)); }
+
+  /// `T v = co_await q.get();` removes and returns an item, waiting (FIFO)
+  /// while none is available. Inside a task. @throws QueueShutDown once shut
+  /// down and empty (at once after shutdown(true)); CancelledError if
+  /// cancelled while waiting: no item is then taken.
+  GetOp get() noexcept { return GetOp(this); }
 
   /// Puts without waiting. Any thread. @throws QueueShutDown after
   /// shutdown(), QueueFull if full (no free slot unreserved).
   void put_nowait(T item) {
     WakeChain chain;  // destroyed after the guard: wakes outside the mutex
-    SyncLockGuard guard(mutex_);
-    if (shutdown_) throw QueueShutDown();
+    SyncLockGuard guard(hot_->mutex);
+    if (hot_->shutdown) throw QueueShutDown();
     if (!slot_free()) throw QueueFull();
     push_locked(std::move(item), chain);
   }
@@ -131,9 +243,9 @@ class BasicQueue {
   /// item is available (QueueShutDown instead once shut down).
   T get_nowait() {
     WakeChain chain;
-    SyncLockGuard guard(mutex_);
+    SyncLockGuard guard(hot_->mutex);
     if (available_items() == 0) {
-      if (shutdown_) throw QueueShutDown();
+      if (hot_->shutdown) throw QueueShutDown();
       throw QueueEmpty();
     }
     return pop_locked(chain);
@@ -141,27 +253,27 @@ class BasicQueue {
 
   /// Items in the queue (including ones reserved for woken getters). Any thread.
   std::size_t qsize() const {
-    SyncLockGuard guard(mutex_);
-    return items_.c.size();
+    SyncLockGuard guard(hot_->mutex);
+    return hot_->items.c.size();
   }
   bool empty() const { return qsize() == 0; }
-  bool full() const { return maxsize_ != 0 && qsize() >= maxsize_; }
-  std::size_t maxsize() const noexcept { return maxsize_; }
+  bool full() const { return hot_->maxsize != 0 && qsize() >= hot_->maxsize; }
+  std::size_t maxsize() const noexcept { return hot_->maxsize; }
 
   /// Marks one fetched item as processed. Any thread.
   /// @throws ValueError("task_done() called too many times") past zero.
   void task_done() {
-    SyncLockGuard guard(mutex_);
-    if (unfinished_ == 0) throw ValueError("task_done() called too many times");
-    if (--unfinished_ == 0) finished_.set();
+    SyncLockGuard guard(hot_->mutex);
+    if (hot_->unfinished == 0) throw ValueError("task_done() called too many times");
+    if (--hot_->unfinished == 0) finished_.set();
   }
 
   /// Waits until every item put has been marked done. Inside a task.
   Coro<void> join() {
     bool pending;
     {
-      SyncLockGuard guard(mutex_);
-      pending = unfinished_ > 0;
+      SyncLockGuard guard(hot_->mutex);
+      pending = hot_->unfinished > 0;
     }
     if (pending) co_await finished_.wait();
   }
@@ -173,13 +285,13 @@ class BasicQueue {
   void shutdown(bool immediate = false) {
     typename Store::Container dropped;  // destroyed last, outside the mutex
     WakeChain chain;
-    SyncLockGuard guard(mutex_);
-    shutdown_ = true;
+    SyncLockGuard guard(hot_->mutex);
+    hot_->shutdown = true;
     if (immediate) {
-      std::size_t n = items_.c.size();
-      dropped.swap(items_.c);
-      unfinished_ -= std::min(n, unfinished_);
-      if (unfinished_ == 0) finished_.set();
+      std::size_t n = hot_->items.c.size();
+      dropped.swap(hot_->items.c);
+      hot_->unfinished -= std::min(n, hot_->unfinished);
+      if (hot_->unfinished == 0) finished_.set();
     }
     while (getters_.grant_front(chain, kShutDown)) {
     }
@@ -190,156 +302,215 @@ class BasicQueue {
  private:
   enum Outcome : std::uint8_t { kReserved, kShutDown };
 
-  // --- all of these require mutex_ ---
+  // --- all of these require hot_->mutex ---
   std::size_t available_items() const noexcept {
-    std::size_t n = items_.c.size();
-    return n > reserved_items_ ? n - reserved_items_ : 0;
+    std::size_t n = hot_->items.c.size();
+    return n > hot_->reserved_items ? n - hot_->reserved_items : 0;
   }
   bool slot_free() const noexcept {
-    return maxsize_ == 0 || items_.c.size() + reserved_slots_ < maxsize_;
+    return hot_->maxsize == 0 || hot_->items.c.size() + hot_->reserved_slots < hot_->maxsize;
   }
   void wake_getters(WakeChain& chain) noexcept {
     while (!getters_.empty() && available_items() > 0) {
       getters_.grant_front(chain, kReserved);
-      ++reserved_items_;
+      ++hot_->reserved_items;
     }
   }
   void wake_putters(WakeChain& chain) noexcept {
     while (!putters_.empty() && slot_free()) {
       putters_.grant_front(chain, kReserved);
-      ++reserved_slots_;
+      ++hot_->reserved_slots;
     }
   }
   void push_locked(T&& item, WakeChain& chain) {
-    items_.push(std::move(item));
-    ++unfinished_;
-    finished_.clear();
+    hot_->items.push(std::move(item));
+    if (hot_->unfinished++ == 0) finished_.clear();
     wake_getters(chain);
   }
   T pop_locked(WakeChain& chain) {
-    T item = items_.pop();
+    T item = hot_->items.pop();
     wake_putters(chain);
     return item;
   }
 
-  class PutAwaiter {
-   public:
-    using weft_native_awaitable = void;
-    PutAwaiter(BasicQueue* q, T* item) noexcept : q_(q), item_(item) {}
-    PutAwaiter(PutAwaiter&& other) noexcept : q_(other.q_), item_(other.item_) {}
-    PutAwaiter& operator=(PutAwaiter&&) = delete;
-
-    bool await_ready() const noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h) {
-      TaskCore& task = require_task("Queue::put");
-      task.set_resume_point(h);
-      {
-        WakeChain chain;
-        SyncLockGuard guard(q_->mutex_);
-        if (q_->shutdown_) {
-          shut_down_ = true;
-          return false;
-        }
-        if (q_->slot_free()) {
-          q_->push_locked(std::move(*item_), chain);
-          return false;
-        }
-        q_->putters_.push_back(node_, task);
-      }
-      linked_ = true;
-      task.begin_wait(&node_);
-      return true;
-    }
-    void await_resume() {
-      if (shut_down_) throw QueueShutDown();
-      if (!linked_) return;
-      linked_ = false;
-      BasicQueue* q = q_;
-      bool reserved = node_.outcome() == kReserved;
-      finish_wait(node_, [q, reserved]() noexcept {
-        if (!reserved) return;
-        WakeChain chain;
-        SyncLockGuard guard(q->mutex_);
-        --q->reserved_slots_;
-        q->wake_putters(chain);  // pass the slot on
-      });
-      WakeChain chain;
-      SyncLockGuard guard(q->mutex_);
-      if (reserved) --q->reserved_slots_;
-      if (q->shutdown_) throw QueueShutDown();
-      q->push_locked(std::move(*item_), chain);
-    }
-
-   private:
-    BasicQueue* q_;
-    T* item_;
-    SyncWaiter node_;
-    bool linked_ = false;
-    bool shut_down_ = false;
+  // What every put and get reads and writes: the mutex, the store's indices
+  // and the counters share the first cache line (64 bytes for a FIFO queue;
+  // maxsize, read-only, comes after), so a put or get running on another
+  // core than the previous one moves one line. Allocated apart so that it is
+  // aligned wherever the queue lives (GCC 12 does not over-align coroutine
+  // frames, where queues often are).
+  struct alignas(64) Hot {
+    explicit Hot(std::size_t max) : maxsize(max) {}
+    SyncMutex mutex;
+    bool shutdown = false;
+    Store items;
+    std::size_t unfinished = 0;
+    std::size_t reserved_items = 0;  // items promised to woken getters
+    std::size_t reserved_slots = 0;  // free slots promised to woken putters
+    const std::size_t maxsize;
   };
 
-  class GetAwaiter {
-   public:
-    using weft_native_awaitable = void;
-    explicit GetAwaiter(BasicQueue* q) noexcept : q_(q) {}
-    GetAwaiter(GetAwaiter&& other) noexcept : q_(other.q_) {}
-    GetAwaiter& operator=(GetAwaiter&&) = delete;
-
-    bool await_ready() const noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h) {
-      TaskCore& task = require_task("Queue::get");
-      task.set_resume_point(h);
-      {
-        WakeChain chain;
-        SyncLockGuard guard(q_->mutex_);
-        if (q_->available_items() > 0) {
-          item_.emplace(q_->pop_locked(chain));
-          return false;
-        }
-        if (q_->shutdown_) return false;  // await_resume raises
-        q_->getters_.push_back(node_, task);
-      }
-      linked_ = true;
-      task.begin_wait(&node_);
-      return true;
-    }
-    T await_resume() {
-      if (item_) return std::move(*item_);
-      if (!linked_) throw QueueShutDown();
-      linked_ = false;
-      BasicQueue* q = q_;
-      bool reserved = node_.outcome() == kReserved;
-      finish_wait(node_, [q, reserved]() noexcept {
-        if (!reserved) return;
-        WakeChain chain;
-        SyncLockGuard guard(q->mutex_);
-        --q->reserved_items_;
-        q->wake_getters(chain);  // the item stays: pass it on
-      });
-      WakeChain chain;
-      SyncLockGuard guard(q->mutex_);
-      if (reserved) --q->reserved_items_;
-      if (q->available_items() == 0) throw QueueShutDown();  // woken by shutdown, nothing left
-      return q->pop_locked(chain);
-    }
-
-   private:
-    BasicQueue* q_;
-    std::optional<T> item_;
-    SyncWaiter node_;
-    bool linked_ = false;
-  };
-
-  mutable SyncMutex mutex_;
-  Store items_;
-  std::size_t maxsize_;
-  std::size_t reserved_items_ = 0;  // items promised to woken getters
-  std::size_t reserved_slots_ = 0;  // free slots promised to woken putters
-  std::size_t unfinished_ = 0;
-  bool shutdown_ = false;
+  const std::unique_ptr<Hot> hot_;  // its fields are guarded by hot_->mutex (maxsize: const)
   WaiterList getters_;
   WaiterList putters_;
   Event finished_;
+};
+
+/// What BasicQueue::put() returns: `co_await q.put(item);`. Owns the item
+/// until it is inserted (a put that is never awaited, or that fails, drops
+/// it). Move-only; awaitable once, inside a task. Converts to Coro<void>
+/// (`weft::Coro<void>(q.put(item))`) for APIs that take a Coro; convert it
+/// before awaiting it.
+template <class T, class Store>
+class [[nodiscard]] BasicQueue<T, Store>::PutOp {
+ public:
+  using weft_native_awaitable = void;
+
+  PutOp(BasicQueue* q, T&& item) noexcept(std::is_nothrow_move_constructible_v<T>)
+      : q_(q), item_(std::move(item)) {}
+  // Moved only before it is awaited (GCC moves awaiters into the frame).
+  PutOp(PutOp&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+      : q_(other.q_), item_(std::move(other.item_)) {}
+  PutOp& operator=(PutOp&&) = delete;
+
+  /// Fast path: inserts at once when a slot is free (or fails at once after
+  /// shutdown) without touching the task.
+  bool await_ready() {
+    WakeChain chain;  // destroyed after the guard: wakes outside the mutex
+    SyncLockGuard guard(q_->hot_->mutex);
+    if (q_->hot_->shutdown) {
+      shut_down_ = true;
+      return true;
+    }
+    if (!q_->slot_free()) return false;
+    q_->push_locked(std::move(item_), chain);
+    return true;
+  }
+  bool await_suspend(std::coroutine_handle<> h) {
+    TaskCore& task = require_task("Queue::put");
+    task.set_resume_point(h);
+    {
+      WakeChain chain;
+      SyncLockGuard guard(q_->hot_->mutex);
+      if (q_->hot_->shutdown) {
+        shut_down_ = true;
+        return false;
+      }
+      if (q_->slot_free()) {  // a slot freed up since await_ready
+        q_->push_locked(std::move(item_), chain);
+        return false;
+      }
+      q_->putters_.push_back(node_.build(), task);
+    }
+    linked_ = true;
+    task.begin_wait(&node_.node());
+    return true;
+  }
+  void await_resume() {
+    if (shut_down_) throw QueueShutDown();
+    if (!linked_) return;  // inserted without waiting
+    linked_ = false;
+    BasicQueue* q = q_;
+    bool reserved = node_.node().outcome() == kReserved;
+    finish_wait(node_.node(), [q, reserved]() noexcept {
+      if (!reserved) return;
+      WakeChain chain;
+      SyncLockGuard guard(q->hot_->mutex);
+      --q->hot_->reserved_slots;
+      q->wake_putters(chain);  // pass the slot on
+    });
+    WakeChain chain;
+    SyncLockGuard guard(q->hot_->mutex);
+    if (reserved) --q->hot_->reserved_slots;
+    if (q->hot_->shutdown) throw QueueShutDown();
+    q->push_locked(std::move(item_), chain);
+  }
+
+  /// The same put as a Coro (allocates a frame).
+  operator Coro<void>() && { return as_coro(q_, std::move(item_)); }
+
+ private:
+  static Coro<void> as_coro(BasicQueue* q, T item) { co_await PutOp(q, std::move(item)); }
+
+  BasicQueue* q_;
+  T item_;
+  LazyWaiter node_;
+  bool linked_ = false;
+  bool shut_down_ = false;
+};
+
+/// What BasicQueue::get() returns: `T v = co_await q.get();`. Move-only;
+/// awaitable once, inside a task. Converts to Coro<T>
+/// (`weft::Coro<T>(q.get())`) for APIs that take a Coro; convert it before
+/// awaiting it.
+template <class T, class Store>
+class [[nodiscard]] BasicQueue<T, Store>::GetOp {
+ public:
+  using weft_native_awaitable = void;
+
+  explicit GetOp(BasicQueue* q) noexcept : q_(q) {}
+  // Moved only before it is awaited (GCC moves awaiters into the frame).
+  GetOp(GetOp&& other) noexcept : q_(other.q_) {}
+  GetOp& operator=(GetOp&&) = delete;
+
+  /// Fast path: takes an unreserved item at once (or fails at once when shut
+  /// down and empty) without touching the task.
+  bool await_ready() {
+    WakeChain chain;  // destroyed after the guard: wakes outside the mutex
+    SyncLockGuard guard(q_->hot_->mutex);
+    if (q_->available_items() > 0) {
+      item_.emplace(q_->pop_locked(chain));
+      return true;
+    }
+    return q_->hot_->shutdown;  // await_resume raises
+  }
+  bool await_suspend(std::coroutine_handle<> h) {
+    TaskCore& task = require_task("Queue::get");
+    task.set_resume_point(h);
+    {
+      WakeChain chain;
+      SyncLockGuard guard(q_->hot_->mutex);
+      if (q_->available_items() > 0) {  // an item came since await_ready
+        item_.emplace(q_->pop_locked(chain));
+        return false;
+      }
+      if (q_->hot_->shutdown) return false;  // await_resume raises
+      q_->getters_.push_back(node_.build(), task);
+    }
+    linked_ = true;
+    task.begin_wait(&node_.node());
+    return true;
+  }
+  T await_resume() {
+    if (item_) return std::move(*item_);
+    if (!linked_) throw QueueShutDown();
+    linked_ = false;
+    BasicQueue* q = q_;
+    bool reserved = node_.node().outcome() == kReserved;
+    finish_wait(node_.node(), [q, reserved]() noexcept {
+      if (!reserved) return;
+      WakeChain chain;
+      SyncLockGuard guard(q->hot_->mutex);
+      --q->hot_->reserved_items;
+      q->wake_getters(chain);  // the item stays: pass it on
+    });
+    WakeChain chain;
+    SyncLockGuard guard(q->hot_->mutex);
+    if (reserved) --q->hot_->reserved_items;
+    if (q->available_items() == 0) throw QueueShutDown();  // woken by shutdown, nothing left
+    return q->pop_locked(chain);
+  }
+
+  /// The same get as a Coro (allocates a frame).
+  operator Coro<T>() && { return as_coro(q_); }
+
+ private:
+  static Coro<T> as_coro(BasicQueue* q) { co_return co_await GetOp(q); }
+
+  BasicQueue* q_;
+  std::optional<T> item_;
+  LazyWaiter node_;
+  bool linked_ = false;
 };
 
 }  // namespace detail
