@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <time.h>
+
 #include "weft_test.hpp"
 
 using namespace std::chrono_literals;
@@ -249,4 +251,64 @@ TEST(Offload, DebugModeReportsASlowTaskStepByName) {
       {.workers = 1, .debug = true, .slow_callback_duration = 10ms});
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("Executing <Task blocker> took"), std::string::npos) << err;
+}
+
+// --- The fast round trip (issue 5): the loop spins briefly for an offload's
+// completion before it parks, the pool's thread spins for the next call.
+
+WEFT_TEST_P(Offload, BackToBackCallsReturnEveryResult) {
+  const long n = weft::testing::scaled(2000);
+  long sum = 0;
+  for (long i = 0; i < n; ++i) {
+    long v = co_await weft::to_thread([i] { return i; });
+    sum += v;
+  }
+  CO_ASSERT_EQ(sum, n * (n - 1) / 2);
+}
+
+// Calls slower than the spin: the loop spins, gives up and parks, and the
+// completion still wakes it; fast calls in between find the spin again once
+// the backoff has passed.
+WEFT_TEST_P(Offload, CallsSlowerThanTheSpinStillWakeTheLoop) {
+  for (int i = 0; i < 60; ++i) {
+    int v = co_await weft::to_thread([i] {
+      if (i % 3 == 0) std::this_thread::sleep_for(2ms);
+      return i;
+    });
+    CO_ASSERT_EQ(v, i);
+  }
+}
+
+TEST(Offload, StandaloneLoopBackToBackCalls) {
+  weft::EventLoop loop;
+  const long n = weft::testing::scaled(2000);
+  long sum = loop.run_until_complete([](long n) -> weft::Coro<long> {
+    long sum = 0;
+    for (long i = 0; i < n; ++i) {
+      long v = co_await weft::to_thread([i] { return i; });
+      sum += v;
+    }
+    co_return sum;
+  }(n));
+  EXPECT_EQ(sum, n * (n - 1) / 2);
+}
+
+namespace {
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+}  // namespace
+
+// The spin is bounded: a loop that offloaded and then waits on a timer parks
+// (it accrues no CPU time while it waits), however many offloads came before.
+WEFT_TEST(Offload, LoopParksAfterTheSpin) {
+  for (int i = 0; i < 10; ++i) co_await weft::to_thread([] {});
+  co_await weft::to_thread([] { std::this_thread::sleep_for(1ms); });
+  const auto cpu_before = thread_cpu_time();  // workers = 1: the one worker's thread
+  co_await weft::sleep(100ms);
+  const auto spent = thread_cpu_time() - cpu_before;
+  // Parked: well under a millisecond; spinning through it: 100 ms.
+  EXPECT_LT(spent, 20ms);
 }

@@ -341,4 +341,151 @@ TEST(ThreadPoolExecutor, SubmitAndRetireRaceLosesNoJob) {
   EXPECT_EQ(stats.completed_total, static_cast<std::uint64_t>(2 * jobs));
 }
 
+// --- spinning before blocking (issue 5: the < 5 us round trip) ---
+
+ThreadPoolExecutor::Options with_spin(std::size_t max_workers, std::chrono::nanoseconds spin) {
+  ThreadPoolExecutor::Options options;
+  options.max_workers = max_workers;
+  options.keep_alive = 1h;
+  options.spin = spin;
+  return options;
+}
+
+/// Spinning needs a second CPU for the submitter; the pool never spins without.
+bool pool_can_spin() { return std::thread::hardware_concurrency() >= 2; }
+
+TEST(ThreadPoolExecutor, NegativeSpinIsAValueError) {
+  EXPECT_THROW(ThreadPoolExecutor(with_spin(1, -1ns)), weft::ValueError);
+}
+
+TEST(ThreadPoolExecutor, SubmitToASpinningThreadNeedsNoWakeupAndDoesNotGrowThePool) {
+  if (!pool_can_spin()) GTEST_SKIP() << "one CPU: the pool does not spin";
+  // A spin far longer than the test: the thread is spinning, not blocked,
+  // whenever the second function arrives.
+  ThreadPoolExecutor pool(with_spin(8, 1h));
+  std::atomic<int> ran{0};
+  pool.submit([&] { ran.fetch_add(1); });
+  ASSERT_TRUE(eventually([&] { return ran == 1 && pool.stats().spinning == 1; }));
+  auto stats = pool.stats();
+  EXPECT_EQ(stats.idle, 1u);
+  EXPECT_EQ(stats.threads, 1u);
+  pool.submit([&] { ran.fetch_add(1); });
+  ASSERT_TRUE(eventually([&] { return ran == 2; }));
+  stats = pool.stats();
+  EXPECT_EQ(stats.spawned_total, 1u);
+  EXPECT_EQ(stats.spin_handoffs_total, 1u);
+  EXPECT_EQ(stats.wakeups_total, 0u);
+  // ~ThreadPoolExecutor: shutdown stops the spinner at once, not after an hour.
+}
+
+TEST(ThreadPoolExecutor, AtMostOneSpinnerPerFourCpusTheOthersBlock) {
+  if (!pool_can_spin()) GTEST_SKIP() << "one CPU: the pool does not spin";
+  const std::size_t max_spinning = std::max(1u, std::thread::hardware_concurrency() / 4);
+  const std::size_t threads = max_spinning + 2;
+  ThreadPoolExecutor pool(with_spin(threads, 1h));
+  Gate gate;
+  std::atomic<std::size_t> started{0};
+  for (std::size_t i = 0; i < threads; ++i) {
+    pool.submit([&] {
+      started.fetch_add(1);
+      gate.wait();
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return started == threads; }));
+  gate.open();
+  ASSERT_TRUE(eventually([&] { return pool.stats().idle == threads; }));
+  EXPECT_EQ(pool.stats().spinning, max_spinning);
+  // Every submit finds an idle thread: handed to the spinners first, then
+  // woken; the pool never grows.
+  std::atomic<std::size_t> ran{0};
+  for (std::size_t i = 0; i < threads; ++i) pool.submit([&] { ran.fetch_add(1); });
+  ASSERT_TRUE(eventually([&] { return ran == threads; }));
+  const auto stats = pool.stats();
+  EXPECT_EQ(stats.spawned_total, threads);
+  EXPECT_EQ(stats.spin_handoffs_total + stats.wakeups_total, threads);
+  EXPECT_GE(stats.spin_handoffs_total, 1u);
+}
+
+TEST(ThreadPoolExecutor, AnIdleThreadStopsSpinningAndBlocks) {
+  ThreadPoolExecutor pool(with_spin(4, 1ms));
+  std::atomic<int> ran{0};
+  pool.submit([&] { ran.fetch_add(1); });
+  // The spin is bounded: the thread ends up blocked on its condition
+  // variable (no CPU), still alive for keep_alive.
+  ASSERT_TRUE(eventually([&] {
+    const auto s = pool.stats();
+    return ran == 1 && s.idle == 1 && s.spinning == 0;
+  }));
+  EXPECT_EQ(pool.stats().threads, 1u);
+  pool.submit([&] { ran.fetch_add(1); });
+  ASSERT_TRUE(eventually([&] { return ran == 2; }));
+  const auto stats = pool.stats();
+  EXPECT_EQ(stats.spawned_total, 1u);
+  EXPECT_EQ(stats.wakeups_total, 1u);  // it was blocked: a real wake-up
+  EXPECT_EQ(stats.spin_handoffs_total, 0u);
+}
+
+TEST(ThreadPoolExecutor, SpinZeroNeverSpins) {
+  ThreadPoolExecutor pool(with_spin(2, 0ns));
+  std::atomic<int> ran{0};
+  for (int i = 1; i <= 20; ++i) {
+    pool.submit([&] { ran.fetch_add(1); });
+    ASSERT_TRUE(eventually([&] { return ran == i; }));
+    EXPECT_EQ(pool.stats().spinning, 0u);
+  }
+  EXPECT_EQ(pool.stats().spin_handoffs_total, 0u);
+}
+
+TEST(ThreadPoolExecutor, ShutdownStopsASpinningThread) {
+  if (!pool_can_spin()) GTEST_SKIP() << "one CPU: the pool does not spin";
+  ThreadPoolExecutor pool(with_spin(2, 1h));
+  pool.submit([] {});
+  ASSERT_TRUE(eventually([&] { return pool.stats().spinning == 1; }));
+  pool.shutdown(true);  // returns once the spinner has seen shut_down and exited
+  const auto stats = pool.stats();
+  EXPECT_EQ(stats.threads, 0u);
+  EXPECT_EQ(stats.spinning, 0u);
+  EXPECT_EQ(stats.retired_total, 0u);
+}
+
+TEST(ThreadPoolExecutor, ConcurrentSubmitsRacingSpinnersLoseNone) {
+  // Submitters that alternate bursts with waits keep the threads moving
+  // between busy, spinning and blocked while functions arrive; every one runs
+  // exactly once. Short spins so that both hand-off paths are taken.
+  for (std::size_t max_workers : {std::size_t{1}, std::size_t{3}, std::size_t{64}}) {
+    ThreadPoolExecutor pool(with_spin(max_workers, 20us));
+    constexpr int kSubmitters = 4;
+    const long per_submitter = scaled(4000);
+    std::atomic<long> ran{0};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < kSubmitters; ++t) {
+      submitters.emplace_back([&, t] {
+        for (long i = 0; i < per_submitter; ++i) {
+          std::atomic<bool> done{false};
+          pool.submit([&ran, &done] {
+            ran.fetch_add(1);
+            done.store(true, std::memory_order_release);
+          });
+          // Mostly a second function right behind the first, racing the
+          // thread that is about to take it; every seventh time just one.
+          if ((i + t) % 7 != 0) pool.submit([&ran] { ran.fetch_add(1); });
+          // done lives on this stack: wait before the next round reuses it.
+          while (!done.load(std::memory_order_acquire)) std::this_thread::yield();
+        }
+      });
+    }
+    for (auto& t : submitters) t.join();
+    pool.shutdown(true);
+    long expected = 0;
+    for (int t = 0; t < kSubmitters; ++t)
+      for (long i = 0; i < per_submitter; ++i) expected += (i + t) % 7 == 0 ? 1 : 2;
+    EXPECT_EQ(ran, expected) << "max_workers " << max_workers;
+    const auto stats = pool.stats();
+    EXPECT_EQ(stats.completed_total, static_cast<std::uint64_t>(expected));
+    EXPECT_LE(stats.spawned_total, max_workers);
+    EXPECT_EQ(stats.threads, 0u);
+    EXPECT_EQ(stats.spinning, 0u);
+  }
+}
+
 }  // namespace

@@ -13,6 +13,17 @@
 //   producer enqueues, increments inbox_count_, then reads parked_ (seq_cst).
 //   One of the two sees the other, so a wake-up is never lost, and the
 //   eventfd write happens only when the owner is (about to be) parked.
+// - Spinning before parking (issue 5): when the owner has just handed work to
+//   another thread whose completion will come back through the inbox (an
+//   offload: expect_remote_wake()), its next park first polls for up to
+//   kRemoteWakeSpin after that hand-off (inbox_count_, stopping, and for a
+//   runtime worker the injector and an unpark aimed at it) with parked_ still
+//   false, so a completion arriving meanwhile costs neither side a system
+//   call. It is bounded per hand-off (owner-only spin_deadline_, cleared by
+//   the spin), so an idle loop parks without burning CPU, and fruitless spins
+//   (long calls, an oversubscribed machine) make the next ones exponentially
+//   rarer. Nothing is lost: the park that follows the spin runs the protocol
+//   above unchanged.
 #pragma once
 
 #include <weft/event_loop.hpp>
@@ -152,6 +163,14 @@ class LoopImpl {
   /// they count towards the next busy I/O poll.
   void count_steps(unsigned n) noexcept { busy_iterations_ += n; }
   bool inbox_nonempty() const noexcept { return inbox_count_.load(std::memory_order_seq_cst) > 0; }
+  /// Owner thread: a completion from another thread is due soon (an offload
+  /// was just submitted), so the next park spins first (see the top).
+  void expect_remote_wake() noexcept {
+    if (spins_to_skip_ > 0)
+      --spins_to_skip_;
+    else
+      spin_deadline_ = Clock::now() + kRemoteWakeSpin;
+  }
 
   void add_fd_callback(int fd, bool write, Callback cb);
   bool remove_fd_callback(int fd, bool write);
@@ -198,8 +217,14 @@ class LoopImpl {
   void sweep_cancelled_timers();
   void poll(std::int64_t timeout_ns);
   void run_ready_batch();
+  /// Polls until remote work shows up (true) or `until` passes (false).
+  bool spin_for_remote_wake(TimePoint until) noexcept;
 
   static constexpr unsigned kBusyPollInterval = 61;
+  static constexpr Duration kRemoteWakeSpin = std::chrono::microseconds(50);
+  TimePoint spin_deadline_{};     // owner-only: see expect_remote_wake()
+  unsigned spin_failures_ = 0;    // owner-only: fruitless spins in a row
+  unsigned spins_to_skip_ = 0;    // owner-only: hand-offs left that do not spin
   unsigned busy_iterations_ = 0;  // iterations (and worker steps) since the last poll
   ReadyList ready_;
   std::vector<TimerEntry*> timers_;  // min-heap by (when, seq)

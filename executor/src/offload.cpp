@@ -27,6 +27,11 @@ std::shared_ptr<Executor> EventLoop::default_executor() {
 
 namespace detail {
 
+void expect_offload_completion(EventLoop& loop) noexcept {
+  LoopImpl& impl = loop.impl();
+  if (impl.on_owner_thread()) impl.expect_remote_wake();
+}
+
 void shutdown_executor(Executor& executor) { executor.shutdown(true); }
 
 void blocking_pool_counts(Scheduler& scheduler, std::int64_t& busy, std::int64_t& idle) {

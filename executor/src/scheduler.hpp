@@ -61,6 +61,11 @@ class Worker {
   /// Owner thread only.
   void push_local(TaskCore* task) noexcept;
   void count_spawn() noexcept { spawned_.fetch_add(1, std::memory_order_relaxed); }
+  /// Any thread: an unparker has picked this worker and not yet been seen by
+  /// it (a hint for LoopImpl's spin before parking).
+  bool unpark_requested() const noexcept {
+    return woken_as_searcher_.load(std::memory_order_relaxed);
+  }
   WorkerMetrics metrics() const;
 
  private:

@@ -1,26 +1,43 @@
 // ThreadPoolExecutor: an elastic pool in the manner of Tokio's blocking pool
 // (tokio/src/runtime/blocking/pool.rs).
 //
-// Invariants. Every field of Synced is read and written only under mutex_.
+// Invariants. Every field of Synced is written only under mutex_ and, but
+// for the lock-free polling of spinning threads described below, read only
+// under it.
 //
 // A thread is in one of three states:
 //   busy     draining the queue; it runs each function with mutex_ released
 //            and retakes mutex_ to pop the next one;
-//   idle     waiting on work_cv_ (counted in `idle` until a submitter hands
-//            it a wake-up, then in `notified` until it wakes and takes it);
+//   waiting  out of work: first spinning (counted in `spinning`; it polls
+//            `notified` and `shut_down` with mutex_ released, for at most
+//            options_.spin), then blocked on work_cv_. It is counted in
+//            `idle` until a submitter hands it a wake-up, then in `notified`
+//            until some waiting thread takes one;
 //   exiting  left its loop; `alive` no longer counts it.
 // So alive == busy + idle + notified-but-not-yet-running, and
-// idle + notified == the number of threads waiting on work_cv_.
+// idle + notified == the number of waiting threads == spinning + blocked.
 //
 // submit() pushes the function, then: if idle > 0 it moves one thread from
-// idle to notified and wakes one waiter (a waiter that wakes with
-// notified == 0 was woken spuriously or by the deadline and does not take
-// the work of another); else if alive < max_workers it starts a thread
-// (under mutex_, so the new thread cannot look at its handle before it is
-// stored); else the function waits in the queue. No function is ever
-// stranded: a thread goes idle only after finding the queue empty under the
-// same hold of mutex_, and a push made while no thread is idle is found by a
-// thread that is busy or notified, or by the thread started for it.
+// idle to notified; if now notified <= spinning, that is all (a spinner takes
+// it: a spinner stops spinning only under mutex_, and takes a wake-up then if
+// one is left, so `spinning` spinners take at least min(notified, spinning)
+// wake-ups without being signalled); otherwise a thread is blocked
+// (blocked == idle + notified - spinning > 0) and it wakes one waiter. Any
+// waiting thread that finds notified > 0 (spinning or woken) takes one wake-up
+// and drains the queue; a waiter that wakes with notified == 0 was woken
+// spuriously, by the deadline, or lost its wake-up to a spinner that took it
+// first, and does not take the work of another. Else if alive < max_workers
+// submit() starts a thread (under mutex_, so the new thread cannot look at
+// its handle before it is stored); else the function waits in the queue. No
+// function is ever stranded: a thread goes idle only after finding the queue
+// empty under the same hold of mutex_, and a push made while no thread is
+// idle is found by a thread that is busy or notified, or by the thread
+// started for it.
+//
+// Spinning is bounded: at most max_spinning_ threads spin at once, each once
+// per idle period and for at most min(options_.spin, keep_alive), so an idle
+// pool is blocked on work_cv_ (no CPU) soon after its last function; spins
+// that find nothing make the next ones rarer (note_spin_outcome).
 //
 // Retirement: an idle thread whose keep_alive deadline passes with no wake-up
 // handed to it (and no shutdown) removes its handle from `threads`, swaps it
@@ -40,6 +57,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <utility>
@@ -65,7 +83,57 @@ ThreadPoolExecutor::Options validated(ThreadPoolExecutor::Options options) {
     throw ValueError("ThreadPoolExecutor: max_workers must be at least 1");
   if (options.keep_alive < std::chrono::nanoseconds::zero())
     throw ValueError("ThreadPoolExecutor: keep_alive must not be negative");
+  if (options.spin < std::chrono::nanoseconds::zero())
+    throw ValueError("ThreadPoolExecutor: spin must not be negative");
   return options;
+}
+
+// Spinning helps only when the submitter runs on another CPU.
+std::size_t max_spinning_for(const ThreadPoolExecutor::Options& options) {
+  const unsigned cpus = std::thread::hardware_concurrency();
+  if (options.spin == std::chrono::nanoseconds::zero() || cpus < 2) return 0;
+  return std::max(1u, cpus / 4);
+}
+
+// The spin-wait hint, issued once every few polls (each poll reads the clock,
+// which paces the loop). Measured on the 2-vCPU VM (bench/results/offload-*):
+// a tight pause loop made every spin fail (round trips of 110 us: the vCPUs
+// seem to lose the CPU on pause-loop exits), and sched_yield let the spinner
+// queue behind other runnable threads under EEVDF (round trips of 0.1-3 ms).
+// Spinning pays only while submitter and spinner run on different CPUs; when
+// they share one, the spin times out and the backoff makes it rare.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+// Spinning that keeps failing (the next function comes later than `spin`, or
+// the machine is too busy for submitter and spinner to meet) backs off: after
+// the n-th failure in a row the next 2^n - 1 chances to spin are skipped
+// (n <= 8), so such a workload pays for one spin in 256; a success resets it.
+void note_spin_outcome(bool found_work, unsigned& failures, unsigned& to_skip) noexcept {
+  if (found_work) {
+    failures = 0;
+    return;
+  }
+  failures = std::min(failures + 1, 8u);
+  to_skip = (1u << failures) - 1;
+}
+
+// Takes mutex_ for the hand-off paths (submit, a thread back from a function
+// or from spinning). The critical sections are a few hundred nanoseconds, so
+// a short try_lock spin first: a spinner sees `notified` change while the
+// submitter still holds mutex_, and blocking there would turn that collision
+// into a futex sleep and wake-up, the very cost the spinning avoids.
+void lock_spinning(std::unique_lock<std::mutex>& lock) {
+  for (int i = 0; i < 128; ++i) {
+    if (lock.try_lock()) return;
+    cpu_relax();
+  }
+  lock.lock();
 }
 
 std::chrono::steady_clock::time_point saturating_deadline(std::chrono::nanoseconds delay) {
@@ -80,19 +148,30 @@ std::chrono::steady_clock::time_point saturating_deadline(std::chrono::nanosecon
 ThreadPoolExecutor::ThreadPoolExecutor(std::size_t max_workers)
     : ThreadPoolExecutor(Options{.max_workers = max_workers}) {}
 
-ThreadPoolExecutor::ThreadPoolExecutor(Options options) : options_(validated(std::move(options))) {}
+ThreadPoolExecutor::ThreadPoolExecutor(Options options)
+    : options_(validated(std::move(options))), max_spinning_(max_spinning_for(options_)) {}
 
 ThreadPoolExecutor::~ThreadPoolExecutor() { shutdown(true); }
 
 void ThreadPoolExecutor::submit(std::function<void()> fn) {
   if (!fn) throw ValueError("ThreadPoolExecutor::submit: empty function");
-  std::unique_lock lock(mutex_);
+  std::unique_lock lock(mutex_, std::defer_lock);
+  lock_spinning(lock);
   Synced& s = synced_;
-  if (s.shut_down) throw RuntimeError("ThreadPoolExecutor::submit: executor is shut down");
+  if (s.shut_down.load(std::memory_order_relaxed))
+    throw RuntimeError("ThreadPoolExecutor::submit: executor is shut down");
   s.queue.push_back(std::move(fn));
   if (s.idle > 0) {
     --s.idle;
-    ++s.notified;
+    // ordering: relaxed is enough; mutex_ orders `notified` for every thread
+    // that acts on it, a spinner's lock-free load only tells it to take mutex_.
+    const std::size_t notified = s.notified.load(std::memory_order_relaxed) + 1;
+    s.notified.store(notified, std::memory_order_relaxed);
+    if (notified <= s.spinning) {
+      ++s.spin_handoffs_total;  // a spinner takes it: no system call on either side
+      return;
+    }
+    ++s.wakeups_total;
     lock.unlock();
     // Outside the lock, so the woken thread does not block on mutex_ at once.
     work_cv_.notify_one();
@@ -139,26 +218,49 @@ void ThreadPoolExecutor::run_thread(Threads::iterator self) {
       lock.unlock();
       run_reporting_exceptions(fn);
       fn = nullptr;  // what it captured is destroyed outside the lock too
-      lock.lock();
+      lock_spinning(lock);
       ++s.completed_total;
     }
-    if (s.shut_down) break;
+    if (s.shut_down.load(std::memory_order_relaxed)) break;
 
-    // Idle: until a wake-up is handed to this thread, shutdown, or keep_alive.
+    // Waiting: until a wake-up is handed to this thread, shutdown, or
+    // keep_alive; spinning first when fewer than max_spinning_ threads spin.
     ++s.idle;
     const auto deadline = saturating_deadline(options_.keep_alive);
+    bool may_spin = false;
+    if (s.spinning < max_spinning_) {
+      if (s.spins_to_skip > 0)
+        --s.spins_to_skip;
+      else
+        may_spin = true;
+    }
+    bool timed_out = false;
     bool retire = false;
     for (;;) {
-      const bool timed_out = work_cv_.wait_until(lock, deadline) == std::cv_status::timeout;
-      if (s.notified > 0) {  // the submitter has already taken us out of `idle`
-        --s.notified;
+      const std::size_t notified = s.notified.load(std::memory_order_relaxed);
+      if (notified > 0) {  // a submitter has already taken a thread out of `idle`
+        s.notified.store(notified - 1, std::memory_order_relaxed);
         break;
       }
-      if (s.shut_down || timed_out) {
+      const bool shut_down = s.shut_down.load(std::memory_order_relaxed);
+      if (shut_down || timed_out) {
         --s.idle;
-        retire = !s.shut_down;
+        retire = !shut_down;
         break;
       }
+      if (may_spin) {
+        may_spin = false;
+        ++s.spinning;
+        lock.unlock();
+        spin_until(std::min(deadline, saturating_deadline(options_.spin)));
+        lock_spinning(lock);
+        --s.spinning;
+        note_spin_outcome(s.notified.load(std::memory_order_relaxed) > 0, s.spin_failures,
+                          s.spins_to_skip);
+        timed_out = std::chrono::steady_clock::now() >= deadline;
+        continue;
+      }
+      timed_out = work_cv_.wait_until(lock, deadline) == std::cv_status::timeout;
     }
     if (retire) {
       ++s.retired_total;
@@ -172,14 +274,26 @@ void ThreadPoolExecutor::run_thread(Threads::iterator self) {
   if (predecessor) predecessor->join();
 }
 
+void ThreadPoolExecutor::spin_until(std::chrono::steady_clock::time_point until) const noexcept {
+  // ordering: relaxed loads of fields written under mutex_; the caller takes
+  // mutex_ next and decides on what it reads then.
+  for (unsigned i = 1;; ++i) {
+    if (synced_.notified.load(std::memory_order_relaxed) != 0 ||
+        synced_.shut_down.load(std::memory_order_relaxed))
+      return;
+    if (std::chrono::steady_clock::now() >= until) return;
+    if (i % 4 == 0) cpu_relax();
+  }
+}
+
 void ThreadPoolExecutor::shutdown(bool wait) {
   if (wait && current_pool == this)
     throw RuntimeError(
         "ThreadPoolExecutor::shutdown: cannot wait on one of the pool's own threads");
   std::unique_lock lock(mutex_);
   Synced& s = synced_;
-  if (!s.shut_down) {
-    s.shut_down = true;
+  if (!s.shut_down.load(std::memory_order_relaxed)) {
+    s.shut_down.store(true, std::memory_order_relaxed);
     work_cv_.notify_all();
   }
   if (!wait) return;
@@ -204,10 +318,13 @@ ThreadPoolExecutor::Stats ThreadPoolExecutor::stats() const {
   return Stats{.threads = s.alive,
                .idle = s.idle,
                .busy = s.alive - s.idle,
+               .spinning = s.spinning,
                .queued = s.queue.size(),
                .spawned_total = s.spawned_total,
                .retired_total = s.retired_total,
-               .completed_total = s.completed_total};
+               .completed_total = s.completed_total,
+               .wakeups_total = s.wakeups_total,
+               .spin_handoffs_total = s.spin_handoffs_total};
 }
 
 }  // namespace weft

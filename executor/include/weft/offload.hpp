@@ -18,6 +18,11 @@
 #include <utility>
 
 namespace weft {
+namespace detail {
+/// Called after a submit from `loop`: on the loop's own thread, its next park
+/// spins briefly for the completion first (loop_impl.hpp); elsewhere a no-op.
+void expect_offload_completion(EventLoop& loop) noexcept;
+}  // namespace detail
 
 /// Runs fn() on `executor` (null: the default executor, a ThreadPoolExecutor
 /// shared by the runtime's loops) and returns a future for its result. The
@@ -47,6 +52,7 @@ auto EventLoop::run_in_executor(Executor* executor, F fn) {
           state.state_ptr()->set_exception_ptr(std::current_exception());
         }
       });
+  detail::expect_offload_completion(*this);
   return future;
 }
 

@@ -4,6 +4,7 @@
 
 #include <weft/executor.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -24,6 +25,15 @@ namespace weft {
 /// thread while fewer than max_workers are alive, otherwise queues it (FIFO)
 /// for the next thread that finishes. A thread idle for keep_alive exits.
 ///
+/// A thread that runs out of work first spins for Options::spin (polling,
+/// paced by clock reads, like Go's spinning Ms) before it blocks, so
+/// back-to-back calls (`co_await to_thread(...)` in a loop) are handed over
+/// without a futex wake-up: a function submitted to a spinning thread costs
+/// neither side a system call. At most max(1, hardware threads / 4) threads
+/// spin at once, none on a single-CPU machine, and spins that find no work
+/// make the next ones exponentially rarer. Spinning is part of the idle time:
+/// an idle pool is blocked (0% CPU) at most `spin` after its last function.
+///
 /// Every member may be called from any thread (see Executor for the shared
 /// contract); the destructor must not run on one of the pool's threads.
 class ThreadPoolExecutor : public Executor {
@@ -35,23 +45,31 @@ class ThreadPoolExecutor : public Executor {
     std::chrono::nanoseconds keep_alive = std::chrono::seconds(10);
     /// Thread name (pthread_setname_np), cut to 15 characters.
     std::string thread_name_prefix = "weft-blocking";
+    /// How long a thread that runs out of work polls for more before it
+    /// blocks on a condition variable (bounded by keep_alive). 0 disables
+    /// spinning. >= 0.
+    std::chrono::nanoseconds spin = std::chrono::microseconds(50);
   };
 
   /// A snapshot, taken under the pool's lock; the figures agree with each
   /// other (threads == idle + busy) but may be stale by the time they are read.
   struct Stats {
-    std::size_t threads = 0;            ///< alive: idle + busy
-    std::size_t idle = 0;               ///< waiting for work and not yet handed any
-    std::size_t busy = 0;               ///< running a function, or woken to run one
-    std::size_t queued = 0;             ///< submitted, not started
-    std::uint64_t spawned_total = 0;    ///< threads started since construction
-    std::uint64_t retired_total = 0;    ///< threads that exited after keep_alive idle
-    std::uint64_t completed_total = 0;  ///< functions that returned or threw
+    std::size_t threads = 0;                ///< alive: idle + busy
+    std::size_t idle = 0;                   ///< waiting for work and not yet handed any
+    std::size_t busy = 0;                   ///< running a function, or woken to run one
+    std::size_t spinning = 0;               ///< waiting by polling, not blocked (<= threads)
+    std::size_t queued = 0;                 ///< submitted, not started
+    std::uint64_t spawned_total = 0;        ///< threads started since construction
+    std::uint64_t retired_total = 0;        ///< threads that exited after keep_alive idle
+    std::uint64_t completed_total = 0;      ///< functions that returned or threw
+    std::uint64_t wakeups_total = 0;        ///< submits that woke a blocked thread
+    std::uint64_t spin_handoffs_total = 0;  ///< submits taken by a spinner, no wake-up
   };
 
   /// @throws weft::ValueError if max_workers is 0.
   explicit ThreadPoolExecutor(std::size_t max_workers = 512);
-  /// @throws weft::ValueError if options.max_workers is 0 or keep_alive is negative.
+  /// @throws weft::ValueError if options.max_workers is 0, or keep_alive or
+  /// spin is negative.
   explicit ThreadPoolExecutor(Options options);
   /// shutdown(true): queued and running functions finish, threads are joined.
   /// Precondition: not called on one of the pool's threads.
@@ -80,25 +98,35 @@ class ThreadPoolExecutor : public Executor {
   using Threads = std::list<std::thread>;
   /// Everything guarded by mutex_ (the invariants are stated at the top of
   /// thread_pool_executor.cpp).
+  /// notified and shut_down are atomics only so that spinning threads can
+  /// poll them without the lock; they too are written only under mutex_.
   struct Synced {
     std::deque<std::function<void()>> queue;
     Threads threads;                          // handles of threads that have not retired
     std::optional<std::thread> last_retired;  // joined by the next retiree or by shutdown
     std::size_t alive = 0;                    // threads started and not yet exiting
-    std::size_t idle = 0;                     // waiting on work_cv_, not handed a wake-up
-    std::size_t notified = 0;  // wake-ups handed out, not yet taken by a waiting thread
+    std::size_t idle = 0;      // waiting (spinning or on work_cv_), not handed a wake-up
+    std::size_t spinning = 0;  // waiting threads that poll instead of blocking
+    std::atomic<std::size_t> notified{0};  // wake-ups handed out, not yet taken by a waiting thread
     std::uint64_t spawned_total = 0;
     std::uint64_t retired_total = 0;
     std::uint64_t completed_total = 0;
-    bool shut_down = false;
+    std::uint64_t wakeups_total = 0;
+    std::uint64_t spin_handoffs_total = 0;
+    unsigned spin_failures = 0;  // spins in a row that found no work
+    unsigned spins_to_skip = 0;  // chances to spin left out after them
+    std::atomic<bool> shut_down{false};
     bool joining = false;  // a shutdown(true) caller has taken the handles to join
     bool joined = false;   // ... and has joined them all
   };
 
   void spawn_thread(Synced& synced);  // with mutex_ held
   void run_thread(Threads::iterator self);
+  /// Without mutex_: polls until a wake-up is handed out, shutdown, or `until`.
+  void spin_until(std::chrono::steady_clock::time_point until) const noexcept;
 
   const Options options_;
+  const std::size_t max_spinning_;  // 0: spinning disabled
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;    // idle threads wait here for work or shutdown
   std::condition_variable joined_cv_;  // shutdown(true) callers wait here for the joiner
