@@ -12,8 +12,8 @@ import os
 import statistics
 import sys
 
-PEER_ORDER = ["weft", "tokio-mt", "tokio-ct", "go", "asio", "asyncio", "uvloop"]
-COLORS = {"weft": "#d62728", "tokio-mt": "#1f77b4", "tokio-ct": "#17becf", "go": "#2ca02c",
+PEER_ORDER = ["weft", "weft-rp", "tokio-mt", "tokio-ct", "go", "asio", "asyncio", "uvloop"]
+COLORS = {"weft": "#d62728", "weft-rp": "#ff9896", "tokio-mt": "#1f77b4", "tokio-ct": "#17becf", "go": "#2ca02c",
           "asio": "#9467bd", "asyncio": "#ff7f0e", "uvloop": "#8c564b"}
 WORKLOAD_ORDER = ["spawn_many", "yield_many", "ping_pong", "chained_spawn", "timers", "idle_memory",
                   "fanout", "mutex", "mpsc", "echo_64", "echo_1024"]

@@ -1,8 +1,12 @@
-// weft_echo_server PORT WORKERS: the echo server of the peer benchmark
-// (bench/run starts it and drives it with the C load client). Each
+// weft_echo_server PORT WORKERS [--reuse-port]: the echo server of the peer
+// benchmark (bench/run starts it and drives it with the C load client). Each
 // connection echoes whatever arrives until the client closes. Listens on
-// 127.0.0.1 with one SO_REUSEPORT socket per worker, so accepts spread over
-// the workers. Runs until killed.
+// 127.0.0.1 with one listening socket, as every peer's echo server does (the
+// accepted connections live in that loop's selector; their handler tasks
+// spread by stealing). --reuse-port opens one SO_REUSEPORT socket per worker
+// instead, so accepts and connections spread over the workers' selectors
+// (see bench/README.md for what that does on a 2-core machine shared with the
+// load client). Runs until killed.
 #include <weft/weft.hpp>
 
 #include <cstdio>
@@ -25,9 +29,9 @@ weft::Coro<void> echo(weft::StreamReader reader, weft::StreamWriter writer) {
   writer.close();
 }
 
-weft::Coro<void> serve(std::uint16_t port) {
+weft::Coro<void> serve(std::uint16_t port, bool reuse_port) {
   weft::ServerOptions options;
-  options.reuse_port = true;
+  options.reuse_port = reuse_port;
   options.backlog = 1024;
   weft::ClientHandler handler = echo;  // named: GCC 12 mishandles the conversion in co_await
   weft::Server server = co_await weft::start_server(handler, "127.0.0.1", port, options);
@@ -40,12 +44,13 @@ weft::Coro<void> serve(std::uint16_t port) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: weft_echo_server PORT WORKERS\n");
+  bool reuse_port = argc == 4 && std::string(argv[3]) == "--reuse-port";
+  if (argc < 3 || (argc == 4 && !reuse_port) || argc > 4) {
+    std::fprintf(stderr, "usage: weft_echo_server PORT WORKERS [--reuse-port]\n");
     return 2;
   }
   auto port = static_cast<std::uint16_t>(std::atoi(argv[1]));
   auto workers = static_cast<unsigned>(std::atoi(argv[2]));
-  weft::run(serve(port), {.workers = workers});
+  weft::run(serve(port, reuse_port), {.workers = workers});
   return 0;
 }
