@@ -297,7 +297,8 @@ void LoopImpl::poll(std::int64_t timeout_ns) {
     // ordering: seq_cst store/load pair with enqueue_remote (see loop_impl.hpp).
     parked_.store(true, std::memory_order_seq_cst);
     if (inbox_count_.load(std::memory_order_seq_cst) > 0 ||
-        stopping.load(std::memory_order_seq_cst)) {
+        stopping.load(std::memory_order_seq_cst) ||
+        (worker && worker->unpark_requested(std::memory_order_seq_cst))) {
       parked_.store(false, std::memory_order_relaxed);
       timeout_ns = 0;
     } else {

@@ -138,10 +138,13 @@ bool Worker::transition_to_searching() noexcept {
 
 void Worker::transition_from_searching() noexcept {
   searching_ = false;
-  // The last searcher to find work hands the search over to a parked worker.
+  // The last searcher to find work hands the search over to a parked worker,
+  // if there is work left to find (scheduler.hpp: read after the RMW).
+  Scheduler& s = *scheduler_;
   std::uint64_t before =
-      scheduler_->idle_state_.fetch_sub(Scheduler::kOneSearching, std::memory_order_seq_cst);
-  if (Scheduler::searching_of(before) == 1) scheduler_->notify_parked();
+      s.idle_state_.fetch_sub(Scheduler::kOneSearching, std::memory_order_seq_cst);
+  if (Scheduler::searching_of(before) == 1 && (s.injected() > 0 || s.any_stealable_work()))
+    s.notify_parked();
 }
 
 TaskCore* Worker::steal() noexcept {
@@ -274,9 +277,11 @@ bool Scheduler::unpark_one() noexcept {
     w = idle_.back();
     idle_.pop_back();
     idle_state_.fetch_add(kOneSearching - kOneIdle, std::memory_order_seq_cst);
-    w->woken_as_searcher_.store(true, std::memory_order_release);
+    // ordering: seq_cst store, then wake_if_parked's seq_cst read of parked_
+    // (the pairing with LoopImpl::poll is in scheduler.hpp).
+    w->woken_as_searcher_.store(true, std::memory_order_seq_cst);
   }
-  w->loop_.impl().force_wake();
+  w->loop_.impl().wake_if_parked();
   return true;
 }
 

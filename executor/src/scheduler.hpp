@@ -24,6 +24,20 @@
 //   pusher sees it idle and unparks it (or sees a searcher that will re-check
 //   after it); if the pusher's, the parker's RMW synchronizes with it and its
 //   queue reads see the push. (RMWs rather than fences: TSan models the former.)
+// - Unparking costs an eventfd write only when the picked worker is blocked
+//   in its selector: the unparker stores woken_as_searcher_ then reads the
+//   loop's parked_ (LoopImpl::wake_if_parked), the parker stores parked_ then
+//   reads woken_as_searcher_ (LoopImpl::poll), all seq_cst, so either the
+//   unparker sees it parked and writes, or the parker sees the request and
+//   does not block. A worker still spinning before its park is picked for
+//   free.
+// - A searcher that finds work hands the search over (notify_parked) only if
+//   work is left for another worker to find (injector or a stealable queue),
+//   read after its RMW of idle_state_. That keeps the lost-wake-up argument:
+//   a pusher that saw it searching and did not notify made its push before
+//   its RMW, which precedes the searcher's RMW, so the searcher's re-read
+//   sees the push; a pusher whose RMW comes later sees no searcher and
+//   notifies itself.
 // - Shutdown order: cancel every task and wait (grace) -> shut the default
 //   executors down -> stopped_ = true, wake and join every worker -> drop
 //   queued pointers -> abandon the tasks left (frames destroyed, futures
@@ -62,9 +76,11 @@ class Worker {
   void push_local(TaskCore* task) noexcept;
   void count_spawn() noexcept { spawned_.fetch_add(1, std::memory_order_relaxed); }
   /// Any thread: an unparker has picked this worker and not yet been seen by
-  /// it (a hint for LoopImpl's spin before parking).
-  bool unpark_requested() const noexcept {
-    return woken_as_searcher_.load(std::memory_order_relaxed);
+  /// it. LoopImpl reads it while spinning (a hint) and, seq_cst, right after
+  /// it stores parked_ = true: the other half of unpark_one()'s store-then-
+  /// read of parked_, so a worker picked before it parks never blocks.
+  bool unpark_requested(std::memory_order order = std::memory_order_relaxed) const noexcept {
+    return woken_as_searcher_.load(order);
   }
   WorkerMetrics metrics() const;
 
