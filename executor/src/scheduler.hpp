@@ -15,7 +15,8 @@
 //   the next timer. Whoever adds stealable work (push with more than one task
 //   queued, inject) unparks one idle worker only when nobody is searching:
 //   the unparked worker starts as a searcher. The last searcher to find work
-//   unparks another, so work keeps spreading without waking everybody.
+//   unparks another if work is left to find, so work keeps spreading without
+//   waking everybody.
 //   Lost wake-ups are excluded because both sides read-modify-write the one
 //   word idle_state_ (searching count in the low half, idle count in the high
 //   half; seq_cst): the parker's RMW (idle+1, searching-1) then its queue
