@@ -436,13 +436,16 @@ WEFT_TEST(Streams, Strm13DrainBackPressure) {
   StreamReader peer = co_await server_reader;
   w.set_write_buffer_limits(1024);  // high 1024, low 256
   // Nobody reads on the other side: write until the kernel buffers fill and
-  // ours goes above the high-water mark.
+  // ours stays above the high-water mark. Each round lets the loop poll, so
+  // a send the transport queued for the loop's iteration (io_uring) has been
+  // made: what is still buffered then is what the kernel did not take.
   std::string block(64 * 1024, 'x');
   std::size_t written = 0;
-  while (w.buffered() <= 1024) {
+  do {
     w.write(block);
     written += block.size();
-  }
+    co_await weft::sleep(std::chrono::milliseconds(1));
+  } while (w.buffered() <= 1024);
   // Above high: drain blocks until the peer reads enough.
   auto drainer = weft::create_task(w.drain());
   co_await weft::sleep(std::chrono::milliseconds(20));

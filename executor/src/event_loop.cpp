@@ -310,7 +310,7 @@ void LoopImpl::poll(std::int64_t timeout_ns) {
     // kBusyPollInterval iterations (Tokio's event_interval): a zero-timeout
     // epoll_wait costs about a microsecond, more than a task step, and the
     // loop polls anyway as soon as it runs out of work.
-    if (selector.registered() == 0) return;
+    if (!selector.has_io()) return;
     if (++busy_iterations_ < kBusyPollInterval) return;  // also advanced by count_steps()
   }
   busy_iterations_ = 0;

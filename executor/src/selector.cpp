@@ -36,6 +36,7 @@ Selector::Selector() {
 }
 
 Selector::~Selector() {
+  ring_.reset();  // it watches epoll_fd_
   ::close(wake_fd_);
   ::close(epoll_fd_);
 }
@@ -64,14 +65,33 @@ void Selector::set_interest(int fd, bool read, bool write) {
   interest_[fd] = want;
 }
 
+IoRing* Selector::io_ring() {
+  if (ring_ || ring_unavailable_) return ring_.get();
+  errno = 0;
+  ring_ = IoRing::create(epoll_fd_);
+  // Out of descriptors or memory may pass; anything else will not.
+  if (!ring_ && errno != EMFILE && errno != ENFILE && errno != ENOMEM) ring_unavailable_ = true;
+  return ring_.get();
+}
+
 void Selector::wait(std::int64_t timeout_ns, std::vector<ReadyEvent>& out) {
+  if (!ring_) {
+    int timeout_ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
+    return wait_epoll(timeout_ms, out);
+  }
+  if (epoll_maybe_ready_) timeout_ns = 0;
+  if (ring_->wait(timeout_ns)) epoll_maybe_ready_ = true;
+  if (epoll_maybe_ready_) wait_epoll(0, out);
+}
+
+void Selector::wait_epoll(int timeout_ms, std::vector<ReadyEvent>& out) {
   epoll_event events[256];
-  int timeout_ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
   int n = ::epoll_wait(epoll_fd_, events, 256, timeout_ms);
   if (n < 0) {
     if (errno == EINTR) return;
     throw_errno("epoll_wait");
   }
+  std::size_t reported = 0;
   for (int i = 0; i < n; ++i) {
     int fd = events[i].data.fd;
     if (fd == wake_fd_) {
@@ -82,7 +102,10 @@ void Selector::wait(std::int64_t timeout_ns, std::vector<ReadyEvent>& out) {
     std::uint32_t e = events[i].events;
     bool err = e & (EPOLLERR | EPOLLHUP);
     out.push_back({fd, (e & EPOLLIN) || err, (e & EPOLLOUT) || err});
+    ++reported;
   }
+  // Level-triggered fds just reported may still be ready; the drained eventfd is not.
+  epoll_maybe_ready_ = reported > 0;
 }
 
 void Selector::wake() noexcept {

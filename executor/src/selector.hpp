@@ -4,12 +4,25 @@
 // with exactly one loop's selector). The interface is what an io_uring
 // selector would also provide: interest registration per fd, a blocking wait
 // with a timeout, and a wake-up that interrupts the wait from any thread.
-// This is the epoll implementation; its eventfd is registered only in its
-// own epoll set, so waking one loop never disturbs another.
+// The readiness side is epoll; its eventfd is registered only in its own
+// epoll set, so waking one loop never disturbs another.
+//
+// Completion-based I/O (io_uring, issue 3): io_ring() creates the loop's
+// IoRing on first use (stream transports over sockets ask for it). From then
+// on wait() blocks in io_uring_enter instead of epoll_wait: the ring watches
+// the epoll set with a multishot poll, and wait() calls epoll_wait(0) only
+// when that poll fired or when the previous epoll_wait reported fds (they are
+// level-triggered and may still be ready; an epoll set with nothing ready
+// wakes the poll as soon as something becomes ready, so nothing is missed).
+// A wake() still writes the eventfd, which makes the epoll set readable and
+// so completes the ring's poll.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "io_ring.hpp"
 
 namespace weft::detail {
 
@@ -34,13 +47,21 @@ class Selector {
   void wait(std::int64_t timeout_ns, std::vector<ReadyEvent>& out);
   /// Interrupts a current or the next wait(); any thread, async-signal-safe.
   void wake() noexcept;
-  /// Number of fds registered (the eventfd excluded).
-  std::size_t registered() const noexcept { return registered_; }
+  /// True while an fd is registered or a ring request is outstanding.
+  bool has_io() const noexcept { return registered_ > 0 || (ring_ && ring_->active_ops() > 0); }
+  /// The loop's io_uring, created on the first call; null where io_uring is
+  /// unavailable (IoRing::create). Owner thread only.
+  IoRing* io_ring();
 
  private:
+  void wait_epoll(int timeout_ms, std::vector<ReadyEvent>& out);
+
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::size_t registered_ = 0;
+  std::unique_ptr<IoRing> ring_;
+  bool ring_unavailable_ = false;        // creation failed for good: do not retry
+  bool epoll_maybe_ready_ = false;       // with a ring: the epoll set may have ready fds
   std::vector<std::uint32_t> interest_;  // by fd: EPOLLIN/EPOLLOUT bits currently set
 };
 

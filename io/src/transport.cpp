@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <mutex>
 
+#include "../../executor/src/loop_impl.hpp"
 #include "socket_util.hpp"
 
 namespace weft {
@@ -38,8 +39,9 @@ void ignore_sigpipe_once() {
 }  // namespace
 
 Transport::Transport(EventLoop& loop, int fd, FdKind kind, bool readable, bool writable,
-                     std::size_t limit)
+                     std::size_t limit, IoRing* ring)
     : loop_(&loop),
+      ring_(kind == FdKind::socket ? ring : nullptr),
       fd_(fd),
       kind_(kind),
       readable_(readable),
@@ -57,8 +59,9 @@ Transport::Transport(EventLoop& loop, int fd, FdKind kind, bool readable, bool w
 
 Transport::~Transport() {
   // Reached with the fd open only when its loop went away first (its
-  // registrations, which held us, were dropped with it) or start() never ran.
-  if (!closed_) ::close(fd_);
+  // registrations or ring requests, which held us, were dropped with it) or
+  // start() never ran.
+  if (!fd_closed_) ::close(fd_);
 }
 
 void Transport::start() {
@@ -76,8 +79,137 @@ void Transport::arm_reader() {
     std::lock_guard lock(mu_);
     if (closing_) return;
   }
+  if (ring_) {
+    // A recv still outstanding (issued before a pause) is re-issued by its
+    // completion now that reading_ is set.
+    if (!recv_op_.active()) {
+      ring_->prep_recv(recv_op_, fd_);
+      op_issued();
+    }
+    reading_ = true;
+    return;
+  }
   loop_->add_reader(fd_, [self = shared_from_this()] { self->on_readable(); });
   reading_ = true;
+}
+
+std::string Transport::op_name(const char* verb) const {
+  return peer_ ? std::string(verb) + " " + peer_->to_string() : std::string(verb);
+}
+
+void Transport::op_issued() {
+  if (ops_outstanding_++ == 0) keepalive_ = shared_from_this();
+}
+
+void Transport::op_done() noexcept {
+  if (--ops_outstanding_ > 0) return;
+  if (closed_ && !fd_closed_) finish_close();               // teardown waited for this
+  std::shared_ptr<Transport> last = std::move(keepalive_);  // may end this transport
+}
+
+void Transport::op_abandoned() noexcept {
+  if (--ops_outstanding_ > 0) return;
+  // The ring goes away with its loop: close the fd, nobody is left to tell.
+  if (closed_ && !fd_closed_) {
+    ::close(fd_);
+    fd_closed_ = true;
+  }
+  std::shared_ptr<Transport> last = std::move(keepalive_);  // may end this transport
+}
+
+void Transport::on_recv(int res, std::uint32_t flags) noexcept {
+  try {
+    if (res > 0) {
+      // Bytes that arrive after a pause are kept too (at most one recv's worth).
+      if (!closed_ && reader_->feed_data(ring_->buffer(res, flags)))
+        reading_ = false;  // paused until a read brings the buffer back to the limit
+    } else if (res == 0) {
+      if (!closed_ && !reader_eof_) {
+        reading_ = false;
+        reader_eof_ = true;
+        reader_->feed_eof();  // the socket stays open for writing (half-close)
+      }
+    } else if (res != -ENOBUFS && res != -ECANCELED && res != -EINTR && !closed_) {
+      teardown(std::make_exception_ptr(os_error(-res, op_name("recv from"))));
+    }
+    // -ENOBUFS: the ring had no free buffer; they are back before the next
+    // submission, so issuing again is enough.
+    if (reading_ && !closed_ && !reader_eof_) {
+      ring_->prep_recv(recv_op_, fd_);
+      op_issued();
+    }
+  } catch (...) {
+    if (!closed_) teardown(std::current_exception());
+  }
+  op_done();
+}
+
+void Transport::start_send_locked() {
+  if (wpos_ > 0) {
+    wbuf_.erase(0, wpos_);
+    wpos_ = 0;
+  }
+  sending_.swap(wbuf_);
+  wbuf_.clear();
+  sent_ = 0;
+  ring_->prep_send(send_op_, fd_, sending_.data(), sending_.size());
+  send_active_ = true;
+  op_issued();
+}
+
+void Transport::kick_send() {
+  try {
+    std::lock_guard lock(mu_);
+    kick_queued_ = false;
+    if (closed_ || send_active_ || pending_locked() == 0) return;
+    start_send_locked();
+  } catch (...) {
+    teardown(std::current_exception());
+  }
+}
+
+void Transport::on_sent(int res) noexcept {
+  std::vector<Future<void>> waiters;
+  std::exception_ptr error;
+  bool finish = false;
+  try {
+    std::lock_guard lock(mu_);
+    send_active_ = false;
+    if (closed_) {
+      sending_.clear();
+      sent_ = 0;
+    } else if (res < 0) {
+      error = std::make_exception_ptr(os_error(-res, op_name("send to")));
+    } else {
+      sent_ += static_cast<std::size_t>(res);
+      if (sent_ < sending_.size()) {
+        ring_->prep_send(send_op_, fd_, sending_.data() + sent_, sending_.size() - sent_);
+        send_active_ = true;
+        op_issued();
+      } else {
+        sending_.clear();
+        sent_ = 0;
+        if (pending_locked() > 0) {
+          start_send_locked();
+        } else {
+          if (eof_requested_ && !eof_sent_) {
+            ::shutdown(fd_, SHUT_WR);
+            eof_sent_ = true;
+          }
+          finish = closing_;
+        }
+      }
+      if (pending_locked() <= low_) waiters.swap(drain_waiters_);
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  complete_all(waiters);
+  if (error)
+    teardown(error);
+  else if (finish)
+    teardown(nullptr);
+  op_done();
 }
 
 void Transport::on_readable() {
@@ -168,7 +300,7 @@ void Transport::on_writable() {
 
 void Transport::close_on_loop() {
   if (reading_) {
-    loop_->remove_reader(fd_);
+    if (!ring_) loop_->remove_reader(fd_);  // a ring's recv is cancelled by teardown
     reading_ = false;
   }
   bool flush;
@@ -176,14 +308,15 @@ void Transport::close_on_loop() {
     std::lock_guard lock(mu_);
     if (closed_) return;
     flush = pending_locked() > 0 && !error_;
+    if (flush && ring_ && !send_active_) start_send_locked();
   }
-  // With bytes still buffered the writer callback finishes the close.
+  // With bytes still buffered the writer callback (or the send's
+  // completion) finishes the close.
   if (!flush) teardown(nullptr);
 }
 
 void Transport::teardown(std::exception_ptr error) {
   std::vector<Future<void>> waiters;
-  std::vector<std::function<void()>> hooks;
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
@@ -191,15 +324,28 @@ void Transport::teardown(std::exception_ptr error) {
     closing_ = true;
     if (error && !error_) error_ = error;
     waiters.swap(drain_waiters_);
-    hooks.swap(on_closed_);
     wbuf_.clear();
     wpos_ = 0;
+    if (!send_active_) {  // else the kernel still reads them: cleared by the completion
+      sending_.clear();
+      sent_ = 0;
+    }
     want_writer_ = false;
   }
-  if (reading_) loop_->remove_reader(fd_);
-  if (writer_registered_) loop_->remove_writer(fd_);
+  close_error_ = error;
+  if (ring_) {
+    try {
+      ring_->prep_cancel(recv_op_);
+      ring_->prep_cancel(send_op_);
+    } catch (const std::system_error&) {
+      // No room to ask: ending the connection completes both requests.
+      ::shutdown(fd_, SHUT_RDWR);
+    }
+  } else {
+    if (reading_) loop_->remove_reader(fd_);
+    if (writer_registered_) loop_->remove_writer(fd_);
+  }
   reading_ = writer_registered_ = false;
-  ::close(fd_);
   if (readable_) {
     if (error)
       reader_->set_exception(error);
@@ -207,6 +353,19 @@ void Transport::teardown(std::exception_ptr error) {
       reader_->feed_eof();
   }
   complete_all(waiters);
+  if (ops_outstanding_ == 0) finish_close();
+}
+
+void Transport::finish_close() {
+  std::vector<std::function<void()>> hooks;
+  ::close(fd_);
+  fd_closed_ = true;
+  {
+    std::lock_guard lock(mu_);
+    hooks.swap(on_closed_);
+    hooks_ran_ = true;
+  }
+  const std::exception_ptr& error = close_error_;
   if (error) {
     closed_future_.state_ptr()->set_exception_ptr(error);
     // Marks it retrieved: only wait_closed() callers should see it (asyncio
@@ -243,12 +402,15 @@ ssize_t Transport::send_some(const char* data, std::size_t size) {
 void Transport::write(std::string_view data) {
   if (!writable_) throw RuntimeError("write: this stream is not writable");
   std::exception_ptr error;
-  bool arm = false;
+  bool arm = false, kick = false;
   {
     std::lock_guard lock(mu_);
     if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
     if (closing_ || closed_ || error_ || data.empty()) return;
-    if (pending_locked() == 0) {
+    // With a ring, a write on the loop's thread joins the iteration's batch
+    // of sends; one from elsewhere sends at once when nothing is queued.
+    const bool on_loop = ring_ && current_loop() == loop_;
+    if (pending_locked() == 0 && !on_loop) {
       ssize_t n = send_some(data.data(), data.size());
       if (n == static_cast<ssize_t>(data.size())) return;
       if (n == -EAGAIN) {
@@ -261,7 +423,20 @@ void Transport::write(std::string_view data) {
     }
     if (!error) {
       wbuf_.append(data);
-      if (!want_writer_) {
+      if (ring_) {
+        if (send_active_) {
+          // The running send's completion takes wbuf_ along.
+        } else if (on_loop) {
+          try {
+            start_send_locked();
+          } catch (...) {
+            error = std::current_exception();
+          }
+        } else if (!kick_queued_) {
+          kick_queued_ = true;
+          kick = true;
+        }
+      } else if (!want_writer_) {
         want_writer_ = true;
         arm = true;
       }
@@ -269,6 +444,7 @@ void Transport::write(std::string_view data) {
   }
   if (error) return fail(error);
   if (arm) run_on_loop(*loop_, [self = shared_from_this()] { self->arm_writer(); });
+  if (kick) run_on_loop(*loop_, [self = shared_from_this()] { self->kick_send(); });
 }
 
 Coro<void> Transport::drain(std::shared_ptr<Transport> self) {
@@ -351,7 +527,7 @@ int Transport::fileno() const {
 void Transport::on_closed(std::function<void()> fn) {
   {
     std::lock_guard lock(mu_);
-    if (!closed_) {
+    if (!hooks_ran_) {
       on_closed_.push_back(std::move(fn));
       return;
     }
@@ -368,7 +544,8 @@ std::shared_ptr<Transport> make_transport(int fd, FdKind kind, bool readable, bo
   EventLoop& loop = get_running_loop();
   std::shared_ptr<Transport> t;
   try {
-    t = std::make_shared<Transport>(loop, fd, kind, readable, writable, limit);
+    IoRing* ring = kind == FdKind::socket ? loop.impl().selector.io_ring() : nullptr;
+    t = std::make_shared<Transport>(loop, fd, kind, readable, writable, limit, ring);
   } catch (...) {
     ::close(fd);
     throw;

@@ -20,6 +20,24 @@
 // - Flow control: the loop reads into the ReaderState while it is registered
 //   for reading; ReaderState asks to pause above 2 * limit (the loop stops
 //   reading) and to resume at or below limit (asyncio's StreamReader).
+//
+// Two ways of doing the I/O, fixed at construction:
+// - readiness (epoll; pipes, and sockets where io_uring is unavailable): the
+//   loop's fd callbacks recv into the ReaderState and flush the write buffer;
+//   write() sends directly from the calling thread when nothing is buffered.
+// - completion (io_uring, sockets on a loop whose selector has an IoRing):
+//   one recv at a time feeds the ReaderState from the ring's completions,
+//   re-issued while reading_ (a pause simply does not re-issue it); a
+//   write on the loop's thread queues a send request, so that all the sends
+//   of one loop iteration go to the kernel in one system call. At most one
+//   send is in flight (ordering): its bytes live in `sending_`, which nobody
+//   changes until its completion; later writes gather in wbuf_ and go with
+//   the next send. A write from another thread sends directly when nothing
+//   is buffered or in flight, else appends to wbuf_ and, if no send is in
+//   flight, asks the loop to start one. While a request is outstanding the
+//   transport holds a reference to itself (keepalive_), and close(fd)
+//   waits until the last one has completed (after teardown cancelled them),
+//   so the kernel never sees a reused fd number or freed bytes.
 #pragma once
 
 #include <weft/address.hpp>
@@ -35,6 +53,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "../../executor/src/io_ring.hpp"
 
 namespace weft::detail {
 
@@ -87,7 +107,10 @@ class ReaderState {
 class Transport : public std::enable_shared_from_this<Transport> {
  public:
   /// Takes ownership of `fd`; call start() once the shared_ptr exists.
-  Transport(EventLoop& loop, int fd, FdKind kind, bool readable, bool writable, std::size_t limit);
+  /// `ring`: the loop's IoRing for completion-based I/O (sockets only), or
+  /// null for readiness-based I/O. Called on `loop`'s thread when ring is set.
+  Transport(EventLoop& loop, int fd, FdKind kind, bool readable, bool writable, std::size_t limit,
+            IoRing* ring);
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -130,13 +153,47 @@ class Transport : public std::enable_shared_from_this<Transport> {
   void teardown(std::exception_ptr error);
   /// From any thread: teardown with `error` on the loop.
   void fail(std::exception_ptr error);
+  /// Closes the fd and completes wait_closed and the on_closed hooks (after
+  /// teardown, once no ring request is outstanding).
+  void finish_close();
+
+  // completion-based I/O (ring_ set), loop-only
+  struct RecvOp final : IoOp {
+    explicit RecvOp(Transport* t) : transport(t) {}
+    void complete(int res, std::uint32_t flags) noexcept override {
+      transport->on_recv(res, flags);
+    }
+    void abandon() noexcept override { transport->op_abandoned(); }
+    Transport* transport;
+  };
+  struct SendOp final : IoOp {
+    explicit SendOp(Transport* t) : transport(t) {}
+    void complete(int res, std::uint32_t) noexcept override { transport->on_sent(res); }
+    void abandon() noexcept override { transport->op_abandoned(); }
+    Transport* transport;
+  };
+  void on_recv(int res, std::uint32_t flags) noexcept;
+  void on_sent(int res) noexcept;
+  /// Issues the send of wbuf_ (mu_ held, loop thread, no send in flight).
+  void start_send_locked();
+  /// Loop side of an off-loop write that found no send in flight.
+  void kick_send();
+  void op_issued();
+  /// A request finished; may drop the last reference to this transport.
+  void op_done() noexcept;
+  /// A request will never finish (the ring is gone); may drop the last reference.
+  void op_abandoned() noexcept;
+  std::string op_name(const char* verb) const;
 
   /// Sends what it can of `data`; returns bytes sent, or -errno on failure.
   ssize_t send_some(const char* data, std::size_t size);
-  std::size_t pending_locked() const noexcept { return wbuf_.size() - wpos_; }
+  std::size_t pending_locked() const noexcept {
+    return wbuf_.size() - wpos_ + sending_.size() - sent_;
+  }
   void take_waiters_locked(std::vector<Future<void>>& out);
 
   EventLoop* const loop_;
+  IoRing* const ring_;
   const int fd_;
   const FdKind kind_;
   const bool readable_;
@@ -149,10 +206,20 @@ class Transport : public std::enable_shared_from_this<Transport> {
   bool reading_ = false;  // registered for reading
   bool writer_registered_ = false;
   bool reader_eof_ = false;  // the peer's EOF was read
+  bool fd_closed_ = false;
+  RecvOp recv_op_{this};
+  SendOp send_op_{this};
+  unsigned ops_outstanding_ = 0;
+  std::shared_ptr<Transport> keepalive_;  // set while ops_outstanding_ > 0
+  std::exception_ptr close_error_;        // teardown's error, for wait_closed
 
   mutable std::mutex mu_;
   std::string wbuf_;            // guarded by mu_; unsent bytes start at wpos_
   std::size_t wpos_ = 0;        // guarded by mu_
+  std::string sending_;         // guarded by mu_ (ring): the in-flight send's bytes
+  std::size_t sent_ = 0;        // guarded by mu_ (ring): of sending_, bytes already sent
+  bool send_active_ = false;    // guarded by mu_ (ring): a send request is outstanding
+  bool kick_queued_ = false;    // guarded by mu_ (ring): kick_send is queued to the loop
   std::size_t high_;            // guarded by mu_
   std::size_t low_;             // guarded by mu_
   bool want_writer_ = false;    // guarded by mu_: buffered bytes wait for the writer callback
@@ -163,6 +230,7 @@ class Transport : public std::enable_shared_from_this<Transport> {
   std::exception_ptr error_;    // guarded by mu_
   std::vector<Future<void>> drain_waiters_;       // guarded by mu_
   std::vector<std::function<void()>> on_closed_;  // guarded by mu_
+  bool hooks_ran_ = false;                        // guarded by mu_: finish_close took on_closed_
   Future<void> closed_future_;                    // completed by teardown
 };
 

@@ -1,0 +1,138 @@
+// IoRing: a loop's io_uring instance, for completion-based socket I/O
+// (issue 3). The Selector owns it, creates it on first use, and waits in it
+// instead of epoll_wait once it exists (selector.hpp says how the two
+// combine). Stream transports over sockets use it for reading (one recv
+// in flight per connection, into the ring's provided buffers, so an idle
+// connection holds no buffer) and for writing (one send in flight per
+// connection), so a loop iteration that answers k connections makes one
+// io_uring_enter instead of 2k + 1 system calls. The recv is single-shot on
+// purpose: a multishot recv on a socket that keeps receiving cannot be
+// cancelled reliably (the kernel answers -EALREADY while it runs), and
+// pausing a reader (flow control) must stop it; a single-shot one is simply
+// not re-issued.
+//
+// Invariants:
+// - Owner-only: every member is called on the thread running the owning
+//   loop. The kernel is the only other party: this side publishes the SQ
+//   tail, the CQ head and the buffer ring's tail with release stores and
+//   reads the kernel's SQ head and CQ tail with acquire loads.
+// - An IoOp has at most one request outstanding. It is active from a prep_*
+//   call until its completion has been handed to complete(), or until the ring goes away, which
+//   hands it to abandon() instead. Active ops sit in an intrusive list for that purpose. Cancel
+//   requests (prep_cancel) carry no op: their own CQEs are dropped, and the cancelled op still gets
+//   its final completion (-ECANCELED, or its real result if it finished first).
+// - Provided buffers (group 0): the kernel picks one per recv completion;
+//   the completion handler reads it through buffer() and the ring takes it
+//   back as soon as complete() returns, so no buffer outlives one reap, and
+//   the tail is published before the next submission.
+// - The ring's memory (SQ, CQ, SQEs, buffers) stays mapped until every
+//   active op has reported back: ~IoRing cancels them all and waits for
+//   their final CQEs before unmapping (a send the kernel still holds reads
+//   the caller's bytes, a recv writes into a provided buffer).
+// - Nothing in here runs completion handlers while a prep_* call is on the
+//   stack: a full SQ is submitted, never reaped, from prep.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+struct io_uring_sqe;  // <linux/io_uring.h>, included by io_ring.cpp only
+
+namespace weft::detail {
+
+/// One outstanding io_uring request's owner. complete() and abandon() run on
+/// the owning loop's thread; abandon() must not touch the ring.
+class IoOp {
+ public:
+  /// `res` is the CQE's result (bytes, or -errno), `flags` its flags. Runs
+  /// inside the loop's poll: it must not throw, and it must not block.
+  virtual void complete(int res, std::uint32_t flags) noexcept = 0;
+  /// The ring is going away; no completion will follow.
+  virtual void abandon() noexcept = 0;
+  bool active() const noexcept { return active_; }
+
+ protected:
+  IoOp() = default;
+  ~IoOp() = default;
+  IoOp(const IoOp&) = delete;
+  IoOp& operator=(const IoOp&) = delete;
+
+ private:
+  friend class IoRing;
+  IoOp* prev_ = nullptr;
+  IoOp* next_ = nullptr;
+  bool active_ = false;
+};
+
+class IoRing {
+ public:
+  /// A ring, or null where io_uring cannot be used: the kernel lacks it or
+  /// the features we need (Linux 5.19: provided buffer rings, cancel-any),
+  /// a seccomp filter or kernel.io_uring_disabled refuses it, or the
+  /// environment says WEFT_IO_URING=0. `epoll_fd` is the selector's epoll
+  /// set, watched by a multishot poll so that one wait covers both.
+  static std::unique_ptr<IoRing> create(int epoll_fd);
+  ~IoRing();
+  IoRing(const IoRing&) = delete;
+  IoRing& operator=(const IoRing&) = delete;
+
+  /// One recv on a socket into a provided buffer.
+  void prep_recv(IoOp& op, int fd);
+  /// One send of [data, data + size) with MSG_NOSIGNAL; the bytes must stay
+  /// untouched until op's completion.
+  void prep_send(IoOp& op, int fd, const char* data, std::size_t size);
+  /// Asks the kernel to cancel op's outstanding request (no-op if inactive).
+  void prep_cancel(IoOp& op);
+
+  /// The bytes of a recv completion (res > 0, flags with IORING_CQE_F_BUFFER).
+  std::string_view buffer(int res, std::uint32_t flags) const noexcept;
+
+  /// Ops issued and not yet finished (the epoll watch excluded).
+  std::size_t active_ops() const noexcept { return active_count_; }
+  /// True if completions wait in the CQ (no system call).
+  bool completions_ready() const noexcept;
+
+  /// Submits what is queued and waits up to timeout_ns for a completion
+  /// (-1: forever; 0: does not wait and makes no system call when nothing is
+  /// queued), then runs the completions. Returns true when the epoll set
+  /// signalled readiness since the last call. EINTR ends the wait early.
+  /// @throws std::system_error if io_uring_enter fails otherwise.
+  bool wait(std::int64_t timeout_ns);
+
+  /// Requests the ring submits per io_uring_enter, completions it ran
+  /// (for tests and benchmarks).
+  struct Stats {
+    std::uint64_t enters = 0;
+    std::uint64_t submitted = 0;
+    std::uint64_t completions = 0;
+  };
+  const Stats& stats() const noexcept { return stats_; }
+
+ private:
+  struct Mapping;
+  IoRing() = default;
+  bool setup(int epoll_fd);
+  ::io_uring_sqe* next_sqe();
+  void start(IoOp& op);
+  void finish(IoOp& op) noexcept;
+  void arm_epoll_watch();
+  int enter(unsigned to_submit, unsigned min_complete, std::int64_t timeout_ns);
+  /// Runs the completions in the CQ; returns true if the epoll watch fired.
+  bool reap();
+  void recycle(std::uint16_t bid) noexcept;
+  void publish_buffers() noexcept;
+  void drain_for_destruction() noexcept;
+
+  int ring_fd_ = -1;
+  int epoll_fd_ = -1;
+  bool epoll_watched_ = false;  // the multishot poll on epoll_fd_ is armed
+  std::unique_ptr<Mapping> map_;
+  unsigned sq_pending_ = 0;  // SQEs written since the last submission
+  std::size_t active_count_ = 0;
+  IoOp* active_head_ = nullptr;
+  Stats stats_;
+};
+
+}  // namespace weft::detail
