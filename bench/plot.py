@@ -12,8 +12,8 @@ import os
 import statistics
 import sys
 
-PEER_ORDER = ["weft", "weft-rp", "tokio-mt", "tokio-ct", "go", "asio", "asyncio", "uvloop"]
-COLORS = {"weft": "#d62728", "weft-rp": "#ff9896", "tokio-mt": "#1f77b4", "tokio-ct": "#17becf", "go": "#2ca02c",
+PEER_ORDER = ["weft", "weft-rp", "weft-epoll", "tokio-mt", "tokio-ct", "go", "asio", "asyncio", "uvloop"]
+COLORS = {"weft": "#d62728", "weft-rp": "#ff9896", "weft-epoll": "#e377c2", "tokio-mt": "#1f77b4", "tokio-ct": "#17becf", "go": "#2ca02c",
           "asio": "#9467bd", "asyncio": "#ff7f0e", "uvloop": "#8c564b"}
 WORKLOAD_ORDER = ["spawn_many", "yield_many", "ping_pong", "chained_spawn", "timers", "idle_memory",
                   "fanout", "mutex", "mpsc", "echo_64", "echo_1024"]
@@ -26,7 +26,8 @@ UNITS = {"spawn_many": "spawns/s", "yield_many": "yields/s", "ping_pong": "round
          "chained_spawn": "spawns/s", "timers": "timers/s", "idle_memory": "tasks/s",
          "fanout": "tasks/s (2M iterations each)", "mutex": "lock+unlock/s",
          "mpsc": "items/s", "echo_64": "requests/s", "echo_1024": "requests/s"}
-EXTRA_KEYS = ["mean_late_us", "max_late_us", "bytes_per_task", "p50_us", "p99_us"]
+EXTRA_KEYS = ["mean_late_us", "max_late_us", "bytes_per_task", "p50_us", "p99_us",
+              "server_us_per_req", "server_util"]
 
 
 def order(seq, pref):
