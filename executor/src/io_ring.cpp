@@ -227,10 +227,11 @@ void IoRing::finish(IoOp& op) noexcept {
   --active_count_;
 }
 
-void IoRing::prep_recv(IoOp& op, int fd) {
+void IoRing::prep_recv(IoOp& op, int fd, bool poll_first) {
   io_uring_sqe* sqe = next_sqe();
   sqe->opcode = IORING_OP_RECV;
   sqe->fd = fd;
+  if (poll_first) sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
   sqe->flags = IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
@@ -266,6 +267,8 @@ void IoRing::arm_epoll_watch() {
   sqe->user_data = kEpollWatch;
   epoll_watched_ = true;
 }
+
+std::size_t IoRing::buffer_size() noexcept { return kBufferSize; }
 
 std::string_view IoRing::buffer(int res, std::uint32_t flags) const noexcept {
   auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);

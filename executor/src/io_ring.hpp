@@ -78,8 +78,10 @@ class IoRing {
   IoRing(const IoRing&) = delete;
   IoRing& operator=(const IoRing&) = delete;
 
-  /// One recv on a socket into a provided buffer.
-  void prep_recv(IoOp& op, int fd);
+  /// One recv on a socket into a provided buffer. `poll_first`: wait for
+  /// readiness before trying (the caller just drained the socket, so an
+  /// immediate attempt would only find it empty).
+  void prep_recv(IoOp& op, int fd, bool poll_first = false);
   /// One send of [data, data + size) with MSG_NOSIGNAL; the bytes must stay
   /// untouched until op's completion.
   void prep_send(IoOp& op, int fd, const char* data, std::size_t size);
@@ -88,6 +90,8 @@ class IoRing {
 
   /// The bytes of a recv completion (res > 0, flags with IORING_CQE_F_BUFFER).
   std::string_view buffer(int res, std::uint32_t flags) const noexcept;
+  /// The size of one provided buffer: a recv returns at most this much.
+  static std::size_t buffer_size() noexcept;
 
   /// Ops issued and not yet finished (the epoll watch excluded).
   std::size_t active_ops() const noexcept { return active_count_; }

@@ -134,8 +134,11 @@ void Transport::on_recv(int res, std::uint32_t flags) noexcept {
     }
     // -ENOBUFS: the ring had no free buffer; they are back before the next
     // submission, so issuing again is enough.
+    // After a short read the socket is empty: wait for readiness first
+    // rather than have the kernel try a recv that finds nothing.
     if (reading_ && !closed_ && !reader_eof_) {
-      ring_->prep_recv(recv_op_, fd_);
+      ring_->prep_recv(recv_op_, fd_,
+                       res > 0 && static_cast<std::size_t>(res) < IoRing::buffer_size());
       op_issued();
     }
   } catch (...) {
