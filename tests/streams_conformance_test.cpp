@@ -438,13 +438,17 @@ WEFT_TEST(Streams, Strm13DrainBackPressure) {
   // Nobody reads on the other side: write until the kernel buffers fill and
   // ours stays above the high-water mark. Each round lets the loop poll, so
   // a send the transport queued for the loop's iteration (io_uring) has been
-  // made: what is still buffered then is what the kernel did not take.
+  // made. Being above high once is not enough: until the server's reader
+  // has paused (its buffer above 2 * limit) it keeps taking bytes, and a
+  // send that the kernel took only in part may still drain. So the buffer
+  // must still be above high after a quiet spell.
   std::string block(64 * 1024, 'x');
   std::size_t written = 0;
   do {
     w.write(block);
     written += block.size();
     co_await weft::sleep(std::chrono::milliseconds(1));
+    if (w.buffered() > 1024) co_await weft::sleep(std::chrono::milliseconds(20));
   } while (w.buffered() <= 1024);
   // Above high: drain blocks until the peer reads enough.
   auto drainer = weft::create_task(w.drain());
