@@ -311,7 +311,10 @@ void LoopImpl::poll(std::int64_t timeout_ns) {
     // epoll_wait costs about a microsecond, more than a task step, and the
     // loop polls anyway as soon as it runs out of work.
     if (!selector.has_io()) return;
-    if (++busy_iterations_ < kBusyPollInterval) return;  // also advanced by count_steps()
+    if (++busy_iterations_ < kBusyPollInterval) {  // also advanced by count_steps()
+      selector.submit_queued();  // sends queued this iteration leave now, in one call
+      return;
+    }
   }
   busy_iterations_ = 0;
   events_.clear();
@@ -341,6 +344,14 @@ void LoopImpl::run_ready_batch() {
   for (std::size_t i = 0; i < n; ++i) {
     Runnable* r = ready_.pop_front();
     r->run();
+  }
+}
+
+void LoopImpl::finish_run() noexcept {
+  try {
+    selector.submit_queued();  // what the last iteration wrote leaves before the loop rests
+  } catch (const std::system_error&) {
+    // Stays queued: the next run submits it.
   }
 }
 
@@ -482,6 +493,7 @@ void EventLoop::run_forever() {
   struct Reset {
     detail::LoopImpl* l;
     ~Reset() {
+      l->finish_run();
       l->stopping.store(false, std::memory_order_relaxed);
       l->running.store(false, std::memory_order_release);
     }
@@ -501,6 +513,7 @@ void EventLoop::run_until_done(detail::FutureBase& future) {
   struct Reset {
     detail::LoopImpl* l;
     ~Reset() {
+      l->finish_run();
       l->stopping.store(false, std::memory_order_relaxed);
       l->running.store(false, std::memory_order_release);
     }

@@ -49,19 +49,21 @@ int sys_register(int fd, unsigned opcode, const void* arg, unsigned nr) {
 // ordering: the ring indices are shared with the kernel; these are the
 // acquire/release accesses the io_uring ABI asks for.
 unsigned load_acquire(const unsigned* p) noexcept {
-  return std::atomic_ref<const unsigned>(*p).load(std::memory_order_acquire);
+  return std::atomic_ref<unsigned>(*const_cast<unsigned*>(p)).load(std::memory_order_acquire);
 }
 void store_release(unsigned* p, unsigned v) noexcept {
   std::atomic_ref<unsigned>(*p).store(v, std::memory_order_release);
 }
 
-/// Provided buffer rings and IORING_ASYNC_CANCEL_ANY arrived in Linux 5.19.
+/// Provided buffer rings arrived in 5.19, but a buffer-select recv with
+/// len 0 takes the buffer's length, and a multishot poll survives a CQ
+/// overflow, only from 6.0.
 bool kernel_is_recent_enough() {
   utsname u{};
   if (::uname(&u) != 0) return false;
   int major = 0, minor = 0;
   if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
-  return major > 5 || (major == 5 && minor >= 19);
+  return major >= 6;
 }
 
 bool disabled_by_environment() {
@@ -231,6 +233,7 @@ void IoRing::prep_recv(IoOp& op, int fd, bool poll_first) {
   io_uring_sqe* sqe = next_sqe();
   sqe->opcode = IORING_OP_RECV;
   sqe->fd = fd;
+  sqe->len = static_cast<unsigned>(kBufferSize);
   if (poll_first) sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
   sqe->flags = IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
@@ -323,9 +326,21 @@ int IoRing::enter(unsigned to_submit, unsigned min_complete, std::int64_t timeou
   }
   // EINTR: a signal; ETIME: the timeout passed; EAGAIN/EBUSY: the kernel is
   // short of memory or has completions to flush first: the queued requests
-  // stay in the SQ and go with the next call.
-  if (errno == EINTR || errno == ETIME || errno == EAGAIN || errno == EBUSY) return 0;
+  // stay in the SQ and go with the next call. EBADR: the kernel had to drop
+  // a completion under memory pressure (it says so once); what it belonged
+  // to ends with its connection.
+  if (errno == EINTR || errno == ETIME || errno == EAGAIN || errno == EBUSY || errno == EBADR)
+    return 0;
   throw std::system_error(errno, std::generic_category(), "io_uring_enter");
+}
+
+bool IoRing::submissions_queued() const noexcept {
+  return map_->sq_tail_local != load_acquire(map_->sq_head);
+}
+
+void IoRing::submit() {
+  publish_buffers();
+  if (submissions_queued()) enter(map_->sq_tail_local - load_acquire(map_->sq_head), 0, 0);
 }
 
 bool IoRing::wait(std::int64_t timeout_ns) {
@@ -334,9 +349,11 @@ bool IoRing::wait(std::int64_t timeout_ns) {
   unsigned to_submit = m.sq_tail_local - load_acquire(m.sq_head);
   if (timeout_ns != 0) {
     enter(to_submit, 1, timeout_ns);
-  } else if (to_submit > 0 || m.buf_tail_published != m.buf_tail_local ||
+  } else if (to_submit > 0 ||
              (load_acquire(m.sq_flags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
     enter(to_submit, 0, 0);
+  } else {
+    publish_buffers();
   }
   return reap();
 }
@@ -403,11 +420,15 @@ void IoRing::drain_for_destruction() noexcept {
       store_release(m.cq_head, head);
     }
   } catch (const std::system_error&) {
-    // The kernel refused: fall through and let closing the ring cancel the rest.
+    // The kernel refused the cancel or the wait: see below.
   }
-  while (IoOp* op = active_head_) {
-    finish(*op);
-    op->abandon();
+  if (active_count_ > 0) {
+    // The kernel may still read or write these requests' memory after the
+    // ring is closed (its teardown is asynchronous): leak the mapping and the
+    // ops' owners (they hold themselves) rather than free memory under it.
+    static_cast<void>(map_.release());
+    active_head_ = nullptr;
+    active_count_ = 0;
   }
 }
 

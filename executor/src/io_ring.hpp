@@ -13,7 +13,8 @@
 //
 // Invariants:
 // - Owner-only: every member is called on the thread running the owning
-//   loop. The kernel is the only other party: this side publishes the SQ
+//   loop (the destructor: on whichever thread destroys the loop, once no
+//   thread runs it). The kernel is the only other party: this side publishes the SQ
 //   tail, the CQ head and the buffer ring's tail with release stores and
 //   reads the kernel's SQ head and CQ tail with acquire loads.
 // - An IoOp has at most one request outstanding. It is active from a prep_*
@@ -28,7 +29,12 @@
 // - The ring's memory (SQ, CQ, SQEs, buffers) stays mapped until every
 //   active op has reported back: ~IoRing cancels them all and waits for
 //   their final CQEs before unmapping (a send the kernel still holds reads
-//   the caller's bytes, a recv writes into a provided buffer).
+//   the caller's bytes, a recv writes into a provided buffer). If the kernel
+//   does not report them all, the memory and the ops' owners are leaked
+//   rather than freed under it.
+// - Requests belong to the thread that submitted them: if that thread exits
+//   (a standalone loop later run by another thread), its outstanding
+//   requests end with -ECANCELED, and their owners issue them again.
 // - Nothing in here runs completion handlers while a prep_* call is on the
 //   stack: a full SQ is submitted, never reaped, from prep.
 #pragma once
@@ -69,7 +75,8 @@ class IoOp {
 class IoRing {
  public:
   /// A ring, or null where io_uring cannot be used: the kernel lacks it or
-  /// the features we need (Linux 5.19: provided buffer rings, cancel-any),
+  /// the features we need (Linux 6.0: provided buffer rings with buffer
+  /// select taking the buffer's length, multishot poll kept on overflow),
   /// a seccomp filter or kernel.io_uring_disabled refuses it, or the
   /// environment says WEFT_IO_URING=0. `epoll_fd` is the selector's epoll
   /// set, watched by a multishot poll so that one wait covers both.
@@ -97,6 +104,12 @@ class IoRing {
   std::size_t active_ops() const noexcept { return active_count_; }
   /// True if completions wait in the CQ (no system call).
   bool completions_ready() const noexcept;
+  /// True if requests are queued and not yet submitted.
+  bool submissions_queued() const noexcept;
+  /// Submits the queued requests without waiting or running completions
+  /// (a busy loop between polls; a loop that stops running).
+  /// @throws std::system_error as wait().
+  void submit();
 
   /// Submits what is queued and waits up to timeout_ns for a completion
   /// (-1: forever; 0: does not wait and makes no system call when nothing is

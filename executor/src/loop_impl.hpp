@@ -193,6 +193,8 @@ class LoopImpl {
 
   /// Drops everything still queued (loop destruction, runtime teardown).
   void discard_queued() noexcept;
+  /// A standalone loop's run_* returns: submit queued I/O requests.
+  void finish_run() noexcept;
 
  private:
   struct InboxItem {

@@ -47,6 +47,12 @@ class Selector {
   void wait(std::int64_t timeout_ns, std::vector<ReadyEvent>& out);
   /// Interrupts a current or the next wait(); any thread, async-signal-safe.
   void wake() noexcept;
+  /// Hands queued ring requests to the kernel without waiting; called where
+  /// the loop skips a poll (busy) and when it stops running, so that a write
+  /// never waits for the loop's next wait to leave. Owner thread only.
+  void submit_queued() {
+    if (ring_) ring_->submit();
+  }
   /// True while an fd is registered or a ring request is outstanding.
   bool has_io() const noexcept { return registered_ > 0 || (ring_ && ring_->active_ops() > 0); }
   /// The loop's io_uring, created on the first call; null where io_uring is

@@ -82,9 +82,13 @@ void Transport::arm_reader() {
   if (ring_) {
     // A recv still outstanding (issued before a pause) is re-issued by its
     // completion now that reading_ is set.
-    if (!recv_op_.active()) {
-      ring_->prep_recv(recv_op_, fd_);
-      op_issued();
+    try {
+      if (!recv_op_.active()) {
+        ring_->prep_recv(recv_op_, fd_);
+        op_issued();
+      }
+    } catch (...) {
+      return teardown(std::current_exception());  // the ring refused: nothing can be read
     }
     reading_ = true;
     return;
@@ -181,6 +185,12 @@ void Transport::on_sent(int res) noexcept {
     if (closed_) {
       sending_.clear();
       sent_ = 0;
+    } else if (res == -ECANCELED) {
+      // The thread that submitted it exited (a standalone loop now run by
+      // another thread): the bytes were not sent, so send them again.
+      ring_->prep_send(send_op_, fd_, sending_.data() + sent_, sending_.size() - sent_);
+      send_active_ = true;
+      op_issued();
     } else if (res < 0) {
       error = std::make_exception_ptr(os_error(-res, op_name("send to")));
     } else {
@@ -302,16 +312,21 @@ void Transport::on_writable() {
 }
 
 void Transport::close_on_loop() {
-  if (reading_) {
-    if (!ring_) loop_->remove_reader(fd_);  // a ring's recv is cancelled by teardown
-    reading_ = false;
-  }
   bool flush;
-  {
+  try {
+    if (reading_) {
+      if (ring_)
+        ring_->prep_cancel(recv_op_);
+      else
+        loop_->remove_reader(fd_);
+      reading_ = false;
+    }
     std::lock_guard lock(mu_);
     if (closed_) return;
     flush = pending_locked() > 0 && !error_;
     if (flush && ring_ && !send_active_) start_send_locked();
+  } catch (...) {
+    return teardown(std::current_exception());
   }
   // With bytes still buffered the writer callback (or the send's
   // completion) finishes the close.
@@ -377,7 +392,14 @@ void Transport::finish_close() {
   } else {
     closed_future_.state_ptr()->set_value();
   }
-  for (auto& hook : hooks) hook();
+  for (auto& hook : hooks) {
+    try {
+      hook();
+    } catch (...) {
+      loop_->call_exception_handler({"exception in a connection's close hook",
+                                     std::current_exception(), std::nullopt, std::nullopt});
+    }
+  }
 }
 
 void Transport::fail(std::exception_ptr error) {
@@ -507,7 +529,7 @@ Coro<void> Transport::wait_closed() { return await_closed(closed_future_); }
 
 std::size_t Transport::buffered() const {
   std::lock_guard lock(mu_);
-  return pending_locked();
+  return closed_ ? 0 : pending_locked();  // a send in flight at teardown is not ours any more
 }
 
 void Transport::set_limits(std::size_t high, std::size_t low) {
