@@ -97,8 +97,8 @@ void Transport::arm_reader() {
   reading_ = true;
 }
 
-std::string Transport::op_name(const char* verb) const {
-  return peer_ ? std::string(verb) + " " + peer_->to_string() : std::string(verb);
+std::string Transport::op_name(const char* verb, const char* without_peer) const {
+  return peer_ ? std::string(verb) + " " + peer_->to_string() : std::string(without_peer);
 }
 
 void Transport::op_issued() {
@@ -134,7 +134,7 @@ void Transport::on_recv(int res, std::uint32_t flags) noexcept {
         reader_->feed_eof();  // the socket stays open for writing (half-close)
       }
     } else if (res != -ENOBUFS && res != -ECANCELED && res != -EINTR && !closed_) {
-      teardown(std::make_exception_ptr(os_error(-res, op_name("recv from"))));
+      teardown(std::make_exception_ptr(os_error(-res, op_name("recv from", "read"))));
     }
     // -ENOBUFS: the ring had no free buffer; they are back before the next
     // submission, so issuing again is enough.
@@ -192,7 +192,7 @@ void Transport::on_sent(int res) noexcept {
       send_active_ = true;
       op_issued();
     } else if (res < 0) {
-      error = std::make_exception_ptr(os_error(-res, op_name("send to")));
+      error = std::make_exception_ptr(os_error(-res, op_name("send to", "write")));
     } else {
       sent_ += static_cast<std::size_t>(res);
       if (sent_ < sending_.size()) {
@@ -251,7 +251,7 @@ void Transport::on_readable() {
     return;
   }
   if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-  std::string op = peer_ ? "recv from " + peer_->to_string() : std::string("read");
+  std::string op = op_name("recv from", "read");
   teardown(std::make_exception_ptr(os_error(errno, op)));
 }
 
@@ -279,7 +279,7 @@ void Transport::on_writable() {
         continue;
       }
       if (n != -EAGAIN) {
-        std::string op = peer_ ? "send to " + peer_->to_string() : std::string("write");
+        std::string op = op_name("send to", "write");
         error = std::make_exception_ptr(os_error(static_cast<int>(-n), op));
       }
       break;
@@ -441,7 +441,7 @@ void Transport::write(std::string_view data) {
       if (n == -EAGAIN) {
         n = 0;
       } else if (n < 0) {
-        std::string op = peer_ ? "send to " + peer_->to_string() : std::string("write");
+        std::string op = op_name("send to", "write");
         error = std::make_exception_ptr(os_error(static_cast<int>(-n), op));
       }
       if (!error) data.remove_prefix(static_cast<std::size_t>(n));

@@ -183,7 +183,8 @@ class Transport : public std::enable_shared_from_this<Transport> {
   void op_done() noexcept;
   /// A request will never finish (the ring is gone); may drop the last reference.
   void op_abandoned() noexcept;
-  std::string op_name(const char* verb) const;
+  /// "<verb> <peer>" for error messages, `without_peer` when there is no peer.
+  std::string op_name(const char* verb, const char* without_peer) const;
 
   /// Sends what it can of `data`; returns bytes sent, or -errno on failure.
   ssize_t send_some(const char* data, std::size_t size);
