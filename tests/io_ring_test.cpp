@@ -13,9 +13,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -36,12 +39,16 @@ class RecordingOp final : public IoOp {
   explicit RecordingOp(const IoRing* ring = nullptr) : ring_(ring) {}
   void complete(int res, std::uint32_t flags) noexcept override {
     results.push_back(res);
+    if (!IoRing::more(flags)) ++finals;
     if (res > 0 && ring_) data += std::string(ring_->buffer(res, flags));
+    if (on_complete) on_complete(res, flags);
   }
   void abandon() noexcept override { ++abandoned; }
   std::vector<int> results;
   std::string data;
+  int finals = 0;  // completions that ended the request
   int abandoned = 0;
+  std::function<void(int, std::uint32_t)> on_complete;
 
  private:
   const IoRing* ring_;
@@ -69,6 +76,20 @@ void wait_until(IoRing& ring, const std::function<bool()>& done) {
   ASSERT_TRUE(done()) << "no completion within 10 s";
 }
 
+/// A recv with no practical byte limit.
+void recv_all(IoRing& ring, IoOp& op, int fd) {
+  ring.prep_recv(op, fd, std::size_t{1} << 30, false);
+}
+
+/// Has `op` issue its recv again whenever one ends with data or for want of
+/// a buffer (what a transport does), until end of file or an error.
+void keep_receiving(IoRing& ring, RecordingOp& op, int fd) {
+  op.on_complete = [&ring, &op, fd](int res, std::uint32_t flags) {
+    if (!IoRing::more(flags) && (res > 0 || res == -ENOBUFS)) recv_all(ring, op, fd);
+  };
+  recv_all(ring, op, fd);
+}
+
 std::size_t io_uring_fds() {
   std::size_t n = 0;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
@@ -86,21 +107,126 @@ TEST(IoRing, SendAndRecvCompleteThroughTheRing) {
   RING_OR_SKIP(ring, fds);
   RecordingOp send, recv(ring.get());
   const std::string message = "hello through the ring";
-  ring->prep_recv(recv, fds.pair[1]);
+  recv_all(*ring, recv, fds.pair[1]);
   ring->prep_send(send, fds.pair[0], message.data(), message.size());
   EXPECT_EQ(ring->active_ops(), 2u);
   wait_until(*ring, [&] { return !send.results.empty() && !recv.results.empty(); });
   EXPECT_EQ(send.results, std::vector<int>{static_cast<int>(message.size())});
+  EXPECT_EQ(send.finals, 1);
   EXPECT_EQ(recv.data, message);
-  EXPECT_EQ(ring->active_ops(), 0u);
+  // A multishot recv stays armed; a single-shot one is done.
+  EXPECT_EQ(recv.finals, ring->recv_is_multishot() ? 0 : 1);
+  EXPECT_EQ(ring->active_ops(), ring->recv_is_multishot() ? 1u : 0u);
   EXPECT_GE(ring->stats().completions, 2u);
+}
+
+TEST(IoRing, OneMultishotRecvReceivesEveryLaterChunkWithoutResubmission) {
+  Fds fds;
+  RING_OR_SKIP(ring, fds);
+  if (!ring->recv_is_multishot()) GTEST_SKIP() << "this kernel cannot bound a multishot recv";
+  RecordingOp recv(ring.get());
+  recv_all(*ring, recv, fds.pair[1]);
+  ring->wait(0);
+  const std::uint64_t submitted = ring->stats().submitted;
+  std::string expected;
+  const int chunks = static_cast<int>(weft::testing::scaled(200));
+  for (int i = 0; i < chunks; ++i) {
+    std::string chunk = "chunk " + std::to_string(i) + ";";
+    expected += chunk;
+    ASSERT_EQ(::send(fds.pair[0], chunk.data(), chunk.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(chunk.size()));
+    wait_until(*ring, [&] { return recv.data.size() == expected.size(); });
+  }
+  EXPECT_EQ(recv.data, expected);
+  EXPECT_EQ(recv.finals, 0);
+  EXPECT_EQ(ring->stats().submitted, submitted);  // nothing was issued again
+  ::shutdown(fds.pair[0], SHUT_WR);
+  wait_until(*ring, [&] { return recv.finals == 1; });
+  EXPECT_EQ(recv.results.back(), 0);  // end of file ends it
+  EXPECT_EQ(ring->active_ops(), 0u);
+}
+
+TEST(IoRing, ARecvEndsAtItsByteLimitWhileTheSocketKeepsReceiving) {
+  // What flow control rests on: a cancel does not stop a multishot recv
+  // while data keeps arriving, the byte limit does.
+  Fds fds;
+  RING_OR_SKIP(ring, fds);
+  RecordingOp recv(ring.get());
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    const std::string chunk(4096, 'x');
+    while (!stop.load()) {
+      if (::send(fds.pair[0], chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        std::this_thread::sleep_for(20us);
+    }
+  });
+  constexpr std::size_t kLimit = 100'000;
+  ring->prep_recv(recv, fds.pair[1], kLimit, false);
+  wait_until(*ring, [&] { return recv.finals == 1; });
+  const std::size_t first = recv.data.size();
+  ring->wait(20'000'000);  // nothing may follow the final completion
+  stop = true;
+  sender.join();
+  EXPECT_GT(recv.results.back(), 0);  // the last chunk itself ends it
+  EXPECT_EQ(recv.data.size(), first);
+  if (ring->recv_is_multishot()) {
+    EXPECT_GE(recv.data.size(), kLimit);
+    EXPECT_LT(recv.data.size(), kLimit + IoRing::buffer_size());
+  } else {
+    EXPECT_LE(recv.data.size(), IoRing::buffer_size());
+  }
+  EXPECT_EQ(ring->active_ops(), 0u);
+}
+
+TEST(IoRing, RecvsThatFindEveryBufferTakenEndWithNoBuffersAndLoseNothing) {
+  // 32 connections with up to 192 KiB each waiting: more 16 KiB chunks than
+  // the ring has buffers (256). Multishot recvs issued in one submission
+  // take them all, so some end with -ENOBUFS; issued again (as the
+  // transport does), they read the rest.
+  std::vector<Fds> conns(32);
+  RING_OR_SKIP(ring, conns.front());
+  const std::string payload(192 * 1024, 'y');
+  std::vector<std::size_t> queued;
+  std::vector<std::unique_ptr<RecordingOp>> recvs;
+  for (Fds& c : conns) {
+    int size = 512 * 1024;
+    ::setsockopt(c.pair[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    std::size_t sent = 0;
+    while (sent < payload.size()) {
+      ssize_t n = ::send(c.pair[0], payload.data() + sent, payload.size() - sent,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n <= 0) break;
+      sent += static_cast<std::size_t>(n);
+    }
+    ::shutdown(c.pair[0], SHUT_WR);
+    queued.push_back(sent);
+    recvs.push_back(std::make_unique<RecordingOp>(ring.get()));
+    keep_receiving(*ring, *recvs.back(), c.pair[1]);
+  }
+  wait_until(*ring, [&] {
+    for (auto& op : recvs)
+      if (op->results.empty() || op->results.back() != 0) return false;
+    return true;
+  });
+  std::size_t queued_total = 0, no_buffers = 0;
+  for (std::size_t i = 0; i < recvs.size(); ++i) {
+    EXPECT_EQ(recvs[i]->data.size(), queued[i]) << "connection " << i;
+    queued_total += queued[i];
+    no_buffers += static_cast<std::size_t>(
+        std::count(recvs[i]->results.begin(), recvs[i]->results.end(), -ENOBUFS));
+  }
+  EXPECT_GT(queued_total, 256 * 16 * 1024u) << "the test needs more data than the ring's buffers";
+  if (ring->recv_is_multishot()) {
+    EXPECT_GT(no_buffers, 0u);
+  }
+  EXPECT_EQ(ring->active_ops(), 0u);
 }
 
 TEST(IoRing, RecvWaitsForDataAndSeesEndOfFile) {
   Fds fds;
   RING_OR_SKIP(ring, fds);
   RecordingOp recv(ring.get());
-  ring->prep_recv(recv, fds.pair[1]);
+  recv_all(*ring, recv, fds.pair[1]);
   ring->wait(0);
   EXPECT_TRUE(recv.results.empty());  // nothing sent yet: the recv stays outstanding
   ::shutdown(fds.pair[0], SHUT_WR);
@@ -112,7 +238,7 @@ TEST(IoRing, CancelEndsAnOutstandingRecvOnce) {
   Fds fds;
   RING_OR_SKIP(ring, fds);
   RecordingOp recv(ring.get());
-  ring->prep_recv(recv, fds.pair[1]);
+  recv_all(*ring, recv, fds.pair[1]);
   ring->wait(0);
   ring->prep_cancel(recv);
   wait_until(*ring, [&] { return !recv.results.empty(); });
@@ -129,8 +255,8 @@ TEST(IoRing, DestructionAbandonsOutstandingOpsExactlyOnce) {
   RecordingOp first, second;
   {
     RING_OR_SKIP(ring, fds);
-    ring->prep_recv(first, fds.pair[0]);
-    ring->prep_recv(second, fds.pair[1]);
+    recv_all(*ring, first, fds.pair[0]);
+    recv_all(*ring, second, fds.pair[1]);
     ring->wait(0);
   }
   EXPECT_EQ(first.abandoned, 1);
@@ -146,13 +272,13 @@ TEST(IoRing, BuffersAreRecycledAcrossManyRecvs) {
   const int rounds = static_cast<int>(weft::testing::scaled(2000));
   RecordingOp send, recv(ring.get());
   std::string expected;
+  keep_receiving(*ring, recv, fds.pair[1]);
   for (int i = 0; i < rounds; ++i) {
     std::string message = "message " + std::to_string(i) + ";";
     expected += message;
     ring->prep_send(send, fds.pair[0], message.data(), message.size());
     wait_until(*ring, [&] { return send.results.size() == static_cast<std::size_t>(i + 1); });
-    ring->prep_recv(recv, fds.pair[1]);
-    wait_until(*ring, [&] { return recv.results.size() == static_cast<std::size_t>(i + 1); });
+    wait_until(*ring, [&] { return recv.data.size() == expected.size(); });
   }
   EXPECT_EQ(recv.data, expected);
 }
@@ -185,6 +311,20 @@ TEST(IoRing, TheEnvironmentCanTurnItOff) {
   ::setenv("WEFT_IO_URING", "0", 1);
   EXPECT_EQ(IoRing::create(fds.epoll_fd), nullptr);
   ::unsetenv("WEFT_IO_URING");
+}
+
+TEST(IoRing, TheEnvironmentCanKeepRecvsSingleShot) {
+  Fds fds;
+  ::setenv("WEFT_IO_URING_MULTISHOT", "0", 1);
+  std::unique_ptr<IoRing> ring = IoRing::create(fds.epoll_fd);
+  ::unsetenv("WEFT_IO_URING_MULTISHOT");
+  if (!ring) GTEST_SKIP() << "io_uring is not available here";
+  EXPECT_FALSE(ring->recv_is_multishot());
+  RecordingOp recv(ring.get());
+  recv_all(*ring, recv, fds.pair[1]);
+  ASSERT_EQ(::send(fds.pair[0], "one", 3, MSG_NOSIGNAL), 3);
+  wait_until(*ring, [&] { return recv.finals == 1; });
+  EXPECT_EQ(recv.data, "one");
 }
 
 // A stream over a socket goes through the loop's ring when one can be made.

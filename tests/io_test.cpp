@@ -339,6 +339,40 @@ TEST(Io, AcceptBacksOffWhenOutOfFdsAndRecovers) {
 
 // ----------------------------------------------------------- connect errors
 
+// A reader with a small limit under a sender that never waits: it pauses
+// and resumes many times (on the ring: its recv is cancelled and issued
+// again), and every byte still arrives once and in order.
+WEFT_TEST(Io, PausingReaderUnderAFloodLosesAndReordersNothing) {
+  const std::size_t size = static_cast<std::size_t>(weft::testing::scaled(8)) * 1024 * 1024;
+  std::string sent(size, '\0');
+  for (std::size_t i = 0; i < size; ++i)
+    sent[i] = static_cast<char>((i ^ (i >> 8) ^ (i >> 16)) * 131);
+  weft::ClientHandler handler = [&sent](StreamReader, StreamWriter w) -> Coro<void> {
+    for (std::size_t at = 0; at < sent.size(); at += 256 * 1024) {
+      w.write(std::string_view(sent).substr(at, 256 * 1024));
+      co_await w.drain();
+    }
+    w.close();
+  };
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  weft::ConnectOptions options;
+  options.limit = 1024;  // pauses above 2 KiB
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), options);
+  std::string got;
+  got.reserve(size);
+  for (int reads = 1;; ++reads) {
+    std::string chunk = co_await r.read(4096);
+    if (chunk.empty()) break;
+    got += chunk;
+    if (reads % 64 == 0) co_await weft::sleep(std::chrono::milliseconds(1));
+  }
+  CO_ASSERT_EQ(got.size(), sent.size());
+  CO_ASSERT_TRUE(got == sent);
+  w.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
 WEFT_TEST(Io, ConnectToClosedPortIsRefusedWithAddress) {
   std::uint16_t port = closed_port();
   bool raised = false;

@@ -10,6 +10,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -31,8 +32,14 @@ constexpr unsigned kBufferCount = 256;
 constexpr std::size_t kBufferSize = 16 * 1024;
 constexpr std::uint16_t kBufferGroup = 0;
 // user_data of the multishot poll on the epoll set; ops are aligned pointers
-// and cancel requests use 0, so 1 is free.
+// and cancel requests use 0, so 1 and 2 are free.
 constexpr std::uint64_t kEpollWatch = 1;
+// user_data of the setup's probe recv (probe_multishot_recv_limit).
+constexpr std::uint64_t kProbe = 2;
+// A multishot recv's byte limit travels in the SQE field that newer
+// headers call optlen (a union with file_index in ours). Kernels without
+// the limit reject a recv that sets it with -EINVAL.
+void set_recv_limit(io_uring_sqe* sqe, std::uint32_t max_bytes) { sqe->file_index = max_bytes; }
 
 int sys_setup(unsigned entries, io_uring_params* p) {
   return static_cast<int>(::syscall(__NR_io_uring_setup, entries, p));
@@ -56,8 +63,8 @@ void store_release(unsigned* p, unsigned v) noexcept {
 }
 
 /// Provided buffer rings arrived in 5.19, but a buffer-select recv with
-/// len 0 takes the buffer's length, and a multishot poll survives a CQ
-/// overflow, only from 6.0.
+/// len 0 taking the buffer's length, and a multishot poll surviving a CQ
+/// overflow, only in 6.0.
 bool kernel_is_recent_enough() {
   utsname u{};
   if (::uname(&u) != 0) return false;
@@ -66,8 +73,8 @@ bool kernel_is_recent_enough() {
   return major >= 6;
 }
 
-bool disabled_by_environment() {
-  const char* v = std::getenv("WEFT_IO_URING");
+bool disabled_by_environment(const char* name) {
+  const char* v = std::getenv(name);
   return v && std::strcmp(v, "0") == 0;
 }
 
@@ -111,7 +118,7 @@ struct IoRing::Mapping {
 };
 
 std::unique_ptr<IoRing> IoRing::create(int epoll_fd) {
-  if (disabled_by_environment() || !kernel_is_recent_enough()) return nullptr;
+  if (disabled_by_environment("WEFT_IO_URING") || !kernel_is_recent_enough()) return nullptr;
   std::unique_ptr<IoRing> ring(new IoRing());
   if (!ring->setup(epoll_fd)) return nullptr;
   return ring;
@@ -180,9 +187,58 @@ bool IoRing::setup(int epoll_fd) {
   }
   for (unsigned i = 0; i < kBufferCount; ++i) recycle(static_cast<std::uint16_t>(i));
   publish_buffers();
+  multishot_recv_ =
+      !disabled_by_environment("WEFT_IO_URING_MULTISHOT") && probe_multishot_recv_limit();
   epoll_fd_ = epoll_fd;
   arm_epoll_watch();
   return true;
+}
+
+bool IoRing::probe_multishot_recv_limit() {
+  // Two bytes wait on a socket; a multishot recv limited to one byte must
+  // end with its first completion. A kernel without the limit rejects the request (-EINVAL)
+  // or would deliver both and go on: the write side's shutdown then ends it
+  // with end of file. Runs before any op exists, so every CQE here is ours.
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) return false;
+  bool limited = false;
+  if (::send(sv[0], "ab", 2, MSG_NOSIGNAL) == 2) {
+    try {
+      io_uring_sqe* sqe = next_sqe();
+      sqe->opcode = IORING_OP_RECV;
+      sqe->fd = sv[1];
+      sqe->ioprio = IORING_RECV_MULTISHOT;
+      sqe->flags = IOSQE_BUFFER_SELECT;
+      sqe->buf_group = kBufferGroup;
+      set_recv_limit(sqe, 1);
+      sqe->user_data = kProbe;
+      Mapping& m = *map_;
+      bool ended = false, first = true;
+      for (int round = 0; round < 100 && !ended; ++round) {
+        enter(m.sq_tail_local - load_acquire(m.sq_head), 1, 10'000'000);
+        unsigned head = *m.cq_head;
+        const unsigned tail = load_acquire(m.cq_tail);
+        for (; head != tail; ++head) {
+          const io_uring_cqe cqe = m.cqes[head & m.cq_mask];
+          if (cqe.flags & IORING_CQE_F_BUFFER)
+            recycle(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+          // The limit is checked after each chunk: this one may hold both bytes.
+          if (first) limited = cqe.res > 0 && !(cqe.flags & IORING_CQE_F_MORE);
+          first = false;
+          if (!(cqe.flags & IORING_CQE_F_MORE)) ended = true;
+        }
+        store_release(m.cq_head, head);
+        publish_buffers();
+        if (!ended) ::shutdown(sv[0], SHUT_WR);
+      }
+      if (!ended) limited = false;  // not answered: the ring is not used for recvs
+    } catch (const std::system_error&) {
+      limited = false;
+    }
+  }
+  ::close(sv[0]);
+  ::close(sv[1]);
+  return limited;
 }
 
 IoRing::~IoRing() {
@@ -229,12 +285,20 @@ void IoRing::finish(IoOp& op) noexcept {
   --active_count_;
 }
 
-void IoRing::prep_recv(IoOp& op, int fd, bool poll_first) {
+void IoRing::prep_recv(IoOp& op, int fd, std::size_t max_bytes, bool poll_first) {
+  max_bytes = std::clamp<std::size_t>(max_bytes, 1, 1u << 30);
   io_uring_sqe* sqe = next_sqe();
   sqe->opcode = IORING_OP_RECV;
   sqe->fd = fd;
-  sqe->len = static_cast<unsigned>(kBufferSize);
-  if (poll_first) sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
+  if (multishot_recv_) {
+    sqe->len = 0;  // each completion takes up to its buffer's length
+    sqe->ioprio = IORING_RECV_MULTISHOT;
+    set_recv_limit(sqe,
+                   static_cast<std::uint32_t>(std::clamp<std::size_t>(max_bytes, 1, 1u << 30)));
+  } else {
+    sqe->len = static_cast<unsigned>(std::min(max_bytes, kBufferSize));
+    if (poll_first) sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
+  }
   sqe->flags = IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
@@ -272,6 +336,8 @@ void IoRing::arm_epoll_watch() {
 }
 
 std::size_t IoRing::buffer_size() noexcept { return kBufferSize; }
+
+bool IoRing::more(std::uint32_t flags) noexcept { return flags & IORING_CQE_F_MORE; }
 
 std::string_view IoRing::buffer(int res, std::uint32_t flags) const noexcept {
   auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
@@ -377,6 +443,11 @@ bool IoRing::reap() {
       store_release(m.cq_head, head);
       ++stats_.completions;
       if (cqe.user_data == 0) continue;  // a cancel request's own result
+      if (cqe.user_data == kProbe) {     // the setup's probe, answered late
+        if (cqe.flags & IORING_CQE_F_BUFFER)
+          recycle(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+        continue;
+      }
       if (cqe.user_data == kEpollWatch) {
         epoll_fired = true;
         if (!(cqe.flags & IORING_CQE_F_MORE)) epoll_watched_ = false;
@@ -412,7 +483,7 @@ void IoRing::drain_for_destruction() noexcept {
       unsigned tail = load_acquire(m.cq_tail);
       for (; head != tail; ++head) {
         const io_uring_cqe& cqe = m.cqes[head & m.cq_mask];
-        if (cqe.user_data <= kEpollWatch || (cqe.flags & IORING_CQE_F_MORE)) continue;
+        if (cqe.user_data <= kProbe || (cqe.flags & IORING_CQE_F_MORE)) continue;
         auto* op = reinterpret_cast<IoOp*>(cqe.user_data);
         finish(*op);
         op->abandon();

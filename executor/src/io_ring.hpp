@@ -2,14 +2,19 @@
 // (issue 3). The Selector owns it, creates it on first use, and waits in it
 // instead of epoll_wait once it exists (selector.hpp says how the two
 // combine). Stream transports over sockets use it for reading (one recv
-// in flight per connection, into the ring's provided buffers, so an idle
+// armed per connection, into the ring's provided buffers, so an idle
 // connection holds no buffer) and for writing (one send in flight per
 // connection), so a loop iteration that answers k connections makes one
-// io_uring_enter instead of 2k + 1 system calls. The recv is single-shot on
-// purpose: a multishot recv on a socket that keeps receiving cannot be
-// cancelled reliably (the kernel answers -EALREADY while it runs), and
-// pausing a reader (flow control) must stop it; a single-shot one is simply
-// not re-issued.
+// io_uring_enter instead of 2k + 1 system calls. Where the kernel can bound
+// a multishot recv's total bytes (recent kernels: the ring probes for it
+// when it is set up), the recv is multishot: it stays armed across
+// completions, so a connection that keeps receiving costs one completion per
+// chunk and no submission. The bound is what flow control needs: a cancel does not stop
+// a multishot recv while its socket keeps receiving (the kernel checks it
+// only when the socket runs dry), so a reader's pause could not stop it; a
+// recv limited to the bytes the reader may still take ends by itself at the
+// pause. Elsewhere the recv is single-shot, issued again after each
+// completion while the reader reads.
 //
 // Invariants:
 // - Owner-only: every member is called on the thread running the owning
@@ -18,8 +23,10 @@
 //   tail, the CQ head and the buffer ring's tail with release stores and
 //   reads the kernel's SQ head and CQ tail with acquire loads.
 // - An IoOp has at most one request outstanding. It is active from a prep_*
-//   call until its completion has been handed to complete(), or until the ring goes away, which
-//   hands it to abandon() instead. Active ops sit in an intrusive list for that purpose. Cancel
+//   call until its final completion (one without more()) has been handed to complete(), or
+//   until the ring goes away, which hands it to abandon() instead. A multishot request hands
+//   complete() any number of completions flagged more() before its final one. Active ops sit
+//   in an intrusive list for that purpose. Cancel
 //   requests (prep_cancel) carry no op: their own CQEs are dropped, and the cancelled op still gets
 //   its final completion (-ECANCELED, or its real result if it finished first).
 // - Provided buffers (group 0): the kernel picks one per recv completion;
@@ -52,8 +59,9 @@ namespace weft::detail {
 /// the owning loop's thread; abandon() must not touch the ring.
 class IoOp {
  public:
-  /// `res` is the CQE's result (bytes, or -errno), `flags` its flags. Runs
-  /// inside the loop's poll: it must not throw, and it must not block.
+  /// `res` is the CQE's result (bytes, or -errno), `flags` its flags
+  /// (IoRing::more(flags): the request goes on). Runs inside the loop's
+  /// poll: it must not throw, and it must not block.
   virtual void complete(int res, std::uint32_t flags) noexcept = 0;
   /// The ring is going away; no completion will follow.
   virtual void abandon() noexcept = 0;
@@ -80,24 +88,38 @@ class IoRing {
   /// a seccomp filter or kernel.io_uring_disabled refuses it, or the
   /// environment says WEFT_IO_URING=0. `epoll_fd` is the selector's epoll
   /// set, watched by a multishot poll so that one wait covers both.
+  /// WEFT_IO_URING_MULTISHOT=0 keeps recvs single-shot where multishot
+  /// would be used (to compare the two, and to test the single-shot path).
   static std::unique_ptr<IoRing> create(int epoll_fd);
   ~IoRing();
   IoRing(const IoRing&) = delete;
   IoRing& operator=(const IoRing&) = delete;
 
-  /// One recv on a socket into a provided buffer. `poll_first`: wait for
-  /// readiness before trying (the caller just drained the socket, so an
-  /// immediate attempt would only find it empty).
-  void prep_recv(IoOp& op, int fd, bool poll_first = false);
+  /// A recv on a socket into provided buffers that takes at most
+  /// `max_bytes` (> 0) in all. Multishot where recv_is_multishot(): one
+  /// completion per chunk, flagged more() while the request goes on; it ends
+  /// with a completion without more(): the one that reaches max_bytes (the
+  /// kernel checks the limit after each chunk, so that last chunk may take
+  /// it past max_bytes, by less than buffer_size()), end of
+  /// file (0), an error, the cancel (-ECANCELED), or -ENOBUFS when every
+  /// provided buffer was in use (they are all back before the next
+  /// submission, so issuing it again is enough). Single-shot otherwise (one
+  /// completion of at most buffer_size() bytes); `poll_first` then waits for
+  /// readiness before trying (the caller just drained the socket).
+  void prep_recv(IoOp& op, int fd, std::size_t max_bytes, bool poll_first);
+  /// True if prep_recv issues multishot recvs (see the top of this file).
+  bool recv_is_multishot() const noexcept { return multishot_recv_; }
   /// One send of [data, data + size) with MSG_NOSIGNAL; the bytes must stay
   /// untouched until op's completion.
   void prep_send(IoOp& op, int fd, const char* data, std::size_t size);
   /// Asks the kernel to cancel op's outstanding request (no-op if inactive).
   void prep_cancel(IoOp& op);
 
+  /// True if a completion's request goes on (multishot): more will follow.
+  static bool more(std::uint32_t flags) noexcept;
   /// The bytes of a recv completion (res > 0, flags with IORING_CQE_F_BUFFER).
   std::string_view buffer(int res, std::uint32_t flags) const noexcept;
-  /// The size of one provided buffer: a recv returns at most this much.
+  /// The size of one provided buffer: a recv completion carries at most this much.
   static std::size_t buffer_size() noexcept;
 
   /// Ops issued and not yet finished (the epoll watch excluded).
@@ -135,6 +157,8 @@ class IoRing {
   void start(IoOp& op);
   void finish(IoOp& op) noexcept;
   void arm_epoll_watch();
+  /// True if the kernel ends a multishot recv at its byte limit.
+  bool probe_multishot_recv_limit();
   int enter(unsigned to_submit, unsigned min_complete, std::int64_t timeout_ns);
   /// Runs the completions in the CQ; returns true if the epoll watch fired.
   bool reap();
@@ -144,7 +168,8 @@ class IoRing {
 
   int ring_fd_ = -1;
   int epoll_fd_ = -1;
-  bool epoll_watched_ = false;  // the multishot poll on epoll_fd_ is armed
+  bool epoll_watched_ = false;   // the multishot poll on epoll_fd_ is armed
+  bool multishot_recv_ = false;  // recvs are multishot with a byte limit
   std::unique_ptr<Mapping> map_;
   unsigned sq_pending_ = 0;  // SQEs written since the last submission
   std::size_t active_count_ = 0;

@@ -50,6 +50,12 @@ bool ReaderState::feed_data(std::string_view data) {
   return pause;
 }
 
+std::size_t ReaderState::room() const {
+  std::lock_guard lock(mu_);
+  const std::size_t buffered = buffer_.size() - pos_;
+  return buffered > 2 * limit_ ? 0 : 2 * limit_ - buffered + 1;
+}
+
 void ReaderState::feed_eof() {
   std::optional<Future<void>> waiter;
   {

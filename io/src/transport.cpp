@@ -80,11 +80,12 @@ void Transport::arm_reader() {
     if (closing_) return;
   }
   if (ring_) {
-    // A recv still outstanding (issued before a pause) is re-issued by its
-    // completion now that reading_ is set.
+    // A recv still outstanding (it ended a pause, and its final completion
+    // has not been reaped yet) is issued again by that completion now that
+    // reading_ is set.
     try {
       if (!recv_op_.active()) {
-        ring_->prep_recv(recv_op_, fd_);
+        ring_->prep_recv(recv_op_, fd_, reader_->room(), false);
         op_issued();
       }
     } catch (...) {
@@ -122,9 +123,12 @@ void Transport::op_abandoned() noexcept {
 }
 
 void Transport::on_recv(int res, std::uint32_t flags) noexcept {
+  const bool more = IoRing::more(flags);
   try {
     if (res > 0) {
-      // Bytes that arrive after a pause are kept too (at most one recv's worth).
+      // The recv takes at most the reader's room, so the completion that
+      // pauses the reader is the recv's last (io_ring.hpp). Bytes that arrive
+      // after a close are dropped.
       if (!closed_ && reader_->feed_data(ring_->buffer(res, flags)))
         reading_ = false;  // paused until a read brings the buffer back to the limit
     } else if (res == 0) {
@@ -136,19 +140,25 @@ void Transport::on_recv(int res, std::uint32_t flags) noexcept {
     } else if (res != -ENOBUFS && res != -ECANCELED && res != -EINTR && !closed_) {
       teardown(std::make_exception_ptr(os_error(-res, op_name("recv from", "read"))));
     }
-    // -ENOBUFS: the ring had no free buffer; they are back before the next
-    // submission, so issuing again is enough.
-    // After a short read the socket is empty: wait for readiness first
-    // rather than have the kernel try a recv that finds nothing.
+    if (more) {
+      // A multishot recv goes on. Closed: cancel it, again with every
+      // completion, since a cancel takes only once the socket runs dry.
+      if (!reading_ || closed_) ring_->prep_cancel(recv_op_);
+      return;
+    }
+    // It ended: single-shot, its byte limit, -ENOBUFS (the buffers are back
+    // before the next submission), a pause's end after reading resumed, or a
+    // thread exit (io_ring.hpp). After a short single-shot read the socket is
+    // empty: the next recv waits for readiness first.
     if (reading_ && !closed_ && !reader_eof_) {
-      ring_->prep_recv(recv_op_, fd_,
+      ring_->prep_recv(recv_op_, fd_, reader_->room(),
                        res > 0 && static_cast<std::size_t>(res) < IoRing::buffer_size());
       op_issued();
     }
   } catch (...) {
     if (!closed_) teardown(std::current_exception());
   }
-  op_done();
+  if (!more) op_done();
 }
 
 void Transport::start_send_locked() {

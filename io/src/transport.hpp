@@ -26,8 +26,10 @@
 //   loop's fd callbacks recv into the ReaderState and flush the write buffer;
 //   write() sends directly from the calling thread when nothing is buffered.
 // - completion (io_uring, sockets on a loop whose selector has an IoRing):
-//   one recv at a time feeds the ReaderState from the ring's completions,
-//   re-issued while reading_ (a pause simply does not re-issue it); a
+//   one recv feeds the ReaderState from the ring's completions, limited to
+//   the reader's room() so that a multishot one ends by itself where the
+//   reader pauses (io_ring.hpp); one that ends while reading_ is issued
+//   again, a close cancels it (again with each completion until it takes); a
 //   write on the loop's thread queues a send request, so that all the sends
 //   of one loop iteration go to the kernel in one system call. At most one
 //   send is in flight (ordering): its bytes live in `sending_`, which nobody
@@ -69,6 +71,10 @@ class ReaderState {
   /// Appends data and wakes the waiter. Returns true when the transport
   /// should stop reading (buffer above 2 * limit).
   bool feed_data(std::string_view data);
+  /// Bytes that may still be fed before feed_data asks to pause: at least 1
+  /// while not paused. Only feed_data adds bytes, so from the feeding thread
+  /// this is a lower bound however the readers consume meanwhile.
+  std::size_t room() const;
   void feed_eof();
   void set_exception(std::exception_ptr e);
   std::exception_ptr exception() const;
