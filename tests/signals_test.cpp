@@ -17,6 +17,9 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,12 +55,27 @@ class Signals : public weft::testing::WorkersTest {};
 // delivery, whichever thread the kernel picked for the signal.
 WEFT_TEST_P(Signals, HandlerRunsOnRegisteringLoop) {
   weft::EventLoop& loop = weft::get_running_loop();
+  // Registered once, here, on `loop`'s own thread: after the first round this
+  // task may run on another worker, and a registration from there is queued
+  // to `loop`, so a signal sent right after it could still meet the previous
+  // round's callback. Each round hands the callback a fresh future instead.
+  struct Round {
+    std::mutex mu;
+    std::optional<weft::Future<bool>> ran;
+  };
+  auto round = std::make_shared<Round>();
+  loop.add_signal_handler(SIGUSR1, [round, &loop] {
+    std::lock_guard lock(round->mu);
+    if (round->ran && !round->ran->done())
+      round->ran->set_result(weft::detail::current_loop() == &loop);
+  });
   const int rounds = 20;
   for (int i = 0; i < rounds; ++i) {
     weft::Future<bool> ran;
-    loop.add_signal_handler(SIGUSR1, [ran, &loop]() mutable {
-      if (!ran.done()) ran.set_result(weft::detail::current_loop() == &loop);
-    });
+    {
+      std::lock_guard lock(round->mu);
+      round->ran = ran;
+    }
     ::kill(::getpid(), SIGUSR1);
     weft::TimerHandle timer = guard(ran);
     bool on_loop = co_await ran;
