@@ -147,7 +147,7 @@ TEST(IoRing, OneMultishotRecvReceivesEveryLaterChunkWithoutResubmission) {
 }
 
 TEST(IoRing, ARecvEndsAtItsByteLimitWhileTheSocketKeepsReceiving) {
-  // What flow control rests on: a cancel does not stop a multishot recv
+  // What flow control rests on: a cancel may not stop a multishot recv
   // while data keeps arriving, the byte limit does.
   Fds fds;
   RING_OR_SKIP(ring, fds);

@@ -340,8 +340,8 @@ TEST(Io, AcceptBacksOffWhenOutOfFdsAndRecovers) {
 // ----------------------------------------------------------- connect errors
 
 // A reader with a small limit under a sender that never waits: it pauses
-// and resumes many times (on the ring: its recv is cancelled and issued
-// again), and every byte still arrives once and in order.
+// and resumes many times (on the ring: its recv ends at each pause and is
+// issued again), and every byte still arrives once and in order.
 WEFT_TEST(Io, PausingReaderUnderAFloodLosesAndReordersNothing) {
   const std::size_t size = static_cast<std::size_t>(weft::testing::scaled(8)) * 1024 * 1024;
   std::string sent(size, '\0');

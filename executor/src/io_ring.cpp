@@ -187,22 +187,31 @@ bool IoRing::setup(int epoll_fd) {
   }
   for (unsigned i = 0; i < kBufferCount; ++i) recycle(static_cast<std::uint16_t>(i));
   publish_buffers();
-  multishot_recv_ =
-      !disabled_by_environment("WEFT_IO_URING_MULTISHOT") && probe_multishot_recv_limit();
+  const Probe probe = probe_multishot_recv_limit();
+  if (probe == Probe::unusable) {
+    map_.reset();  // the kernel never took the probe: nothing of it is outstanding
+    ::close(ring_fd_);
+    ring_fd_ = -1;
+    return false;
+  }
+  multishot_recv_ = probe == Probe::limited && !disabled_by_environment("WEFT_IO_URING_MULTISHOT");
   epoll_fd_ = epoll_fd;
   arm_epoll_watch();
   return true;
 }
 
-bool IoRing::probe_multishot_recv_limit() {
+IoRing::Probe IoRing::probe_multishot_recv_limit() {
   // Two bytes wait on a socket; a multishot recv limited to one byte must
-  // end with its first completion. A kernel without the limit rejects the request (-EINVAL)
-  // or would deliver both and go on: the write side's shutdown then ends it
-  // with end of file. Runs before any op exists, so every CQE here is ours.
+  // end with its first completion. A kernel without the limit rejects the
+  // request (-EINVAL; the limit arrived in 6.17) or would deliver both and go
+  // on: the write side's shutdown then ends it with end of file. Runs before
+  // any op exists, so every CQE here is ours.
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) return false;
-  bool limited = false;
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
+    return Probe::unlimited;
+  Probe result = Probe::unlimited;
   if (::send(sv[0], "ab", 2, MSG_NOSIGNAL) == 2) {
+    Mapping& m = *map_;
     try {
       io_uring_sqe* sqe = next_sqe();
       sqe->opcode = IORING_OP_RECV;
@@ -212,7 +221,6 @@ bool IoRing::probe_multishot_recv_limit() {
       sqe->buf_group = kBufferGroup;
       set_recv_limit(sqe, 1);
       sqe->user_data = kProbe;
-      Mapping& m = *map_;
       bool ended = false, first = true;
       for (int round = 0; round < 100 && !ended; ++round) {
         enter(m.sq_tail_local - load_acquire(m.sq_head), 1, 10'000'000);
@@ -223,7 +231,7 @@ bool IoRing::probe_multishot_recv_limit() {
           if (cqe.flags & IORING_CQE_F_BUFFER)
             recycle(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
           // The limit is checked after each chunk: this one may hold both bytes.
-          if (first) limited = cqe.res > 0 && !(cqe.flags & IORING_CQE_F_MORE);
+          if (first && cqe.res > 0 && !(cqe.flags & IORING_CQE_F_MORE)) result = Probe::limited;
           first = false;
           if (!(cqe.flags & IORING_CQE_F_MORE)) ended = true;
         }
@@ -231,14 +239,18 @@ bool IoRing::probe_multishot_recv_limit() {
         publish_buffers();
         if (!ended) ::shutdown(sv[0], SHUT_WR);
       }
-      if (!ended) limited = false;  // not answered: the ring is not used for recvs
+      // Not answered: a submitted probe's late CQE is skipped by reap(); one
+      // the kernel never took would go out with the next submission, on an
+      // fd number that may belong to a connection by then.
+      if (!ended) result = Probe::unlimited;
     } catch (const std::system_error&) {
-      limited = false;
+      result = Probe::unlimited;
     }
+    if (m.sq_tail_local != load_acquire(m.sq_head)) result = Probe::unusable;
   }
   ::close(sv[0]);
   ::close(sv[1]);
-  return limited;
+  return result;
 }
 
 IoRing::~IoRing() {
@@ -285,24 +297,27 @@ void IoRing::finish(IoOp& op) noexcept {
   --active_count_;
 }
 
-void IoRing::prep_recv(IoOp& op, int fd, std::size_t max_bytes, bool poll_first) {
+std::size_t IoRing::prep_recv(IoOp& op, int fd, std::size_t max_bytes, bool poll_first) {
   max_bytes = std::clamp<std::size_t>(max_bytes, 1, 1u << 30);
   io_uring_sqe* sqe = next_sqe();
   sqe->opcode = IORING_OP_RECV;
   sqe->fd = fd;
+  std::size_t per_completion = kBufferSize;
   if (multishot_recv_) {
     sqe->len = 0;  // each completion takes up to its buffer's length
     sqe->ioprio = IORING_RECV_MULTISHOT;
     set_recv_limit(sqe,
                    static_cast<std::uint32_t>(std::clamp<std::size_t>(max_bytes, 1, 1u << 30)));
   } else {
-    sqe->len = static_cast<unsigned>(std::min(max_bytes, kBufferSize));
+    per_completion = std::min(max_bytes, kBufferSize);
+    sqe->len = static_cast<unsigned>(per_completion);
     if (poll_first) sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
   }
   sqe->flags = IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
   start(op);
+  return per_completion;
 }
 
 void IoRing::prep_send(IoOp& op, int fd, const char* data, std::size_t size) {

@@ -80,12 +80,10 @@ void Transport::arm_reader() {
     if (closing_) return;
   }
   if (ring_) {
-    // A recv still outstanding (it ended a pause, and its final completion
-    // has not been reaped yet) is issued again by that completion now that
-    // reading_ is set.
+    // An op has one request at a time: one still outstanding goes on.
     try {
       if (!recv_op_.active()) {
-        ring_->prep_recv(recv_op_, fd_, reader_->room(), false);
+        recv_chunk_ = ring_->prep_recv(recv_op_, fd_, reader_->room(), false);
         op_issued();
       }
     } catch (...) {
@@ -142,7 +140,7 @@ void Transport::on_recv(int res, std::uint32_t flags) noexcept {
     }
     if (more) {
       // A multishot recv goes on. Closed: cancel it, again with every
-      // completion, since a cancel takes only once the socket runs dry.
+      // completion, since a cancel may not take while data keeps arriving.
       if (!reading_ || closed_) ring_->prep_cancel(recv_op_);
       return;
     }
@@ -151,8 +149,8 @@ void Transport::on_recv(int res, std::uint32_t flags) noexcept {
     // thread exit (io_ring.hpp). After a short single-shot read the socket is
     // empty: the next recv waits for readiness first.
     if (reading_ && !closed_ && !reader_eof_) {
-      ring_->prep_recv(recv_op_, fd_, reader_->room(),
-                       res > 0 && static_cast<std::size_t>(res) < IoRing::buffer_size());
+      recv_chunk_ = ring_->prep_recv(recv_op_, fd_, reader_->room(),
+                                     res > 0 && static_cast<std::size_t>(res) < recv_chunk_);
       op_issued();
     }
   } catch (...) {

@@ -215,6 +215,7 @@ class Transport : public std::enable_shared_from_this<Transport> {
   bool reader_eof_ = false;  // the peer's EOF was read
   bool fd_closed_ = false;
   RecvOp recv_op_{this};
+  std::size_t recv_chunk_ = 0;  // the most one completion of recv_op_ can carry
   SendOp send_op_{this};
   unsigned ops_outstanding_ = 0;
   std::shared_ptr<Transport> keepalive_;  // set while ops_outstanding_ > 0
