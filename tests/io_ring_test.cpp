@@ -90,6 +90,13 @@ void keep_receiving(IoRing& ring, RecordingOp& op, int fd) {
   recv_all(ring, op, fd);
 }
 
+/// Cancels `op`'s recv and waits for its final completion: an op must not
+/// be destroyed while the ring still holds a request of it.
+void end_recv(IoRing& ring, RecordingOp& op) {
+  ring.prep_cancel(op);
+  wait_until(ring, [&] { return !op.active(); });
+}
+
 std::size_t io_uring_fds() {
   std::size_t n = 0;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
@@ -118,6 +125,7 @@ TEST(IoRing, SendAndRecvCompleteThroughTheRing) {
   EXPECT_EQ(recv.finals, ring->recv_is_multishot() ? 0 : 1);
   EXPECT_EQ(ring->active_ops(), ring->recv_is_multishot() ? 1u : 0u);
   EXPECT_GE(ring->stats().completions, 2u);
+  end_recv(*ring, recv);
 }
 
 TEST(IoRing, OneMultishotRecvReceivesEveryLaterChunkWithoutResubmission) {
@@ -281,6 +289,7 @@ TEST(IoRing, BuffersAreRecycledAcrossManyRecvs) {
     wait_until(*ring, [&] { return recv.data.size() == expected.size(); });
   }
   EXPECT_EQ(recv.data, expected);
+  end_recv(*ring, recv);
 }
 
 TEST(IoRing, EpollReadinessEndsAWait) {
