@@ -41,6 +41,17 @@ constexpr std::uint64_t kProbe = 2;
 // the limit reject a recv that sets it with -EINVAL.
 void set_recv_limit(io_uring_sqe* sqe, std::uint32_t max_bytes) { sqe->file_index = max_bytes; }
 
+/// A buffer-select recv of at most `limit` bytes in all, multishot.
+void fill_multishot_recv(io_uring_sqe* sqe, int fd, std::uint32_t limit) {
+  sqe->opcode = IORING_OP_RECV;
+  sqe->fd = fd;
+  sqe->len = 0;  // each completion takes up to its buffer's length
+  sqe->ioprio = IORING_RECV_MULTISHOT;
+  sqe->flags = IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  set_recv_limit(sqe, limit);
+}
+
 int sys_setup(unsigned entries, io_uring_params* p) {
   return static_cast<int>(::syscall(__NR_io_uring_setup, entries, p));
 }
@@ -214,12 +225,7 @@ IoRing::Probe IoRing::probe_multishot_recv_limit() {
     Mapping& m = *map_;
     try {
       io_uring_sqe* sqe = next_sqe();
-      sqe->opcode = IORING_OP_RECV;
-      sqe->fd = sv[1];
-      sqe->ioprio = IORING_RECV_MULTISHOT;
-      sqe->flags = IOSQE_BUFFER_SELECT;
-      sqe->buf_group = kBufferGroup;
-      set_recv_limit(sqe, 1);
+      fill_multishot_recv(sqe, sv[1], 1);
       sqe->user_data = kProbe;
       bool ended = false, first = true;
       for (int round = 0; round < 100 && !ended; ++round) {
@@ -300,21 +306,18 @@ void IoRing::finish(IoOp& op) noexcept {
 std::size_t IoRing::prep_recv(IoOp& op, int fd, std::size_t max_bytes, bool poll_first) {
   max_bytes = std::clamp<std::size_t>(max_bytes, 1, 1u << 30);
   io_uring_sqe* sqe = next_sqe();
-  sqe->opcode = IORING_OP_RECV;
-  sqe->fd = fd;
   std::size_t per_completion = kBufferSize;
   if (multishot_recv_) {
-    sqe->len = 0;  // each completion takes up to its buffer's length
-    sqe->ioprio = IORING_RECV_MULTISHOT;
-    set_recv_limit(sqe,
-                   static_cast<std::uint32_t>(std::clamp<std::size_t>(max_bytes, 1, 1u << 30)));
+    fill_multishot_recv(sqe, fd, static_cast<std::uint32_t>(max_bytes));
   } else {
     per_completion = std::min(max_bytes, kBufferSize);
+    sqe->opcode = IORING_OP_RECV;
+    sqe->fd = fd;
     sqe->len = static_cast<unsigned>(per_completion);
     if (poll_first) sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
+    sqe->flags = IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kBufferGroup;
   }
-  sqe->flags = IOSQE_BUFFER_SELECT;
-  sqe->buf_group = kBufferGroup;
   sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
   start(op);
   return per_completion;

@@ -144,9 +144,9 @@ void Transport::on_recv(int res, std::uint32_t flags) noexcept {
       if (!reading_ || closed_) ring_->prep_cancel(recv_op_);
       return;
     }
-    // It ended: single-shot, its byte limit, -ENOBUFS (the buffers are back
-    // before the next submission), a pause's end after reading resumed, or a
-    // thread exit (io_ring.hpp). After a short single-shot read the socket is
+    // It ended: single-shot, its byte limit (where the reader did not pause,
+    // having read meanwhile), -ENOBUFS (the buffers are back before the next
+    // submission), or a thread exit (io_ring.hpp). After a short single-shot read the socket is
     // empty: the next recv waits for readiness first.
     if (reading_ && !closed_ && !reader_eof_) {
       recv_chunk_ = ring_->prep_recv(recv_op_, fd_, reader_->room(),
