@@ -139,13 +139,13 @@ WEFT_TEST(QueueFastPath, WaitForAGetTimesOutWithoutTakingALaterItem) {
   weft::Queue<int> q;
   bool timed_out = false;
   try {
-    (void)co_await weft::wait_for(weft::Coro<int>(q.get()), 1ms);
+    (void)co_await weft::wait_for(q.get(), 1ms);
   } catch (const weft::TimeoutError&) {
     timed_out = true;
   }
   CO_ASSERT_TRUE(timed_out);
   q.put_nowait(9);
-  CO_ASSERT_EQ(co_await weft::wait_for(weft::Coro<int>(q.get()), 10s), 9);
+  CO_ASSERT_EQ(co_await weft::wait_for(q.get(), 10s), 9);
   CO_ASSERT_EQ(q.qsize(), 0u);
 }
 
@@ -154,14 +154,14 @@ WEFT_TEST(QueueFastPath, WaitForAPutOnAFullQueueTimesOutWithoutInserting) {
   q.put_nowait(1);
   bool timed_out = false;
   try {
-    co_await weft::wait_for(weft::Coro<void>(q.put(2)), 1ms);
+    co_await weft::wait_for(q.put(2), 1ms);
   } catch (const weft::TimeoutError&) {
     timed_out = true;
   }
   CO_ASSERT_TRUE(timed_out);
   CO_ASSERT_EQ(q.get_nowait(), 1);
   CO_ASSERT_EQ(q.qsize(), 0u);
-  co_await weft::wait_for(weft::Coro<void>(q.put(3)), 10s);
+  co_await weft::wait_for(q.put(3), 10s);
   CO_ASSERT_EQ(q.get_nowait(), 3);
 }
 
@@ -199,7 +199,12 @@ WEFT_TEST(QueueFastPath, RingGrowsAcrossTheWrapKeepingFifoOrder) {
   int next_in = 0, next_out = 0;
   // Interleave so the ring wraps before each growth.
   for (int round = 1; round <= 6; ++round) {
-    for (int i = 0; i < 10 * round; ++i) co_await q.put(std::to_string(next_in++));
+    // The increment stays outside the co_await expression: Clang 16 sees the
+    // operand more than once there and warns (-Wunsequenced).
+    for (int i = 0; i < 10 * round; ++i) {
+      std::string item = std::to_string(next_in++);
+      co_await q.put(std::move(item));
+    }
     for (int i = 0; i < 7 * round; ++i) CO_ASSERT_EQ(co_await q.get(), std::to_string(next_out++));
   }
   while (next_out < next_in) CO_ASSERT_EQ(q.get_nowait(), std::to_string(next_out++));

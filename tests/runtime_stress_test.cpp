@@ -183,8 +183,10 @@ weft::Coro<void> cancel_racing_completion(long n) {
     if (!tasks[i].cancelled()) expected_sum += i;
   }
   EXPECT_EQ(cancelled + completed, n);
-  // A task whose cancel() was accepted ends cancelled (it never catches), and no other does.
-  EXPECT_EQ(cancelled, cancel_accepted.load());
+  // Only a task whose cancel() was accepted ends cancelled. One accepted while
+  // its last step was already running (the value taken, the body returning)
+  // finishes with that value instead: a value taken is never dropped.
+  EXPECT_LE(cancelled, cancel_accepted.load());
   EXPECT_EQ(sum, expected_sum);
 }
 

@@ -80,7 +80,9 @@ Coro<StateRef<FutureBase>> AsCompletedCore::next(std::shared_ptr<AsCompletedCore
     }
     self->getters_.push_back(getter);
   }
-  co_return co_await std::move(getter);
+  // A finished child handed to this getter is nobody else's: if the awaiting
+  // task is cancelled after the handover, the element still returns it.
+  co_return co_await FutureAwaiter<StateRef<FutureBase>, true, true>(getter.state_ptr());
 }
 
 }  // namespace weft::detail

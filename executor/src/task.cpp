@@ -143,8 +143,32 @@ bool TaskCore::request_cancel(std::string message) {
   std::lock_guard lock(cancel_lock_);
   if (as_future().done() || sched_.load(std::memory_order_acquire) == kDone) return false;
   ++cancel_requests_;
-  if (waiting_on_ && waiting_on_->cancel_wait(message)) return true;
+  if (waiting_on_ && waiting_on_->cancel_wait(message)) {
+    wait_cancelled_ = true;
+    return true;
+  }
   must_cancel_ = true;
+  if (t_current_task == this) must_cancel_by_self_ = true;
+  cold().cancel_message = std::move(message);
+  return true;
+}
+
+bool TaskCore::request_cancel_unless_completed(std::string message) {
+  std::lock_guard lock(cancel_lock_);
+  if (as_future().done() || sched_.load(std::memory_order_acquire) == kDone) return true;
+  if (waiting_on_) {
+    if (waiting_on_->cancel_wait(message)) {
+      wait_cancelled_ = true;
+      ++cancel_requests_;
+      return true;
+    }
+    // A target that refuses its first cancellation has completed: the task is
+    // about to resume with what it produced.
+    if (!wait_cancelled_) return false;
+  }
+  ++cancel_requests_;
+  must_cancel_ = true;
+  if (t_current_task == this) must_cancel_by_self_ = true;
   cold().cancel_message = std::move(message);
   return true;
 }
@@ -159,7 +183,7 @@ int TaskCore::uncancel() {
   if (cancel_requests_ > 0) {
     --cancel_requests_;
     // TASK-13 (3.13+): withdrawing the last request withdraws the pending cancellation.
-    if (cancel_requests_ == 0) must_cancel_ = false;
+    if (cancel_requests_ == 0) must_cancel_ = must_cancel_by_self_ = false;
   }
   return cancel_requests_;
 }
@@ -167,8 +191,13 @@ int TaskCore::uncancel() {
 void TaskCore::begin_wait(WaitTarget* target) {
   std::lock_guard lock(cancel_lock_);
   waiting_on_ = target;
+  wait_cancelled_ = false;
   // TASK-09: a cancellation requested while running goes to what we now await.
-  if (must_cancel_ && target && target->cancel_wait(cold().cancel_message)) must_cancel_ = false;
+  if (must_cancel_ && target && target->cancel_wait(cold().cancel_message)) {
+    must_cancel_ = false;
+    must_cancel_by_self_ = false;
+    wait_cancelled_ = true;
+  }
 }
 
 void TaskCore::end_wait() {
@@ -178,17 +207,34 @@ void TaskCore::end_wait() {
     waiting_on_ = nullptr;
     if (!must_cancel_) return;
     must_cancel_ = false;
+    must_cancel_by_self_ = false;
     message = std::move(cold().cancel_message);
   }
   throw CancelledError(std::move(message));
+}
+
+void TaskCore::end_wait_keeping_cancel() noexcept {
+  std::lock_guard lock(cancel_lock_);
+  waiting_on_ = nullptr;
 }
 
 bool TaskCore::take_must_cancel(std::string& message) {
   std::lock_guard lock(cancel_lock_);
   if (!must_cancel_) return false;
   must_cancel_ = false;
+  must_cancel_by_self_ = false;
   message = std::move(cold().cancel_message);
   return true;
+}
+
+bool TaskCore::take_self_cancel(std::string& message) {
+  std::lock_guard lock(cancel_lock_);
+  if (!must_cancel_) return false;
+  bool by_self = must_cancel_by_self_;
+  must_cancel_ = false;
+  must_cancel_by_self_ = false;
+  if (by_self) message = std::move(cold().cancel_message);
+  return by_self;
 }
 
 std::string TaskCore::name() const {

@@ -276,4 +276,32 @@ class [[nodiscard]] Coro {
   handle_type h_;
 };
 
+namespace detail {
+
+/// Anything a Coro can co_await: weft's own awaitables and any standard C++
+/// awaitable (await_ready/await_suspend/await_resume, or operator co_await).
+template <class A>
+concept Awaitable = requires(A&& a) {
+  get_awaiter(std::forward<A>(a)).await_ready();
+  get_awaiter(std::forward<A>(a)).await_resume();
+};
+
+template <class A>
+struct is_coro : std::false_type {};
+template <class T>
+struct is_coro<Coro<T>> : std::true_type {};
+
+/// What awaiting an A (as an rvalue) yields, without reference or cv.
+template <class A>
+using await_value_t = std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()).await_resume())>;
+
+/// Any awaitable as a Coro (the frame holds the awaitable), for the APIs
+/// that run an awaitable as a task of its own: create_task, gather, shield...
+template <class A, class T = await_value_t<A>>
+Coro<T> as_coro(A awaitable) {
+  co_return co_await std::move(awaitable);
+}
+
+}  // namespace detail
+
 }  // namespace weft

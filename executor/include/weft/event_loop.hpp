@@ -114,6 +114,15 @@ class EventLoop {
   Task<T> create_task(Coro<T> coro) {
     return create_task(std::move(coro), TaskOptions{});
   }
+  /// Any other awaitable (`loop.create_task(q.get())`) as a task of its own.
+  template <detail::TaskableAwaitable A>
+  Task<detail::await_value_t<A>> create_task(A awaitable, TaskOptions options) {
+    return create_task(detail::as_coro(std::move(awaitable)), std::move(options));
+  }
+  template <detail::TaskableAwaitable A>
+  Task<detail::await_value_t<A>> create_task(A awaitable) {
+    return create_task(detail::as_coro(std::move(awaitable)), TaskOptions{});
+  }
 
   /// Runs the loop until `coro` (wrapped in a pinned task) is done; returns
   /// its value or rethrows its exception (LOOP-09).

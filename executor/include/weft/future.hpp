@@ -33,9 +33,15 @@ class Task;
 
 namespace detail {
 
-template <class T, bool Move>
+/// Awaits a future's state. Move: the value is moved out. KeepCancel: for a
+/// future the caller cannot read afterwards (an internal one: gather's,
+/// shield's), an outcome that arrived before a cancellation is delivered and
+/// the cancellation is left for the next suspension (see task_core.hpp).
+template <class T, bool Move, bool KeepCancel = false>
 class FutureAwaiter {
  public:
+  using weft_native_awaitable = void;
+
   explicit FutureAwaiter(FutureState<T>* state) noexcept : state_(state) {}
   // Moved only before it is awaited (GCC may move awaiters into the frame).
   FutureAwaiter(FutureAwaiter&& other) noexcept : state_(other.state_) {}
@@ -60,7 +66,12 @@ class FutureAwaiter {
   T await_resume() {
     if (suspended_) {
       suspended_ = false;
-      node_.task->end_wait();
+      // Woken only by completion, so the future is done here.
+      if constexpr (KeepCancel) {
+        node_.task->end_wait_keeping_cancel();
+      } else {
+        node_.task->end_wait();
+      }
     }
     state_->check_result();
     if constexpr (std::is_void_v<T>)
@@ -78,6 +89,14 @@ class FutureAwaiter {
 };
 
 struct AdoptState {};
+
+/// A Future<T> or Task<T> handle (Task derives from Future).
+template <class T>
+std::true_type future_handle_probe(const Future<T>*);
+std::false_type future_handle_probe(const void*);
+template <class A>
+inline constexpr bool is_future_handle_v =
+    decltype(future_handle_probe(static_cast<std::remove_cvref_t<A>*>(nullptr)))::value;
 
 }  // namespace detail
 

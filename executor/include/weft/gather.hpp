@@ -153,7 +153,9 @@ Coro<Result> run_gather(Children children, std::vector<FutureBase*> unique, bool
   state->start();
   std::exception_ptr error;
   try {
-    co_return co_await std::move(outer);
+    // The results are nobody else's: a cancellation that arrives after the
+    // outer completed is left for the next suspension (see task_core.hpp).
+    co_return co_await FutureAwaiter<Result, true, true>(state);
   } catch (...) {
     error = std::current_exception();
   }

@@ -3,10 +3,13 @@
 // every composition function (gather, wait, wait_for, shield, as_completed,
 // task_group) shares.
 //
-// The composition functions accept any mix of Coro<T>, Task<T> and Future<T>
-// ("composable awaitables"). A Coro is wrapped in a task on the running loop
-// first (asyncio's ensure_future), so it runs concurrently; a Task or Future is
-// used as it is. Results are copied out of a child's shared state when T is
+// The composition functions accept any mix of Coro<T>, Task<T>, Future<T> and
+// any other awaitable, weft's (q.get(), lock.acquire(), sleep()) or a user's
+// ("composable awaitables"). gather, shield and as_completed wrap a Coro or
+// other awaitable in a task on the running loop first (asyncio's
+// ensure_future), so it runs concurrently; a Task or Future is used as it is.
+// wait_for and timeout_at run a Coro or awaitable inline in the awaiting task,
+// as asyncio 3.12 does. Results are copied out of a child's shared state when T is
 // copyable (other handles to that child keep their value) and moved otherwise.
 #pragma once
 
@@ -83,7 +86,7 @@ class Outcome<void> {
 
 namespace detail {
 
-template <class A>
+template <class A, class = void>
 struct ComposeTraits : std::false_type {};
 template <class T>
 struct ComposeTraits<Coro<T>> : std::true_type {
@@ -97,12 +100,20 @@ template <class T>
 struct ComposeTraits<Task<T>> : std::true_type {
   using value_type = T;
 };
+/// Any other awaitable: the queue, lock and sleep awaitables, a user's own.
+template <class A>
+struct ComposeTraits<A,
+                     std::enable_if_t<!is_coro<A>::value && !is_future_handle_v<A> && Awaitable<A>>>
+    : std::true_type {
+  using value_type = await_value_t<A>;
+};
 
-/// Coro<T>, Task<T> or Future<T>.
+/// Anything the composition functions accept: Coro<T>, Task<T>, Future<T> or
+/// any other awaitable (a temporary like `q.get()` or `lock.acquire()`).
 template <class A>
 concept ComposeAwaitable = ComposeTraits<std::remove_cvref_t<A>>::value;
 
-/// T of a Coro<T> / Task<T> / Future<T>.
+/// What awaiting an A yields (T of a Coro<T> / Task<T> / Future<T>).
 template <class A>
 using awaitable_value_t = typename ComposeTraits<std::remove_cvref_t<A>>::value_type;
 
@@ -149,6 +160,13 @@ Future<T> to_future(const Future<T>& future) {
   if (!future.valid())
     throw InvalidStateError("use of an empty (moved-from) Future or Task handle");
   return future;
+}
+/// Any other awaitable runs as a task of its own (asyncio wraps the coroutine
+/// that q.get() returns the same way).
+template <class A>
+requires(!is_future_handle_v<A> && !is_coro<std::remove_cvref_t<A>>::value)
+    Future<awaitable_value_t<A>> to_future(A&& awaitable) {
+  return weft::create_task(as_coro(std::forward<A>(awaitable)));
 }
 
 /// The value of a done future: copied when T is copyable, else moved out.

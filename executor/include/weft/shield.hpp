@@ -75,7 +75,9 @@ Coro<detail::awaitable_value_t<Aw>> shield(Aw aw) {
   Future<T> inner = detail::to_future(std::move(aw));
   if (inner.done()) co_return detail::future_value(inner);  // SHLD-01 shortcut
   Future<T> outer = detail::shield_outer(inner);
-  co_return co_await std::move(outer);
+  // An inner outcome mirrored into the outer before the awaiting task was
+  // cancelled is returned; the cancellation waits for the next suspension.
+  co_return co_await detail::FutureAwaiter<T, true, true>(outer.state_ptr());
 }
 
 }  // namespace weft

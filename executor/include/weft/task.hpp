@@ -69,7 +69,7 @@ class TaskState final : public FutureState<T>, public TaskCore {
         } else {
           this->set_exception_ptr(std::move(e));
         }
-      } else if (take_must_cancel(message)) {
+      } else if (take_self_cancel(message)) {
         this->set_cancelled(std::move(message));
       } else if constexpr (std::is_void_v<T>) {
         this->set_value();
@@ -181,6 +181,25 @@ Task<T> create_task(Coro<T> coro, TaskOptions options) {
 template <class T>
 Task<T> create_task(Coro<T> coro) {
   return create_task(std::move(coro), TaskOptions{});
+}
+
+namespace detail {
+/// An awaitable other than a Coro, Task or Future: `q.get()`,
+/// `lock.acquire()`, `weft::sleep(d)`, a user's awaitable type.
+template <class A>
+concept TaskableAwaitable =
+    Awaitable<A> && !is_coro<std::remove_cvref_t<A>>::value && !is_future_handle_v<A>;
+}  // namespace detail
+
+/// Schedules any other awaitable as a task of its own:
+/// `auto t = weft::create_task(q.get());`.
+template <detail::TaskableAwaitable A>
+Task<detail::await_value_t<A>> create_task(A awaitable, TaskOptions options) {
+  return create_task(detail::as_coro(std::move(awaitable)), std::move(options));
+}
+template <detail::TaskableAwaitable A>
+Task<detail::await_value_t<A>> create_task(A awaitable) {
+  return create_task(detail::as_coro(std::move(awaitable)), TaskOptions{});
 }
 
 }  // namespace weft

@@ -106,11 +106,27 @@ class TaskGroup {
   /// @throws RuntimeError if the group is shutting down or finished (the Coro
   ///         is destroyed, never run), or outside a running loop.
   template <class T>
-  Task<T> create_task(Coro<T> coro, TaskOptions options = {}) {
+  Task<T> create_task(Coro<T> coro) {
+    return create_task(std::move(coro), TaskOptions{});
+  }
+  /// With a name or pinning. (Overloads rather than a default argument: a
+  /// defaulted TaskOptions{} is an aggregate temporary that GCC 12 mishandles
+  /// inside a co_await expression; see weft::create_task.)
+  template <class T>
+  Task<T> create_task(Coro<T> coro, TaskOptions options) {
     std::unique_lock lock = core_->lock_for_create();
     Task<T> task = weft::create_task(std::move(coro), std::move(options));
     core_->add_locked(TaskRef(task), *task.state_ptr());
     return task;
+  }
+  /// Any other awaitable (`tg.create_task(q.get())`) as a task of this group.
+  template <detail::TaskableAwaitable A>
+  Task<detail::await_value_t<A>> create_task(A awaitable) {
+    return create_task(detail::as_coro(std::move(awaitable)), TaskOptions{});
+  }
+  template <detail::TaskableAwaitable A>
+  Task<detail::await_value_t<A>> create_task(A awaitable, TaskOptions options) {
+    return create_task(detail::as_coro(std::move(awaitable)), std::move(options));
   }
 
   /// Internal.

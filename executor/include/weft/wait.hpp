@@ -31,6 +31,10 @@
 namespace weft {
 
 enum class ReturnWhen { FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED };
+/// asyncio's spellings: `weft::wait(tasks, weft::FIRST_COMPLETED)`.
+inline constexpr ReturnWhen FIRST_COMPLETED = ReturnWhen::FIRST_COMPLETED;
+inline constexpr ReturnWhen FIRST_EXCEPTION = ReturnWhen::FIRST_EXCEPTION;
+inline constexpr ReturnWhen ALL_COMPLETED = ReturnWhen::ALL_COMPLETED;
 
 struct WaitOptions {
   ReturnWhen return_when = ReturnWhen::ALL_COMPLETED;
@@ -38,10 +42,31 @@ struct WaitOptions {
   std::optional<Duration> timeout = std::nullopt;
 };
 
+namespace detail {
+template <class T>
+struct WaitHandle {
+  using type = Task<T>;
+};
+template <>
+struct WaitHandle<TaskRef> {
+  using type = TaskRef;
+};
+}  // namespace detail
+
+/// The done and pending handles, each in input order: Task<T>, or TaskRef
+/// for WaitResult<TaskRef> (tasks of different result types).
 template <class T>
 struct WaitResult {
-  std::vector<Task<T>> done;
-  std::vector<Task<T>> pending;
+  using Handle = typename detail::WaitHandle<T>::type;
+  std::vector<Handle> done;
+  std::vector<Handle> pending;
+  /// True if `h` is among the done handles (`result.is_done(reader)`).
+  template <class Other>
+  bool is_done(const Other& h) const {
+    for (const Handle& d : done)
+      if (d == h) return true;
+    return false;
+  }
 };
 
 namespace detail {
@@ -49,26 +74,63 @@ namespace detail {
 /// Waits until `fs` (distinct, non-empty) satisfy `options` (asyncio's _wait).
 Coro<void> wait_states(std::vector<StateRef<FutureBase>> fs, WaitOptions options);
 
+inline FutureBase* wait_state_of(const TaskRef& t) { return &t.core()->as_future(); }
+template <class T>
+FutureBase* wait_state_of(const Task<T>& t) {
+  return t.state_ptr();
+}
+inline bool wait_handle_valid(const TaskRef& t) { return static_cast<bool>(t); }
+template <class T>
+bool wait_handle_valid(const Task<T>& t) {
+  return t.valid();
+}
+
+template <class R, class H>
+Coro<R> wait_handles(std::vector<H> tasks, WaitOptions options) {
+  if (tasks.empty()) throw ValueError("Set of Tasks/Futures is empty.");
+  std::vector<H> unique;
+  std::vector<StateRef<FutureBase>> states;
+  for (H& t : tasks) {
+    if (!wait_handle_valid(t)) throw InvalidStateError("wait: empty (moved-from) Task handle");
+    bool seen = false;
+    for (const H& u : unique) seen = seen || u == t;
+    if (seen) continue;
+    states.emplace_back(wait_state_of(t));
+    unique.push_back(std::move(t));
+  }
+  co_await wait_states(std::move(states), options);
+  R result;
+  for (H& t : unique) (t.done() ? result.done : result.pending).push_back(std::move(t));
+  co_return result;
+}
 }  // namespace detail
 
 /// asyncio.wait(tasks, timeout=, return_when=).
 template <class T>
 Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, WaitOptions options = {}) {
-  if (tasks.empty()) throw ValueError("Set of Tasks/Futures is empty.");
-  std::vector<Task<T>> unique;
-  std::vector<detail::StateRef<detail::FutureBase>> states;
-  for (Task<T>& t : tasks) {
-    if (!t.valid()) throw InvalidStateError("wait: empty (moved-from) Task handle");
-    bool seen = false;
-    for (const Task<T>& u : unique) seen = seen || u == t;
-    if (seen) continue;
-    states.emplace_back(t.state_ptr());
-    unique.push_back(std::move(t));
-  }
-  co_await detail::wait_states(std::move(states), options);
-  WaitResult<T> result;
-  for (Task<T>& t : unique) (t.done() ? result.done : result.pending).push_back(std::move(t));
-  co_return result;
+  return detail::wait_handles<WaitResult<T>>(std::move(tasks), options);
+}
+/// asyncio.wait(tasks, return_when=...).
+template <class T>
+Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, ReturnWhen return_when) {
+  return detail::wait_handles<WaitResult<T>>(std::move(tasks),
+                                             WaitOptions{return_when, std::nullopt});
+}
+
+/// asyncio.wait over tasks of different result types ("whichever comes first,
+/// the reader or the heartbeat"):
+///
+///   auto r = co_await weft::wait({reader, heartbeat}, weft::FIRST_COMPLETED);
+///   if (r.is_done(reader)) ...
+///
+/// `done` and `pending` hold TaskRefs, which compare equal to the Task they
+/// were made from.
+inline Coro<WaitResult<TaskRef>> wait(std::vector<TaskRef> tasks, WaitOptions options = {}) {
+  return detail::wait_handles<WaitResult<TaskRef>>(std::move(tasks), options);
+}
+inline Coro<WaitResult<TaskRef>> wait(std::vector<TaskRef> tasks, ReturnWhen return_when) {
+  return detail::wait_handles<WaitResult<TaskRef>>(std::move(tasks),
+                                                   WaitOptions{return_when, std::nullopt});
 }
 
 }  // namespace weft

@@ -10,8 +10,9 @@
 //
 // Deviation from api.md: acquire() returns detail::PermitAcquire, an
 // awaitable used exactly like the Coro<void> (`co_await lock.acquire();`)
-// that avoids a coroutine frame per call. Where a Coro<void> is needed (e.g.
-// create_task), convert it: `weft::create_task(weft::Coro<void>(lock.acquire()))`.
+// that avoids a coroutine frame per call. It composes as it is:
+// `co_await weft::wait_for(lock.acquire(), 1s);` (a timed-out acquire never
+// leaves the lock held), `weft::create_task(lock.acquire())`.
 #pragma once
 
 #include <weft/coro.hpp>

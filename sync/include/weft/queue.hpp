@@ -36,9 +36,11 @@
 // Deviation from api.md: put() and get() return awaitables (detail PutOp and
 // GetOp) used exactly like the Coro<void> / Coro<T> (`co_await q.put(v);`,
 // `T v = co_await q.get();`) that avoid a coroutine frame per call. Each is
-// awaitable once, inside a task. Where a Coro is needed (create_task,
-// wait_for, gather...), convert it:
-// `weft::create_task(weft::Coro<int>(q.get()))`.
+// awaitable once, inside a task. Every composition function takes them as
+// they are: `weft::wait_for(q.get(), 1s)` awaits inline, so a timed-out get
+// leaves its item queued and a timed-out put inserts nothing;
+// `weft::create_task(q.get())` and `weft::gather(q.get(), ...)` run them as
+// tasks.
 #pragma once
 
 #include <weft/coro.hpp>
@@ -358,9 +360,8 @@ class BasicQueue {
 
 /// What BasicQueue::put() returns: `co_await q.put(item);`. Owns the item
 /// until it is inserted (a put that is never awaited, or that fails, drops
-/// it). Move-only; awaitable once, inside a task. Converts to Coro<void>
-/// (`weft::Coro<void>(q.put(item))`) for APIs that take a Coro; convert it
-/// before awaiting it.
+/// it). Move-only; awaitable once, inside a task. Composes as it is
+/// (`weft::wait_for(q.put(item), 1s)`); converts to Coro<void> too.
 template <class T, class Store>
 class [[nodiscard]] BasicQueue<T, Store>::PutOp {
  public:
@@ -440,9 +441,9 @@ class [[nodiscard]] BasicQueue<T, Store>::PutOp {
 };
 
 /// What BasicQueue::get() returns: `T v = co_await q.get();`. Move-only;
-/// awaitable once, inside a task. Converts to Coro<T>
-/// (`weft::Coro<T>(q.get())`) for APIs that take a Coro; convert it before
-/// awaiting it.
+/// awaitable once, inside a task. Composes as it is
+/// (`weft::wait_for(q.get(), 1s)`, `weft::create_task(q.get())`); converts to
+/// Coro<T> too.
 template <class T, class Store>
 class [[nodiscard]] BasicQueue<T, Store>::GetOp {
  public:

@@ -18,11 +18,26 @@
 // awaitable's bridge). Awaiters therefore resume the coroutine only after
 // their target completed.
 //
-// Cancellation fields (must_cancel_, cancel_message_, cancel_requests_,
-// waiting_on_, name_) are guarded by cancel_lock_. Task::cancel from any
-// thread either cancels waiting_on_ (which wakes the task with a
-// cancellation) or sets must_cancel_, which the task's next await delivers as
-// CancelledError (asyncio's _must_cancel / _fut_waiter protocol).
+// Cancellation fields (must_cancel_, must_cancel_by_self_, cancel_message_,
+// cancel_requests_, waiting_on_, wait_cancelled_, name_) are guarded by
+// cancel_lock_.
+// Task::cancel from any thread either cancels waiting_on_ (which wakes the
+// task with a cancellation) or sets must_cancel_, which the task's next await
+// delivers as CancelledError (asyncio's _must_cancel / _fut_waiter protocol).
+//
+// Nothing taken is lost (where a cancellation meets a completion):
+// - A body that returns normally while a cancellation from *another* thread
+//   is pending finishes with its value: that request reached a step that was
+//   already running, and is ordered after it (as asyncio orders a
+//   call_soon_threadsafe(task.cancel)). Only a task that cancelled itself
+//   during its last step ends cancelled with its value discarded (TASK-09).
+// - end_wait_keeping_cancel() ends a wait whose target completed before the
+//   cancellation could reach it: the outcome is delivered and the
+//   cancellation waits for the next suspension. The composition functions use
+//   it where the target is an internal future the caller could not read
+//   afterwards (gather's, shield's, as_completed's).
+// - request_cancel_unless_completed() lets a timeout's expiry step back while
+//   the task is already resuming from a completed target.
 #pragma once
 
 #include <weft/detail/context.hpp>
@@ -58,6 +73,11 @@ class TaskCore : public Runnable {
 
   /// Task::cancel (any thread).
   bool request_cancel(std::string message);
+  /// A timeout's expiry (any thread): request_cancel, unless the task waits on
+  /// a target that has already completed and so is about to resume with its
+  /// outcome. Then nothing changes and false is returned, so that the caller
+  /// can try again after the task has moved on.
+  bool request_cancel_unless_completed(std::string message);
   int cancelling() const;
   int uncancel();
 
@@ -69,6 +89,9 @@ class TaskCore : public Runnable {
   void begin_wait(WaitTarget* target);
   /// The wait is over: throws CancelledError if a cancellation is pending.
   void end_wait();
+  /// The wait is over and its target completed: a pending cancellation is
+  /// left for the next suspension instead of discarding that outcome.
+  void end_wait_keeping_cancel() noexcept;
 
   std::string name() const;
   void set_name(std::string name);
@@ -90,9 +113,12 @@ class TaskCore : public Runnable {
   /// The root coroutine finished (or, cancelled before its first step, never
   /// ran): move its outcome into the future and destroy the frame.
   virtual void finish_root(bool cancelled_before_start) = 0;
-  /// Consumes a pending cancellation request (the body returned without
-  /// awaiting after cancel(): the task still ends cancelled, TASK-09).
+  /// Consumes a pending cancellation request (cancelled before its first step).
   bool take_must_cancel(std::string& message);
+  /// The body returned normally: consumes a pending request and returns true
+  /// only if the task requested it itself (TASK-09: it then ends cancelled);
+  /// a request from another thread is ordered after the finished step.
+  bool take_self_cancel(std::string& message);
 
   std::coroutine_handle<> root_;
 
@@ -118,6 +144,8 @@ class TaskCore : public Runnable {
 
   mutable SpinLock cancel_lock_;
   bool must_cancel_ = false;
+  bool must_cancel_by_self_ = false;
+  bool wait_cancelled_ = false;  // waiting_on_ already took a cancellation
   int cancel_requests_ = 0;
   WaitTarget* waiting_on_ = nullptr;
   std::unique_ptr<Cold> cold_;

@@ -152,8 +152,8 @@ class PermitCore {
 /// `co_await lock.acquire();` takes the lock (or a permit), suspending the
 /// task while none is free. A free permit is taken without suspending (one
 /// CAS). Cancelling the waiting task raises CancelledError at the co_await and
-/// leaves nothing held. Awaitable once, inside a task. Converts to Coro<void>
-/// (`weft::Coro<void>(lock.acquire())`) for APIs that take a Coro.
+/// leaves nothing held. Awaitable once, inside a task. Composes as it is
+/// (`weft::wait_for(lock.acquire(), 1s)`); converts to Coro<void> too.
 class [[nodiscard]] PermitAcquire {
  public:
   using weft_native_awaitable = void;

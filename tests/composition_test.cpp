@@ -1,0 +1,268 @@
+// Composition with any awaitable, and where a cancellation meets a completion
+// (issue: "a completed result is never lost, and every awaitable composes").
+//
+// The race tests run at one worker, where the order of everything is
+// asyncio's, so each one builds its race deterministically.
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "weft_test.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+class ComposeW : public weft::testing::WorkersTest {};
+
+// ------------------------------------------------------ the asyncio spellings
+
+WEFT_TEST_P(ComposeW, WaitForTakesAQueueGetDirectly) {
+  weft::Queue<int> q;
+  q.put_nowait(7);
+  int v = co_await weft::wait_for(q.get(), 1s);
+  CO_ASSERT_EQ(v, 7);
+  bool timed_out = false;
+  try {
+    (void)co_await weft::wait_for(q.get(), 1ms);
+  } catch (const weft::TimeoutError&) {
+    timed_out = true;
+  }
+  CO_ASSERT_TRUE(timed_out);
+  q.put_nowait(8);  // the timed-out get left no reservation behind
+  CO_ASSERT_EQ(q.get_nowait(), 8);
+}
+
+WEFT_TEST_P(ComposeW, WaitForTakesALockAcquireDirectly) {
+  weft::Lock lock;
+  co_await weft::wait_for(lock.acquire(), 1s);
+  CO_ASSERT_TRUE(lock.locked());
+  bool timed_out = false;
+  try {
+    co_await weft::wait_for(lock.acquire(), 1ms);
+  } catch (const weft::TimeoutError&) {
+    timed_out = true;
+  }
+  CO_ASSERT_TRUE(timed_out);
+  lock.release();
+  CO_ASSERT_TRUE(!lock.locked());  // the timed-out acquire holds nothing
+  co_await weft::wait_for(lock.acquire(), 1s);
+  lock.release();
+}
+
+WEFT_TEST_P(ComposeW, GatherTakesAQueueGetAndASleep) {
+  weft::Queue<int> q;
+  q.put_nowait(3);
+  auto [item, _] = co_await weft::gather(q.get(), weft::sleep(1ms));
+  CO_ASSERT_EQ(item, 3);
+}
+
+WEFT_TEST_P(ComposeW, CreateTaskTakesAQueueGet) {
+  weft::Queue<int> q;
+  auto t = weft::create_task(q.get());
+  q.put_nowait(11);
+  CO_ASSERT_EQ(co_await t, 11);
+  weft::Lock lock;
+  auto acquire = weft::create_task(lock.acquire());
+  co_await acquire;
+  CO_ASSERT_TRUE(lock.locked());
+  lock.release();
+}
+
+WEFT_TEST_P(ComposeW, ShieldAndTaskGroupTakeAnyAwaitable) {
+  weft::Queue<int> q;
+  q.put_nowait(1);
+  q.put_nowait(2);
+  int a = co_await weft::shield(q.get());
+  CO_ASSERT_EQ(a, 1);
+  int b = 0;
+  co_await weft::task_group([&](weft::TaskGroup& tg) -> weft::Coro<void> {
+    auto t = tg.create_task(q.get());
+    b = co_await t;
+  });
+  CO_ASSERT_EQ(b, 2);
+}
+
+/// A standard C++ awaitable that is not weft's: ready at once with a value.
+struct ReadyAwaitable {
+  int value;
+  bool await_ready() const noexcept { return true; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  int await_resume() const noexcept { return value; }
+};
+
+WEFT_TEST_P(ComposeW, ForeignAwaitablesCompose) {
+  ReadyAwaitable r{5};
+  int v = co_await weft::wait_for(r, 1s);
+  CO_ASSERT_EQ(v, 5);
+  auto t = weft::create_task(r);
+  CO_ASSERT_EQ(co_await t, 5);
+  auto [x, y] = co_await weft::gather(r, weft::sleep(0ms));
+  CO_ASSERT_EQ(x, 5);
+}
+
+WEFT_TEST_P(ComposeW, AsCompletedElementsAreAwaitedAsLvalues) {
+  std::vector<weft::Task<int>> ts;
+  ts.push_back(weft::create_task(weft::testing::gated(weft::Future<void>(), 0)));
+  ts.clear();
+  weft::Future<void> g1, g2;
+  ts.push_back(weft::create_task(weft::testing::gated(g1, 1)));
+  ts.push_back(weft::create_task(weft::testing::gated(g2, 2)));
+  g2.set_result();
+  g1.set_result();
+  int sum = 0;
+  for (auto next : weft::as_completed(ts)) {
+    int v = co_await next;
+    sum += v;
+  }
+  CO_ASSERT_EQ(sum, 3);
+}
+
+weft::Coro<std::string> read_line_after(weft::Future<void> gate) {
+  co_await gate;
+  co_return "line";
+}
+
+weft::Coro<void> heartbeat_forever() {
+  for (;;) co_await weft::sleep(1h);
+}
+
+WEFT_TEST_P(ComposeW, WaitOverTasksOfDifferentTypes) {
+  static_assert(weft::FIRST_COMPLETED == weft::ReturnWhen::FIRST_COMPLETED);
+  static_assert(weft::FIRST_EXCEPTION == weft::ReturnWhen::FIRST_EXCEPTION);
+  static_assert(weft::ALL_COMPLETED == weft::ReturnWhen::ALL_COMPLETED);
+  weft::Future<void> gate;
+  auto reader = weft::create_task(read_line_after(gate));
+  auto heartbeat = weft::create_task(heartbeat_forever());
+  gate.set_result();
+  auto r = co_await weft::wait({reader, heartbeat}, weft::FIRST_COMPLETED);
+  CO_ASSERT_TRUE(r.is_done(reader));
+  CO_ASSERT_TRUE(!r.is_done(heartbeat));
+  CO_ASSERT_EQ(r.pending.size(), 1u);
+  CO_ASSERT_TRUE(r.pending[0] == heartbeat);
+  CO_ASSERT_EQ(reader.result(), "line");
+  heartbeat.cancel();
+  std::vector<weft::Task<int>> same;
+  same.push_back(weft::create_task(weft::testing::gated(gate, 4)));
+  auto all = co_await weft::wait(same, weft::ALL_COMPLETED);
+  CO_ASSERT_EQ(all.done.size(), 1u);
+}
+
+// ------------------------------------------- a cancellation meets a completion
+
+/// A value that is ready when the deadline fires is returned: the future is
+/// set by a timer due at the same instant as the timeout, and runs first.
+WEFT_TEST(Compose, WaitForReturnsAResultReadyWhenTheDeadlineFires) {
+  weft::EventLoop& loop = weft::get_running_loop();
+  for (int round = 0; round < 20; ++round) {
+    weft::Future<int> fut;
+    weft::TimePoint when = loop.time() + 2ms;
+    (void)loop.call_at(when, [fut]() mutable { fut.set_result(42); });
+    int v = co_await weft::timeout_at(when, fut);
+    CO_ASSERT_EQ(v, 42);
+  }
+}
+
+WEFT_TEST(Compose, TimeoutScopeReturnsAQueueItemReadyWhenTheDeadlineFires) {
+  weft::EventLoop& loop = weft::get_running_loop();
+  weft::Queue<int> q;
+  for (int round = 0; round < 20; ++round) {
+    weft::TimePoint when = loop.time() + 2ms;
+    (void)loop.call_at(when, [&q, round] { q.put_nowait(round); });
+    int v = co_await weft::timeout_at(when, q.get());
+    CO_ASSERT_EQ(v, round);
+  }
+  CO_ASSERT_EQ(q.qsize(), 0u);
+}
+
+weft::Coro<void> shielded_then_sleep(weft::Future<int> fut, int* got) {
+  *got = co_await weft::shield(fut);
+  co_await weft::sleep(1h);
+}
+
+/// The shield's outer completes, then the task is cancelled before it runs:
+/// the value is returned and the cancellation reaches the next await.
+WEFT_TEST(Compose, ShieldDeliversAValueThatArrivedBeforeTheCancellation) {
+  weft::Future<int> fut;
+  int got = 0;
+  auto t = weft::create_task(shielded_then_sleep(fut, &got));
+  co_await weft::sleep(0ms);  // t waits on the shield
+  fut.set_result(9);          // queues the shield's callback
+  co_await weft::sleep(0ms);  // the callback completes the outer and wakes t
+  t.cancel();
+  bool cancelled = co_await weft::testing::raises_cancelled(t);
+  CO_ASSERT_TRUE(cancelled);
+  CO_ASSERT_EQ(got, 9);
+}
+
+weft::Coro<void> gather_then_sleep(weft::Queue<int>* q, int* got) {
+  auto [a, b] = co_await weft::gather(q->get(), q->get());
+  *got = a + b;
+  co_await weft::sleep(1h);
+}
+
+WEFT_TEST(Compose, GatherDeliversResultsThatArrivedBeforeTheCancellation) {
+  weft::Queue<int> q;
+  int got = 0;
+  auto t = weft::create_task(gather_then_sleep(&q, &got));
+  co_await weft::sleep(0ms);  // t in gather, both children waiting in get()
+  q.put_nowait(1);
+  q.put_nowait(2);
+  // The children take the items, their done callbacks complete the outer,
+  // which wakes t; cancel t as soon as the items are gone but before t ran.
+  while (q.qsize() != 0 || got == 0) {
+    co_await weft::sleep(0ms);
+    if (q.qsize() == 0 && !t.done()) {
+      t.cancel();
+      break;
+    }
+  }
+  bool cancelled = co_await weft::testing::raises_cancelled(t);
+  CO_ASSERT_TRUE(cancelled);
+  CO_ASSERT_EQ(got, 3);
+}
+
+weft::Coro<int> spin_then_return(std::atomic<int>* phase) {
+  phase->store(1);
+  while (phase->load() != 2) std::this_thread::yield();
+  co_return 42;
+}
+
+/// A cancel from another thread that reaches a task during its last step is
+/// ordered after that step: the body's value is kept.
+WEFT_TEST_P(ComposeW, CancelFromAnotherThreadDuringTheLastStepKeepsTheValue) {
+  std::atomic<int> phase{0};
+  auto t = weft::create_task(spin_then_return(&phase));
+  std::thread canceller([&phase, ref = weft::TaskRef(t)] {
+    while (phase.load() != 1) std::this_thread::yield();
+    (void)ref.cancel();
+    phase.store(2);
+  });
+  if (workers == 1) {
+    // The only worker runs t: give it the worker.
+    co_await weft::sleep(0ms);
+  }
+  int v = co_await t;
+  canceller.join();
+  CO_ASSERT_EQ(v, 42);
+  CO_ASSERT_TRUE(!t.cancelled());
+}
+
+weft::Coro<int> cancel_self_then_return() {
+  (void)weft::current_task().cancel();
+  co_return 42;
+}
+
+WEFT_TEST(Compose, SelfCancelDuringTheLastStepStillEndsCancelled) {
+  auto t = weft::create_task(cancel_self_then_return());
+  bool cancelled = co_await weft::testing::raises_cancelled(t);
+  CO_ASSERT_TRUE(cancelled && t.cancelled());  // TASK-09
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, ComposeW, ::testing::Values(1u, 2u, 4u, 8u),
+                         weft::testing::worker_name);
+
+}  // namespace
