@@ -138,7 +138,10 @@ WEFT_TEST_P(ComposeW, WaitOverTasksOfDifferentTypes) {
   auto reader = weft::create_task(read_line_after(gate));
   auto heartbeat = weft::create_task(heartbeat_forever());
   gate.set_result();
-  auto r = co_await weft::wait({reader, heartbeat}, weft::FIRST_COMPLETED);
+  // `weft::wait({reader, heartbeat}, ...)` works too, but GCC 12 rejects a
+  // braced list inside a co_await expression.
+  std::vector<weft::TaskRef> both{reader, heartbeat};
+  auto r = co_await weft::wait(both, weft::FIRST_COMPLETED);
   CO_ASSERT_TRUE(r.is_done(reader));
   CO_ASSERT_TRUE(!r.is_done(heartbeat));
   CO_ASSERT_EQ(r.pending.size(), 1u);

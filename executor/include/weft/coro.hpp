@@ -247,17 +247,31 @@ class [[nodiscard]] Coro {
     return std::exchange(h_, {});
   }
 
-  // Awaiter interface: runs the coroutine inline (symmetric transfer).
-  bool await_ready() {
+  /// Runs the coroutine inline (symmetric transfer). The frame stays owned by
+  /// the Coro, which may be an lvalue (`co_await next;`) or an rvalue.
+  class Awaiter {
+   public:
+    explicit Awaiter(handle_type h) noexcept : h_(h) {}
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+      h_.promise().started_ = true;
+      h_.promise().continuation_ = caller;
+      return h_;
+    }
+    T await_resume() { return h_.promise().take(); }
+
+   private:
+    handle_type h_;  // trivially destructible: GCC 12 may copy awaiters freely
+  };
+  /// @throws RuntimeError if empty, moved-from or already awaited.
+  Awaiter operator co_await() & {
     check_awaitable();
-    return false;
+    return Awaiter(h_);
   }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
-    h_.promise().started_ = true;
-    h_.promise().continuation_ = caller;
-    return h_;
+  Awaiter operator co_await() && {
+    check_awaitable();
+    return Awaiter(h_);
   }
-  T await_resume() { return h_.promise().take(); }
 
  private:
   explicit Coro(handle_type h) noexcept : h_(h) {}
