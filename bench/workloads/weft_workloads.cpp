@@ -1,9 +1,11 @@
 // weft's side of the peer comparison (issue 6): the same workload
 // definitions as bench/peers/*, one machine-readable line per run:
 //   peer=weft workload=<w> workers=<n> seconds=<wall> ops_per_sec=<x> [extra...]
-// Usage: weft_workloads <workload> <workers> [--quick]
+// Usage: weft_workloads <workload> <workers> [--quick] [--eager]
+//   --eager: RunOptions::eager_tasks (every task starts inside create_task);
+//            reported as peer=weft-eager
 //   workloads: spawn_many yield_many ping_pong chained_spawn timers idle_memory fanout
-//              mutex mpsc
+//              mutex mpsc skynet fib cache_hit_lazy cache_hit_eager
 #include <weft/weft.hpp>
 
 #include <atomic>
@@ -271,6 +273,85 @@ weft::Coro<Result> mpsc() {
   co_return Result{secs, double(total), ""};
 }
 
+// skynet: a 10-ary tree of tasks with 1,000,000 leaves (1,111,111 tasks);
+// each node creates its 10 children, then awaits them in order; a leaf
+// returns its number. ops = tasks; the sum is checked; peak RSS reported.
+weft::Coro<long> skynet_node(long num, long size) {
+  if (size == 1) co_return num;
+  std::vector<weft::Task<long>> children;
+  children.reserve(10);
+  long step = size / 10;
+  for (long i = 0; i < 10; ++i)
+    children.push_back(weft::create_task(skynet_node(num + i * step, step)));
+  long sum = 0;
+  for (auto& c : children) sum += co_await c;
+  co_return sum;
+}
+weft::Coro<Result> skynet() {
+  const long leaves = g_scale == 1 ? 1'000'000 : 100'000;
+  long tasks = 0;
+  for (long level = 1; level <= leaves; level *= 10) tasks += level;
+  auto t0 = Clock::now();
+  long sum = co_await skynet_node(0, leaves);
+  double secs = since(t0);
+  if (sum != leaves * (leaves - 1) / 2) {
+    std::fprintf(stderr, "skynet: sum %ld != %ld\n", sum, leaves * (leaves - 1) / 2);
+    std::abort();
+  }
+  char extra[64];
+  std::snprintf(extra, sizeof extra, "tasks=%ld peak_rss_kib=%ld", tasks, peak_rss_kib());
+  co_return Result{secs, double(tasks - 1), extra};
+}
+
+// fib: fib(30) with a task per call (1,664,079 tasks); ops = tasks.
+weft::Coro<long> fib_task(int n) {
+  if (n < 2) co_return n;
+  auto a = weft::create_task(fib_task(n - 1));
+  auto b = weft::create_task(fib_task(n - 2));
+  long x = co_await a;
+  long y = co_await b;
+  co_return x + y;
+}
+weft::Coro<Result> fib() {
+  const int n = g_scale == 1 ? 30 : 25;
+  long calls = 0;
+  {
+    long a = 1, b = 1;  // calls(n) = 2 fib(n+1) - 1
+    for (int i = 2; i <= n + 1; ++i) {
+      long c = a + b;
+      a = b;
+      b = c;
+    }
+    calls = 2 * b - 1;
+  }
+  auto t0 = Clock::now();
+  long v = co_await fib_task(n);
+  double secs = since(t0);
+  char extra[64];
+  std::snprintf(extra, sizeof extra, "fib=%ld peak_rss_kib=%ld", v, peak_rss_kib());
+  co_return Result{secs, double(calls - 1), extra};
+}
+
+// cache_hit: 1,000,000 tasks whose body finishes without suspending (a lookup
+// that hits), each awaited right away; eager start runs them inside
+// create_task and never schedules them. mode: eager or lazy.
+bool g_eager = false;
+weft::Coro<long> lookup(long key) { co_return key * 2; }
+weft::Coro<Result> cache_hit() {
+  const long n = 1'000'000 / g_scale;
+  weft::TaskOptions o;
+  o.eager = g_eager;
+  long sum = 0;
+  auto t0 = Clock::now();
+  for (long i = 0; i < n; ++i) {
+    auto t = weft::create_task(lookup(i), o);
+    sum += co_await t;
+  }
+  double secs = since(t0);
+  if (sum != n * (n - 1)) std::abort();
+  co_return Result{secs, double(n), g_eager ? "mode=eager" : "mode=lazy"};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -280,7 +361,11 @@ int main(int argc, char** argv) {
   }
   std::string workload = argv[1];
   unsigned workers = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
-  if (argc > 3 && std::strcmp(argv[3], "--quick") == 0) g_scale = 10;
+  bool eager_tasks = false;
+  for (int i = 3; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) g_scale = 10;
+    if (std::strcmp(argv[i], "--eager") == 0) eager_tasks = true;
+  }
   g_workers = workers;
   weft::Coro<Result> (*fn)() = nullptr;
   if (workload == "spawn_many")
@@ -301,13 +386,24 @@ int main(int argc, char** argv) {
     fn = mutex_bench;
   else if (workload == "mpsc")
     fn = mpsc;
+  else if (workload == "skynet")
+    fn = skynet;
+  else if (workload == "fib")
+    fn = fib;
+  else if (workload == "cache_hit_lazy" || workload == "cache_hit_eager") {
+    g_eager = workload == "cache_hit_eager";
+    fn = cache_hit;
+  }
   if (!fn) {
     std::fprintf(stderr, "unknown workload '%s'\n", workload.c_str());
     return 2;
   }
-  Result r = weft::run(fn(), {.workers = workers});
-  std::printf("peer=weft workload=%s workers=%u seconds=%.6f ops_per_sec=%.1f%s%s\n",
-              workload.c_str(), workers, r.seconds, r.ops / r.seconds, r.extra.empty() ? "" : " ",
-              r.extra.c_str());
+  weft::RunOptions options;
+  options.workers = workers;
+  options.eager_tasks = eager_tasks;
+  Result r = weft::run(fn(), options);
+  std::printf("peer=%s workload=%s workers=%u seconds=%.6f ops_per_sec=%.1f%s%s\n",
+              eager_tasks ? "weft-eager" : "weft", workload.c_str(), workers, r.seconds,
+              r.ops / r.seconds, r.extra.empty() ? "" : " ", r.extra.c_str());
   return 0;
 }

@@ -14,6 +14,12 @@ namespace weft {
 namespace detail {
 namespace {
 thread_local TaskCore* t_current_task = nullptr;
+/// Eager first steps nested on this thread's stack (a task started eagerly
+/// that creates an eager task runs it inside its own step).
+thread_local unsigned t_eager_depth = 0;
+/// Deeper than this, a task starts lazily instead: a chain of tasks that each
+/// create the next must not grow the stack without bound.
+constexpr unsigned kMaxEagerDepth = 64;
 }  // namespace
 
 TaskCore* current_task_core() noexcept { return t_current_task; }
@@ -33,7 +39,7 @@ bool must_run_on_home(EventLoop* home, bool pinned) noexcept {
   return pinned || s == nullptr || s->workers.size() == 1;
 }
 
-void launch_task(TaskCore* task, std::string name) {
+void launch_task(TaskCore* task, std::string name, std::optional<bool> eager) {
   LoopImpl& loop = task->home()->impl();
   if (loop.scheduler && loop.scheduler->stopped.load(std::memory_order_acquire)) {
     task->as_future().release();
@@ -46,7 +52,19 @@ void launch_task(TaskCore* task, std::string name) {
   task->registry = loop.registry;
   loop.registry->insert(task);
   if (Worker* w = current_worker()) w->count_spawn();
-  task->wake();
+  bool run_now = eager.value_or(loop.scheduler && loop.scheduler->options.eager_tasks) &&
+                 current_loop_impl() == &loop && t_eager_depth < kMaxEagerDepth;
+  if (!run_now) {
+    task->wake();
+    return;
+  }
+  // Eager start: this thread takes the task as if it had dequeued it (idle ->
+  // scheduled, so that no wake can queue it meanwhile) and runs its first
+  // step. run() saves and restores the creator's current task and context.
+  task->sched_.store(TaskCore::kScheduled, std::memory_order_relaxed);
+  ++t_eager_depth;
+  task->run();
+  --t_eager_depth;
 }
 
 void TaskCore::wake() noexcept {

@@ -22,6 +22,9 @@ struct RunOptions {
   /// Or WEFT_DEBUG=1: slow-callback and never-awaited warnings.
   bool debug = false;
   std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
+  /// Every task starts eagerly unless its TaskOptions::eager says otherwise
+  /// (asyncio's eager_task_factory; see TaskOptions::eager).
+  bool eager_tasks = false;
 
   // Tunables (defaults suit production; tests shrink them to force rare paths).
   /// Capacity of each worker's stealable run queue (power of two, >= 2).

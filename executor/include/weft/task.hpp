@@ -11,6 +11,7 @@
 #include <weft/coro.hpp>
 #include <weft/future.hpp>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,13 +24,24 @@ struct TaskOptions {
   /// A pinned task always runs on the loop that created it; an unpinned task
   /// may be stolen by any worker.
   bool pinned = false;
+  /// Eager start (asyncio 3.12's eager_task_factory, 3.14's eager_start):
+  /// create_task runs the task's first step at once, on the calling thread,
+  /// before it returns; a task that finishes without suspending is never
+  /// scheduled. Only where create_task is called on the task's own loop (from
+  /// a task or a callback of that loop), and at most 64 eager starts deep on
+  /// one thread (a chain of tasks each creating the next); elsewhere the
+  /// task starts lazily.
+  /// Empty: RunOptions::eager_tasks (false for a standalone EventLoop).
+  std::optional<bool> eager = std::nullopt;
 };
 
 namespace detail {
 
-/// Registers, names and schedules a new task's first step (lazily: the body
-/// starts only when a worker runs that step, CORO-02).
-void launch_task(TaskCore* task, std::string name);
+/// Registers, names and schedules a new task's first step: lazily (the body
+/// starts only when a worker runs that step, CORO-02), or, when `eager`
+/// (empty: the runtime's default) and called on the task's home loop, by
+/// running that step here and now.
+void launch_task(TaskCore* task, std::string name, std::optional<bool> eager);
 /// Which scheduler and affinity a task created on `home` gets.
 Scheduler* scheduler_of(EventLoop* home) noexcept;
 bool must_run_on_home(EventLoop* home, bool pinned) noexcept;
@@ -154,7 +166,7 @@ Task<T> spawn_on(EventLoop* home, Coro<T> coro, TaskOptions options) {
   auto root = coro.release();
   auto* state = new TaskState<T>(root, home, options.pinned);
   state->add_ref();  // the handle's reference; the first is the runtime's, until it finishes
-  launch_task(state, std::move(options.name));
+  launch_task(state, std::move(options.name), options.eager);
   return Task<T>(AdoptState{}, state);
 }
 }  // namespace detail

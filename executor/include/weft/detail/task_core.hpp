@@ -48,6 +48,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace weft {
@@ -151,11 +152,11 @@ class TaskCore : public Runnable {
   std::unique_ptr<Cold> cold_;
 
   friend class TaskRegistry;
-  friend void launch_task(TaskCore* task, std::string name);
+  friend void launch_task(TaskCore* task, std::string name, std::optional<bool> eager);
   friend void abandon_task(TaskCore* task) noexcept;
 };
 
-void launch_task(TaskCore* task, std::string name);
+void launch_task(TaskCore* task, std::string name, std::optional<bool> eager);
 /// Destroys a task that will never finish (runtime teardown): its frame goes,
 /// its future ends cancelled. Only with every worker stopped.
 void abandon_task(TaskCore* task) noexcept;
