@@ -292,6 +292,79 @@ async fn mpsc_bench(scale: usize) -> Res {
     Res { secs, ops: total as f64, extra: String::new() }
 }
 
+/// skynet: a 10-ary tree of tasks with 1,000,000 leaves (1,111,111 tasks);
+/// each node tokio::spawns its 10 children, then awaits their JoinHandles in
+/// order; a leaf returns its number. ops = tasks spawned (the root runs in the
+/// driver); the sum is checked; peak RSS (VmHWM) reported.
+fn skynet_node(num: u64, size: u64) -> impl std::future::Future<Output = u64> + Send {
+    async move {
+        if size == 1 {
+            return num;
+        }
+        let step = size / 10;
+        let children: Vec<_> = (0..10).map(|i| tokio::spawn(skynet_node(num + i * step, step))).collect();
+        let mut sum = 0u64;
+        for c in children {
+            sum += c.await.unwrap();
+        }
+        sum
+    }
+}
+
+async fn skynet(scale: usize) -> Res {
+    let leaves: u64 = if scale == 1 { 1_000_000 } else { 100_000 };
+    let mut tasks = 0u64;
+    let mut level = 1u64;
+    while level <= leaves {
+        tasks += level;
+        level *= 10;
+    }
+    let t0 = Instant::now();
+    let sum = skynet_node(0, leaves).await;
+    let secs = t0.elapsed().as_secs_f64();
+    if sum != leaves * (leaves - 1) / 2 {
+        eprintln!("skynet: sum {} != {}", sum, leaves * (leaves - 1) / 2);
+        std::process::abort();
+    }
+    Res {
+        secs,
+        ops: (tasks - 1) as f64,
+        extra: format!("tasks={} peak_rss_kib={}", tasks, status_kib("VmHWM:")),
+    }
+}
+
+/// fib: fib(30) with a task per call: each call n >= 2 tokio::spawns fib(n-1)
+/// and fib(n-2) and awaits them in order. ops = calls - 1 (the root runs in
+/// the driver); peak RSS (VmHWM) reported.
+fn fib_task(n: u32) -> impl std::future::Future<Output = u64> + Send {
+    async move {
+        if n < 2 {
+            return n as u64;
+        }
+        let a = tokio::spawn(fib_task(n - 1));
+        let b = tokio::spawn(fib_task(n - 2));
+        let x = a.await.unwrap();
+        let y = b.await.unwrap();
+        x + y
+    }
+}
+
+async fn fib(scale: usize) -> Res {
+    let n: u32 = if scale == 1 { 30 } else { 25 };
+    // calls(n) = 2 fib(n+1) - 1
+    let (mut a, mut b) = (1u64, 1u64);
+    for _ in 2..=n + 1 {
+        let c = a + b;
+        a = b;
+        b = c;
+    }
+    let calls = 2 * b - 1;
+    let t0 = Instant::now();
+    let v = fib_task(n).await;
+    let secs = t0.elapsed().as_secs_f64();
+    Res { secs, ops: (calls - 1) as f64, extra: format!("fib={} peak_rss_kib={}", v, status_kib("VmHWM:")) }
+}
+
 async fn echo_server(port: u16) {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
     println!("listening port={}", port);
@@ -371,6 +444,8 @@ fn main() {
                 "fanout" => Some(fanout(scale).await),
                 "mutex" => Some(mutex_bench(scale, workers).await),
                 "mpsc" => Some(mpsc_bench(scale).await),
+                "skynet" => Some(skynet(scale).await),
+                "fib" => Some(fib(scale).await),
                 _ => None,
             }
             .map(|r| (workload, r))
