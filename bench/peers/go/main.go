@@ -296,6 +296,85 @@ func mpscBench(scale int) result {
 	return result{secs, float64(total), ""}
 }
 
+// skynetNode: a node of the 10-ary skynet tree. A leaf sends its number; an
+// inner node starts one goroutine per child, each with its own result
+// channel, then receives the 10 results in order and sends their sum.
+func skynetNode(out chan<- int64, num, size int64) {
+	if size == 1 {
+		out <- num
+		return
+	}
+	step := size / 10
+	var chans [10]chan int64
+	for i := int64(0); i < 10; i++ {
+		chans[i] = make(chan int64, 1)
+		go skynetNode(chans[i], num+i*step, step)
+	}
+	var sum int64
+	for i := 0; i < 10; i++ {
+		sum += <-chans[i]
+	}
+	out <- sum
+}
+
+// skynet: 1,000,000 leaves (1,111,111 goroutines counting the root, which
+// runs on the main goroutine); ops = goroutines started; the sum is checked;
+// peak RSS (VmHWM) reported.
+func skynet(scale int) result {
+	leaves := int64(1_000_000)
+	if scale != 1 {
+		leaves = 100_000
+	}
+	tasks := int64(0)
+	for level := int64(1); level <= leaves; level *= 10 {
+		tasks += level
+	}
+	root := make(chan int64, 1)
+	t0 := time.Now()
+	skynetNode(root, 0, leaves)
+	sum := <-root
+	secs := time.Since(t0).Seconds()
+	if sum != leaves*(leaves-1)/2 {
+		fmt.Fprintf(os.Stderr, "skynet: sum %d != %d\n", sum, leaves*(leaves-1)/2)
+		os.Exit(3)
+	}
+	return result{secs, float64(tasks - 1), fmt.Sprintf("tasks=%d peak_rss_kib=%d", tasks, statusKiB("VmHWM:"))}
+}
+
+// fibNode: fib(n) with a goroutine per call: a call n >= 2 starts fib(n-1)
+// and fib(n-2) as goroutines and receives their results in that order.
+func fibNode(out chan<- int64, n int) {
+	if n < 2 {
+		out <- int64(n)
+		return
+	}
+	a, b := make(chan int64, 1), make(chan int64, 1)
+	go fibNode(a, n-1)
+	go fibNode(b, n-2)
+	x := <-a
+	y := <-b
+	out <- x + y
+}
+
+// fib: fib(30); ops = calls - 1 (the root call runs on the main goroutine).
+func fib(scale int) result {
+	n := 30
+	if scale != 1 {
+		n = 25
+	}
+	a, b := int64(1), int64(1) // calls(n) = 2 fib(n+1) - 1
+	for i := 2; i <= n+1; i++ {
+		a, b = b, a+b
+	}
+	calls := 2*b - 1
+	root := make(chan int64, 1)
+	t0 := time.Now()
+	fibNode(root, n)
+	v := <-root
+	secs := time.Since(t0).Seconds()
+	return result{secs, float64(calls - 1), fmt.Sprintf("fib=%d peak_rss_kib=%d", v, statusKiB("VmHWM:"))}
+}
+
 func echoServer(port int) {
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
@@ -371,6 +450,10 @@ func main() {
 		r = mutexBench(scale, workers)
 	case "mpsc":
 		r = mpscBench(scale)
+	case "skynet":
+		r = skynet(scale)
+	case "fib":
+		r = fib(scale)
 	case "echo_server":
 		echoServer(port)
 		return
