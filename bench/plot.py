@@ -12,11 +12,11 @@ import os
 import statistics
 import sys
 
-PEER_ORDER = ["weft", "weft-rp", "weft-epoll", "tokio-mt", "tokio-ct", "go", "asio", "asyncio", "uvloop"]
-COLORS = {"weft": "#d62728", "weft-rp": "#ff9896", "weft-epoll": "#e377c2", "tokio-mt": "#1f77b4", "tokio-ct": "#17becf", "go": "#2ca02c",
+PEER_ORDER = ["weft", "weft-eager", "weft-rp", "weft-epoll", "tokio-mt", "tokio-ct", "go", "asio", "asyncio", "uvloop"]
+COLORS = {"weft": "#d62728", "weft-eager": "#bcbd22", "weft-rp": "#ff9896", "weft-epoll": "#e377c2", "tokio-mt": "#1f77b4", "tokio-ct": "#17becf", "go": "#2ca02c",
           "asio": "#9467bd", "asyncio": "#ff7f0e", "uvloop": "#8c564b"}
 WORKLOAD_ORDER = ["spawn_many", "yield_many", "ping_pong", "chained_spawn", "timers", "idle_memory",
-                  "fanout", "mutex", "mpsc", "echo_64", "echo_1024"]
+                  "fanout", "mutex", "mpsc", "skynet", "fib", "cache_hit", "echo_64", "echo_1024"]
 # What each plot shows: (metric key, axis label, higher is better)
 PLOT_METRIC = {
     "timers": ("mean_late_us", "mean lateness (us, lower is better)", False),
@@ -25,9 +25,15 @@ PLOT_METRIC = {
 UNITS = {"spawn_many": "spawns/s", "yield_many": "yields/s", "ping_pong": "round trips/s",
          "chained_spawn": "spawns/s", "timers": "timers/s", "idle_memory": "tasks/s",
          "fanout": "tasks/s (2M iterations each)", "mutex": "lock+unlock/s",
-         "mpsc": "items/s", "echo_64": "requests/s", "echo_1024": "requests/s"}
-EXTRA_KEYS = ["mean_late_us", "max_late_us", "bytes_per_task", "p50_us", "p99_us",
+         "mpsc": "items/s", "skynet": "tasks/s", "fib": "tasks/s", "cache_hit": "tasks/s",
+         "echo_64": "requests/s", "echo_1024": "requests/s"}
+# peak_rss_mib is derived from the programs' peak_rss_kib (VmHWM at the end of
+# the run; skynet, fib) when the TSV is loaded; it gets a second plot per workload.
+EXTRA_KEYS = ["mean_late_us", "max_late_us", "bytes_per_task", "peak_rss_mib", "p50_us", "p99_us",
               "server_us_per_req", "server_util"]
+RSS_METRIC = ("peak_rss_mib", "peak RSS, MiB (lower is better)", False)
+# Peers that are weft itself; "best peer" in the summary is the best of the others.
+WEFT_PEERS = ("weft", "weft-eager", "weft-rp", "weft-epoll")
 
 
 def order(seq, pref):
@@ -53,6 +59,8 @@ def load(path):
                         ex[k] = float(v)
                     except ValueError:
                         pass
+            if "peak_rss_kib" in ex:
+                ex["peak_rss_mib"] = ex["peak_rss_kib"] / 1024.0
             rows.append(dict(peer=peer, workload=wl, workers=int(workers), rep=int(rep),
                              seconds=float(secs), ops=float(ops), extra=ex))
     return header, rows
@@ -121,11 +129,64 @@ def markdown(header, summary, base):
         lines.append("")
         lines.append("![%s](%s-%s.svg)" % (wl, os.path.basename(base), wl))
         lines.append("")
-    return "\n".join(lines) + "\n"
+        if "peak_rss_mib" in extras:
+            lines.append("![%s peak RSS](%s-%s-rss.svg)" % (wl, os.path.basename(base), wl))
+            lines.append("")
+    return "\n".join(lines + summary_table(summary)) + "\n"
 
 
-def svg_plot(wl, summary, title_note):
-    metric, ylabel, _ = PLOT_METRIC.get(wl, ("ops", UNITS.get(wl, "ops/s") + " (higher is better)", True))
+def summary_table(summary):
+    """weft and weft-eager against the best other peer, per workload and worker
+    count, on each plot's metric (throughput, or lateness / memory where lower
+    is better); peak RSS beside it where the workload reports one."""
+    lines = ["## Summary: weft vs the best other peer", "",
+             "Medians; ratio = weft / best peer for throughput, best peer / weft where lower is "
+             "better (so > 1 is weft ahead either way). Single-threaded peers count at the "
+             "smallest worker count only.", "",
+             "| workload | workers | metric | weft | weft-eager | best peer | weft / best | weft-eager / best | peak RSS MiB (weft / weft-eager / best) |",
+             "|---|---:|---|---:|---:|---|---:|---:|---|"]
+
+    def value(s, metric):
+        if s is None:
+            return None
+        return s["ops_med"] if metric == "ops" else s.get(metric)
+
+    for wl in order({k[0] for k in summary}, WORKLOAD_ORDER):
+        metric, label, higher = PLOT_METRIC.get(wl, ("ops", UNITS.get(wl, "ops/s"), True))
+        label = label.split(" (")[0]
+        for w in sorted({k[2] for k in summary if k[0] == wl}):
+            mine = {p: summary.get((wl, p, w)) for p in ("weft", "weft-eager")}
+            others = [(k[1], value(s, metric)) for k, s in summary.items()
+                      if k[0] == wl and k[2] == w and k[1] not in WEFT_PEERS
+                      and value(s, metric) is not None]
+            if all(v is None for v in mine.values()):
+                continue
+            best = (max if higher else min)(others, key=lambda pv: pv[1]) if others else None
+
+            def ratio(s):
+                v = value(s, metric)
+                if v is None or best is None or not v or not best[1]:
+                    return "-"
+                return "%.2fx" % (v / best[1] if higher else best[1] / v)
+
+            def rss(s):
+                return fmt(s["peak_rss_mib"]) if s and "peak_rss_mib" in s else "-"
+            rss_col = "-"
+            if any(s and "peak_rss_mib" in s for s in mine.values()):
+                best_rss = summary.get((wl, best[0], w)) if best else None
+                rss_col = "%s / %s / %s" % (rss(mine["weft"]), rss(mine["weft-eager"]),
+                                            (best[0] + " " + rss(best_rss)) if best else "-")
+            lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                wl, w, label, fmt(value(mine["weft"], metric)), fmt(value(mine["weft-eager"], metric)),
+                ("%s %s" % (best[0], fmt(best[1]))) if best else "-",
+                ratio(mine["weft"]), ratio(mine["weft-eager"]), rss_col))
+    lines.append("")
+    return lines
+
+
+def svg_plot(wl, summary, title_note, metric_spec=None):
+    metric, ylabel, _ = metric_spec or PLOT_METRIC.get(
+        wl, ("ops", UNITS.get(wl, "ops/s") + " (higher is better)", True))
     keys = [k for k in summary if k[0] == wl]
     peers = order({k[1] for k in keys}, PEER_ORDER)
     workers = sorted({k[2] for k in keys})
@@ -196,6 +257,9 @@ def main():
     for wl in {k[0] for k in summary}:
         with open("%s-%s.svg" % (base, wl), "w") as f:
             f.write(svg_plot(wl, summary, " (median, min-max bars)"))
+        if any(k[0] == wl and "peak_rss_mib" in s for k, s in summary.items()):
+            with open("%s-%s-rss.svg" % (base, wl), "w") as f:
+                f.write(svg_plot(wl, summary, " peak RSS (median, min-max bars)", RSS_METRIC))
 
 
 if __name__ == "__main__":
