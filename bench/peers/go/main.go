@@ -362,8 +362,8 @@ func fib(scale int) result {
 	if scale != 1 {
 		n = 25
 	}
-	a, b := int64(1), int64(1) // calls(n) = 2 fib(n+1) - 1
-	for i := 2; i <= n+1; i++ {
+	a, b := int64(1), int64(1) // fib(1), fib(2); after the loop b = fib(n+1); calls(n) = 2 fib(n+1) - 1
+	for i := 2; i <= n; i++ {
 		a, b = b, a+b
 	}
 	calls := 2*b - 1

@@ -351,9 +351,9 @@ fn fib_task(n: u32) -> impl std::future::Future<Output = u64> + Send {
 
 async fn fib(scale: usize) -> Res {
     let n: u32 = if scale == 1 { 30 } else { 25 };
-    // calls(n) = 2 fib(n+1) - 1
+    // calls(n) = 2 fib(n+1) - 1; (a, b) = (fib(1), fib(2)), after the loop b = fib(n+1)
     let (mut a, mut b) = (1u64, 1u64);
-    for _ in 2..=n + 1 {
+    for _ in 2..=n {
         let c = a + b;
         a = b;
         b = c;
