@@ -4,6 +4,7 @@
 // Usage: weft_workloads <workload> <workers> [--quick] [--eager]
 //   --eager: RunOptions::eager_tasks (every task starts inside create_task);
 //            reported as peer=weft-eager
+//   --no-coop: RunOptions::coop_budget = 0 (for A/B runs of the budget)
 //   workloads: spawn_many yield_many ping_pong chained_spawn timers idle_memory fanout
 //              mutex mpsc skynet fib cache_hit_lazy cache_hit_eager
 #include <weft/weft.hpp>
@@ -362,10 +363,11 @@ int main(int argc, char** argv) {
   }
   std::string workload = argv[1];
   unsigned workers = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
-  bool eager_tasks = false;
+  bool eager_tasks = false, coop_off = false;
   for (int i = 3; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) g_scale = 10;
     if (std::strcmp(argv[i], "--eager") == 0) eager_tasks = true;
+    if (std::strcmp(argv[i], "--no-coop") == 0) coop_off = true;
   }
   g_workers = workers;
   weft::Coro<Result> (*fn)() = nullptr;
@@ -402,6 +404,7 @@ int main(int argc, char** argv) {
   weft::RunOptions options;
   options.workers = workers;
   options.eager_tasks = eager_tasks;
+  if (coop_off) options.coop_budget = 0;
   Result r = weft::run(fn(), options);
   std::printf("peer=%s workload=%s workers=%u seconds=%.6f ops_per_sec=%.1f%s%s\n",
               eager_tasks ? "weft-eager" : "weft", workload.c_str(), workers, r.seconds,

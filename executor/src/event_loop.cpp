@@ -100,6 +100,10 @@ LoopImpl::LoopImpl(EventLoop* self_, Worker* worker_, Scheduler* scheduler_)
     : self(self_), worker(worker_), scheduler(scheduler_), registry(nullptr) {
   if (scheduler) {
     registry = &scheduler->registry;
+    // asyncio's exact order at one worker unless asked for.
+    unsigned budget =
+        scheduler->options.coop_budget.value_or(scheduler->options.workers > 1 ? 128u : 0u);
+    coop_budget = budget == 0 ? kCoopUnlimited : budget;
   } else {
     owned_registry_ = std::make_unique<TaskRegistry>();
     registry = owned_registry_.get();

@@ -180,6 +180,9 @@ class LoopImpl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> running{false};
   std::atomic<bool> closed{false};
+  /// Each task step's cooperative budget (see detail/coop.hpp); set before
+  /// the loop runs any task.
+  unsigned coop_budget = kCoopUnlimited;
   std::atomic<bool> debug{false};
   std::atomic<std::int64_t> slow_callback_ns{100'000'000};
   std::atomic<std::uint64_t> timer_seq{0};

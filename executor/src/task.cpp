@@ -1,4 +1,5 @@
 // TaskCore: see detail/task_core.hpp for the state protocol.
+#include <weft/detail/coop.hpp>
 #include <weft/detail/future_state.hpp>
 #include <weft/detail/task_core.hpp>
 #include <weft/sleep.hpp>
@@ -12,6 +13,8 @@
 
 namespace weft {
 namespace detail {
+constinit thread_local unsigned t_coop_budget = kCoopUnlimited;
+
 namespace {
 thread_local TaskCore* t_current_task = nullptr;
 /// Eager first steps nested on this thread's stack (a task started eagerly
@@ -126,7 +129,10 @@ void TaskCore::run() {
       finish(true);
       return;
     }
+    unsigned saved_budget = t_coop_budget;
+    t_coop_budget = loop ? loop->coop_budget : kCoopUnlimited;
     resume_point_.resume();
+    t_coop_budget = saved_budget;
     finished = root_.done();
     t_current_task = saved;
     if (debug) {
@@ -229,6 +235,12 @@ void TaskCore::end_wait() {
     message = std::move(cold().cancel_message);
   }
   throw CancelledError(std::move(message));
+}
+
+void TaskCore::yield_suspend(std::coroutine_handle<> h) {
+  set_resume_point(h);
+  begin_wait(nullptr);
+  wake();  // running -> notified: queued again behind what is ready now
 }
 
 void TaskCore::end_wait_keeping_cancel() noexcept {

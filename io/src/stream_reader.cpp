@@ -2,7 +2,9 @@
 // error semantics (STRM-01..10). See transport.hpp for the locking protocol:
 // every field is guarded by mu_, futures are completed and the transport is
 // resumed only after mu_ is released.
+#include <weft/detail/coop.hpp>
 #include <weft/errors.hpp>
+#include <weft/sleep.hpp>
 #include <weft/stream_reader.hpp>
 
 #include <algorithm>
@@ -124,6 +126,9 @@ void ReaderState::resume_transport() {
 }
 
 Coro<std::string> ReaderState::read(std::shared_ptr<ReaderState> self, ssize_t n) {
+  // A read served from the buffer consumes the step's cooperative budget;
+  // once it is spent, yield before taking anything (detail/coop.hpp).
+  if (!coop_take()) co_await weft::sleep(Duration::zero());
   if (n < 0) {
     // asyncio reads limit-sized blocks until EOF, so flow control keeps working.
     std::string out;
@@ -159,6 +164,9 @@ Coro<std::string> ReaderState::read(std::shared_ptr<ReaderState> self, ssize_t n
 
 Coro<std::string> ReaderState::readexactly(std::shared_ptr<ReaderState> self, ssize_t n) {
   if (n < 0) throw ValueError("readexactly size can not be less than zero");
+  // A read served from the buffer consumes the step's cooperative budget;
+  // once it is spent, yield before taking anything (detail/coop.hpp).
+  if (!coop_take()) co_await weft::sleep(Duration::zero());
   for (;;) {
     std::optional<Future<void>> wait;
     bool resume = false;
@@ -195,6 +203,9 @@ Coro<std::string> ReaderState::readuntil(std::shared_ptr<ReaderState> self,
   const std::size_t min_len = separators.front().size();
   const std::size_t max_len = separators.back().size();
   if (min_len == 0) throw ValueError("Separator should be at least one-byte string");
+  // A read served from the buffer consumes the step's cooperative budget;
+  // once it is spent, yield before taking anything (detail/coop.hpp).
+  if (!coop_take()) co_await weft::sleep(Duration::zero());
   std::size_t offset = 0;  // relative to pos_: no match can start before it
   for (;;) {
     std::optional<Future<void>> wait;

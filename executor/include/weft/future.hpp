@@ -14,6 +14,7 @@
 // move-only results work (other handles then see a moved-from value).
 #pragma once
 
+#include <weft/detail/coop.hpp>
 #include <weft/detail/future_state.hpp>
 #include <weft/detail/task_core.hpp>
 
@@ -52,11 +53,17 @@ class FutureAwaiter {
     if (suspended_ && !state_->done()) state_->remove_waiter(&node_);
   }
 
-  bool await_ready() const noexcept { return state_->done(); }
+  bool await_ready() noexcept { return state_->done() && coop_take(); }
   bool await_suspend(std::coroutine_handle<> h) {
     TaskCore& task = require_task("co_await on a Future");
     if (&task.as_future() == state_) throw RuntimeError("Task cannot await on itself");
     node_.task = &task;
+    if (state_->done() && !coop_take()) {
+      // The step's budget is spent (detail/coop.hpp): yield, then return the result.
+      yielded_ = true;
+      task.yield_suspend(h);
+      return true;
+    }
     task.set_resume_point(h);
     if (!state_->add_task_waiter(&node_)) return false;
     suspended_ = true;
@@ -64,7 +71,14 @@ class FutureAwaiter {
     return true;
   }
   T await_resume() {
-    if (suspended_) {
+    if (yielded_) {
+      yielded_ = false;
+      if constexpr (KeepCancel) {
+        node_.task->end_wait_keeping_cancel();
+      } else {
+        node_.task->end_wait();
+      }
+    } else if (suspended_) {
       suspended_ = false;
       // Woken only by completion, so the future is done here.
       if constexpr (KeepCancel) {
@@ -86,6 +100,7 @@ class FutureAwaiter {
   FutureState<T>* state_;
   TaskWaiterNode node_;
   bool suspended_ = false;
+  bool yielded_ = false;
 };
 
 struct AdoptState {};

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace weft {
@@ -25,6 +26,12 @@ struct RunOptions {
   /// Every task starts eagerly unless its TaskOptions::eager says otherwise
   /// (asyncio's eager_task_factory; see TaskOptions::eager).
   bool eager_tasks = false;
+  /// Cooperative budget (Tokio's coop): awaits a task step may complete
+  /// without suspending before the next such await yields, so that a task
+  /// looping on a never-empty queue or a flooded socket cannot starve the
+  /// loop's timers, I/O and other tasks. 0 turns it off. Empty: 128 with
+  /// several workers, off with one (asyncio's exact order).
+  std::optional<unsigned> coop_budget = std::nullopt;
 
   // Tunables (defaults suit production; tests shrink them to force rare paths).
   /// Capacity of each worker's stealable run queue (power of two, >= 2).

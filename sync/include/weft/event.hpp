@@ -14,6 +14,7 @@
 #pragma once
 
 #include <weft/coro.hpp>
+#include <weft/detail/coop.hpp>
 #include <weft/detail/sync_waiter.hpp>
 
 #include <atomic>
@@ -55,20 +56,29 @@ class Event {
     explicit Awaiter(Event* e) noexcept : event_(e) {}
     Awaiter(Awaiter&& other) noexcept : event_(other.event_) {}
     Awaiter& operator=(Awaiter&&) = delete;
-    bool await_ready() const noexcept { return event_->is_set(); }
+    bool await_ready() noexcept { return event_->is_set() && detail::coop_take(); }
     bool await_suspend(std::coroutine_handle<> h) {
       detail::TaskCore& task = detail::require_task("Event::wait");
-      task.set_resume_point(h);
       {
         detail::SyncLockGuard guard(event_->mutex_);
-        if (event_->flag_.load(std::memory_order_relaxed)) return false;
-        event_->waiters_.push_back(node_, task);
+        if (!event_->flag_.load(std::memory_order_relaxed)) {
+          task.set_resume_point(h);
+          event_->waiters_.push_back(node_, task);
+          linked_ = true;
+        }
       }
-      linked_ = true;
-      task.begin_wait(&node_);
+      if (linked_) {
+        task.begin_wait(&node_);
+        return true;
+      }
+      if (detail::coop_take()) return false;
+      // Set, but the step's budget is spent (detail/coop.hpp): yield first.
+      yielded_ = &task;
+      task.yield_suspend(h);
       return true;
     }
     void await_resume() {
+      if (detail::TaskCore* task = std::exchange(yielded_, nullptr)) task->end_wait();
       if (linked_) detail::finish_wait(node_, []() noexcept {});
     }
 
@@ -76,6 +86,7 @@ class Event {
     Event* event_;
     detail::SyncWaiter node_;
     bool linked_ = false;
+    detail::TaskCore* yielded_ = nullptr;
   };
 
   std::atomic<bool> flag_{false};

@@ -44,6 +44,7 @@
 #pragma once
 
 #include <weft/coro.hpp>
+#include <weft/detail/coop.hpp>
 #include <weft/detail/sync_waiter.hpp>
 #include <weft/errors.hpp>
 #include <weft/event.hpp>
@@ -377,7 +378,8 @@ class [[nodiscard]] BasicQueue<T, Store>::PutOp {
   /// Fast path: inserts at once when a slot is free (or fails at once after
   /// shutdown) without touching the task.
   bool await_ready() {
-    WakeChain chain;  // destroyed after the guard: wakes outside the mutex
+    if (!coop_take()) return false;  // budget spent: await_suspend yields
+    WakeChain chain;                 // destroyed after the guard: wakes outside the mutex
     SyncLockGuard guard(q_->hot_->mutex);
     if (q_->hot_->shutdown) {
       shut_down_ = true;
@@ -397,11 +399,19 @@ class [[nodiscard]] BasicQueue<T, Store>::PutOp {
         shut_down_ = true;
         return false;
       }
-      if (q_->slot_free()) {  // a slot freed up since await_ready
+      if (!q_->slot_free()) {
+        q_->putters_.push_back(node_.build(), task);
+      } else if (t_coop_budget != 0) {  // a slot freed up since await_ready
         q_->push_locked(std::move(item_), chain);
         return false;
+      } else {
+        // The step's budget is spent (detail/coop.hpp): wait as for a full
+        // queue, behind nobody (no putter waits while a slot is free), and
+        // reserve the slot at once; the wake queues this task behind what is
+        // ready now.
+        q_->putters_.push_back(node_.build(), task);
+        q_->wake_putters(chain);
       }
-      q_->putters_.push_back(node_.build(), task);
     }
     linked_ = true;
     task.begin_wait(&node_.node());
@@ -457,7 +467,8 @@ class [[nodiscard]] BasicQueue<T, Store>::GetOp {
   /// Fast path: takes an unreserved item at once (or fails at once when shut
   /// down and empty) without touching the task.
   bool await_ready() {
-    WakeChain chain;  // destroyed after the guard: wakes outside the mutex
+    if (!coop_take()) return false;  // budget spent: await_suspend yields
+    WakeChain chain;                 // destroyed after the guard: wakes outside the mutex
     SyncLockGuard guard(q_->hot_->mutex);
     if (q_->available_items() > 0) {
       item_.emplace(q_->pop_locked(chain));
@@ -471,12 +482,20 @@ class [[nodiscard]] BasicQueue<T, Store>::GetOp {
     {
       WakeChain chain;
       SyncLockGuard guard(q_->hot_->mutex);
-      if (q_->available_items() > 0) {  // an item came since await_ready
+      if (q_->available_items() == 0) {
+        if (q_->hot_->shutdown) return false;  // await_resume raises
+        q_->getters_.push_back(node_.build(), task);
+      } else if (t_coop_budget != 0) {  // an item came since await_ready
         item_.emplace(q_->pop_locked(chain));
         return false;
+      } else {
+        // The step's budget is spent (detail/coop.hpp): wait as for an empty
+        // queue, behind nobody (no getter waits while an item is unreserved),
+        // and reserve an item at once; the wake queues this task behind what
+        // is ready now.
+        q_->getters_.push_back(node_.build(), task);
+        q_->wake_getters(chain);
       }
-      if (q_->hot_->shutdown) return false;  // await_resume raises
-      q_->getters_.push_back(node_.build(), task);
     }
     linked_ = true;
     task.begin_wait(&node_.node());

@@ -88,6 +88,9 @@ class TaskCore : public Runnable {
   /// The task now waits on `target` (null: not cancellable, e.g. a yield).
   /// A pending cancellation request is delivered to the target at once.
   void begin_wait(WaitTarget* target);
+  /// Suspends the step at `h` only to give the worker back (a yield): the
+  /// task is queued again at once; end_wait() ends it.
+  void yield_suspend(std::coroutine_handle<> h);
   /// The wait is over: throws CancelledError if a cancellation is pending.
   void end_wait();
   /// The wait is over and its target completed: a pending cancellation is

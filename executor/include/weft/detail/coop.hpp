@@ -1,0 +1,42 @@
+// The cooperative budget (Tokio's coop).
+//
+// An await that completes without suspending (the get of a queue that is
+// never empty, an uncontended lock, a future already done, buffered bytes in
+// a StreamReader) never gives the worker back: a task looping on such awaits
+// would starve the timers, I/O and other tasks of its loop. Each task step
+// therefore starts with a budget (RunOptions::coop_budget, 128 by default
+// with several workers); every await that could complete at once consumes
+// one unit, and once the budget is spent the next such await suspends
+// instead: the task is queued behind what is ready now and completes that
+// await when it runs again. Suspending awaits do not consume it (they give
+// the worker back anyway).
+//
+// Invariant: t_coop_budget belongs to the task step running on this thread;
+// TaskCore::run sets it on entry and restores the previous value (an eager
+// step nests inside its creator's) on exit. Outside a task it is unlimited.
+// An awaiter that finds the budget spent still completes exactly once: it
+// suspends holding nothing (or a reservation it gives back if cancelled
+// meanwhile, as when it had to wait).
+#pragma once
+
+#include <climits>
+
+namespace weft::detail {
+
+/// Awaits left in this step that may complete without suspending.
+extern constinit thread_local unsigned t_coop_budget;
+
+/// Unlimited: no budget (outside a task, or turned off).
+inline constexpr unsigned kCoopUnlimited = UINT_MAX;
+
+/// An awaiter about to complete without suspending calls this: true (one
+/// unit consumed) if it may; false once the step's budget is spent, and the
+/// awaiter must suspend first.
+inline bool coop_take() noexcept {
+  unsigned b = t_coop_budget;
+  if (b == 0) return false;
+  if (b != kCoopUnlimited) t_coop_budget = b - 1;
+  return true;
+}
+
+}  // namespace weft::detail
