@@ -27,9 +27,10 @@ struct RunOptions {
   /// (asyncio's eager_task_factory; see TaskOptions::eager).
   bool eager_tasks = false;
   /// Cooperative budget (Tokio's coop): awaits a task step may complete
-  /// without suspending before the next such await yields, so that a task
-  /// looping on a never-empty queue or a flooded socket cannot starve the
-  /// loop's timers, I/O and other tasks. 0 turns it off. Empty: 128 with
+  /// without suspending (queue get/put, a set Event, a done future, buffered
+  /// reads; not lock acquires) before the next such await yields, so that a
+  /// task looping on a never-empty queue or a flooded socket cannot starve
+  /// the loop's timers, I/O and other tasks. 0 turns it off. Empty: 128 with
   /// several workers, off with one (asyncio's exact order).
   std::optional<unsigned> coop_budget = std::nullopt;
 

@@ -1,8 +1,8 @@
 // The cooperative budget (Tokio's coop).
 //
 // An await that completes without suspending (the get of a queue that is
-// never empty, an uncontended lock, a future already done, buffered bytes in
-// a StreamReader) never gives the worker back: a task looping on such awaits
+// never empty, a future already done, a set Event, buffered bytes in a
+// StreamReader) never gives the worker back: a task looping on such awaits
 // would starve the timers, I/O and other tasks of its loop. Each task step
 // therefore starts with a budget (RunOptions::coop_budget, 128 by default
 // with several workers); every await that could complete at once consumes
@@ -15,8 +15,9 @@
 // TaskCore::run sets it on entry and restores the previous value (an eager
 // step nests inside its creator's) on exit. Outside a task it is unlimited.
 // An awaiter that finds the budget spent still completes exactly once: it
-// suspends holding nothing (or a reservation it gives back if cancelled
-// meanwhile, as when it had to wait).
+// suspends holding nothing (or a queue reservation it gives back if
+// cancelled meanwhile, as when it had to wait). Lock and semaphore acquires
+// are not budget points (see permit_core.hpp).
 #pragma once
 
 #include <climits>

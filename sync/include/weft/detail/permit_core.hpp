@@ -25,7 +25,6 @@
 #pragma once
 
 #include <weft/coro.hpp>
-#include <weft/detail/coop.hpp>
 #include <weft/detail/sync_waiter.hpp>
 
 #include <atomic>
@@ -163,16 +162,13 @@ class [[nodiscard]] PermitAcquire {
   PermitAcquire(PermitAcquire&& other) noexcept : core_(other.core_) {}
   PermitAcquire& operator=(PermitAcquire&&) = delete;
 
-  bool await_ready() noexcept { return coop_take() && core_->try_acquire(); }
+  // Not a cooperative-budget point (detail/coop.hpp): yielding while holding
+  // the permit made every other acquirer queue up behind a task that was not
+  // running (a convoy: 10x slower under contention), and yielding without it
+  // would need the acquire to be retried after the yield.
+  bool await_ready() noexcept { return core_->try_acquire(); }
   bool await_suspend(std::coroutine_handle<> h) {
     TaskCore& task = require_task("acquire()");
-    if (t_coop_budget == 0 && core_->try_acquire()) {
-      // The step's budget is spent (detail/coop.hpp): hold the permit over a
-      // yield; a cancellation meanwhile gives it back.
-      yielded_ = &task;
-      task.yield_suspend(h);
-      return true;
-    }
     task.set_resume_point(h);
     if (core_->acquire_or_link(node_, task)) return false;
     linked_ = true;
@@ -180,15 +176,6 @@ class [[nodiscard]] PermitAcquire {
     return true;
   }
   void await_resume() {
-    if (TaskCore* task = std::exchange(yielded_, nullptr)) {
-      try {
-        task->end_wait();
-      } catch (...) {
-        core_->release(0, core_->state_guess());
-        throw;
-      }
-      return;
-    }
     if (!linked_) return;
     linked_ = false;
     if (node_.state() == SyncWaiter::kGranted) core_->granted_waiter_resumed();
@@ -204,7 +191,6 @@ class [[nodiscard]] PermitAcquire {
   PermitCore* core_;
   SyncWaiter node_;
   bool linked_ = false;
-  TaskCore* yielded_ = nullptr;  // holding a permit over a budget yield
 };
 
 }  // namespace weft::detail
