@@ -9,7 +9,8 @@ namespace {
 constexpr std::size_t kGranule = 16;
 constexpr std::size_t kMaxCachedSize = 1024;
 constexpr std::size_t kClasses = kMaxCachedSize / kGranule;
-constexpr std::size_t kMaxCachedPerClass = 4096;
+// Unused in sanitized builds (no cache there; Clang: -Wunused-const-variable).
+[[maybe_unused]] constexpr std::size_t kMaxCachedPerClass = 4096;
 
 struct FreeBlock {
   FreeBlock* next;
