@@ -121,6 +121,8 @@ WEFT_TEST_P(ComposeW, AsCompletedElementsAreAwaitedAsLvalues) {
   CO_ASSERT_EQ(sum, 3);
 }
 
+weft::Coro<int> quick_value(int v) { co_return v; }
+
 weft::Coro<std::string> read_line_after(weft::Future<void> gate) {
   co_await gate;
   co_return "line";
@@ -263,6 +265,84 @@ WEFT_TEST(Compose, SelfCancelDuringTheLastStepStillEndsCancelled) {
   auto t = weft::create_task(cancel_self_then_return());
   bool cancelled = co_await weft::testing::raises_cancelled(t);
   CO_ASSERT_TRUE(cancelled && t.cancelled());  // TASK-09
+}
+
+weft::Coro<void> produce_forever(weft::Queue<int>* q, std::atomic<bool>* stop, long* produced) {
+  while (!stop->load()) {
+    q->put_nowait(1);
+    ++*produced;
+    co_await weft::sleep(0ms);
+  }
+}
+
+weft::Coro<void> consume_within(weft::Queue<int>* q, long* consumed) {
+  for (;;) {
+    *consumed += co_await q->get();
+  }
+}
+
+/// A producer that refills the queue every iteration keeps the consumer's
+/// await completing just before each expiry check: the timeout still fires
+/// (within one step of the deadline) and every item is counted once.
+WEFT_TEST_P(ComposeW, ATimeoutFiresAlthoughItsAwaitKeepsCompleting) {
+  weft::Queue<int> q;
+  std::atomic<bool> stop{false};
+  long produced = 0, consumed = 0;
+  auto producer = weft::create_task(produce_forever(&q, &stop, &produced));
+  auto start = std::chrono::steady_clock::now();
+  bool timed_out = false;
+  try {
+    co_await weft::timeout(20ms, [&](weft::Timeout&) { return consume_within(&q, &consumed); });
+  } catch (const weft::TimeoutError&) {
+    timed_out = true;
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  stop.store(true);
+  co_await producer;
+  CO_ASSERT_TRUE(timed_out);
+  CO_ASSERT_TRUE(took < 10s);
+  CO_ASSERT_EQ(consumed + static_cast<long>(q.qsize()), produced);
+}
+
+/// A standard awaitable completed by another thread after a delay.
+struct ThreadAwaitable {
+  int value;
+  std::chrono::milliseconds delay;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    std::thread([h, d = delay] {
+      std::this_thread::sleep_for(d);
+      h.resume();
+    }).detach();
+  }
+  int await_resume() const noexcept { return value; }
+};
+
+/// A foreign awaitable cannot be cancelled: wait_for waits for it, and the
+/// value it produced is returned rather than discarded.
+WEFT_TEST_P(ComposeW, AForeignAwaitablePastItsDeadlineStillHandsOverItsValue) {
+  ThreadAwaitable slow{42, 30ms};
+  int v = co_await weft::wait_for(slow, 1ms);
+  CO_ASSERT_EQ(v, 42);
+}
+
+weft::Coro<int> adds_a_sibling(weft::TaskGroup* tg, std::atomic<int>* ran) {
+  ran->fetch_add(1);
+  auto sibling = tg->create_task(quick_value(5));
+  co_return co_await sibling;
+}
+
+WEFT_TEST_P(ComposeW, AnEagerTaskGroupChildMayAddToItsGroupInItsFirstStep) {
+  std::atomic<int> ran{0};
+  int got = 0;
+  weft::TaskOptions eager;
+  eager.eager = true;
+  co_await weft::task_group([&](weft::TaskGroup& tg) -> weft::Coro<void> {
+    auto t = tg.create_task(adds_a_sibling(&tg, &ran), eager);
+    got = co_await t;
+  });
+  CO_ASSERT_EQ(ran.load(), 1);
+  CO_ASSERT_EQ(got, 5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, ComposeW, ::testing::Values(1u, 2u, 4u, 8u),

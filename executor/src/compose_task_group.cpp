@@ -9,11 +9,27 @@ TaskGroupCore::TaskGroupCore() : parent_(current_task()) {
   if (!parent_) throw RuntimeError("TaskGroup cannot determine the parent task");
 }
 
-std::unique_lock<std::mutex> TaskGroupCore::lock_for_create() {
-  std::unique_lock lock(mu_);
+void TaskGroupCore::check_open() {
+  std::lock_guard lock(mu_);
   if (exiting_ && tasks_.empty()) throw RuntimeError("TaskGroup is finished");
   if (aborting_) throw RuntimeError("TaskGroup is shutting down");
-  return lock;
+}
+
+void TaskGroupCore::add_created(TaskRef task, FutureBase& state) {
+  const char* refused = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (exiting_ && tasks_.empty())
+      refused = "TaskGroup is finished";
+    else if (aborting_)
+      refused = "TaskGroup is shutting down";
+    else
+      add_locked(std::move(task), state);
+  }
+  if (refused) {
+    task.cancel();
+    throw RuntimeError(refused);
+  }
 }
 
 void TaskGroupCore::add_locked(TaskRef task, FutureBase& state) {

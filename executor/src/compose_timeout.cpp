@@ -54,17 +54,13 @@ void TimeoutState::arm_locked(std::optional<TimePoint> when) {
 void TimeoutState::on_timeout(std::uint64_t generation) {
   std::lock_guard lock(mu_);
   if (generation != generation_ || phase_ != Phase::active) return;
-  // Under mu_: exit() cannot uncancel() between our state change and this cancel.
-  if (!task_.core()->request_cancel_unless_completed(std::string())) {
-    // What the task awaits completed before the deadline reached it: the task
-    // resumes with that result. Look again next iteration; exit() disarms this
-    // if the body finishes first.
-    handle_ = get_running_loop().call_soon(
-        [self = shared_from_this(), generation] { self->on_timeout(generation); });
-    return;
-  }
   phase_ = Phase::expiring;
   handle_ = Handle();
+  // Under mu_: exit() cannot uncancel() between our state change and this
+  // cancel. If what the task awaits completed before the deadline reached it,
+  // the task resumes with that result and the cancellation waits for its next
+  // suspension (a result ready when the deadline fires is returned).
+  task_.core()->request_cancel_after_completion(std::string());
 }
 
 std::exception_ptr TimeoutState::exit(std::exception_ptr error) {

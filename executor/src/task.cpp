@@ -6,6 +6,7 @@
 #include <weft/task.hpp>
 
 #include <cstdio>
+#include <utility>
 
 #include "loop_impl.hpp"
 #include "scheduler.hpp"
@@ -65,9 +66,11 @@ void launch_task(TaskCore* task, std::string name, std::optional<bool> eager) {
   // scheduled, so that no wake can queue it meanwhile) and runs its first
   // step. run() saves and restores the creator's current task and context.
   task->sched_.store(TaskCore::kScheduled, std::memory_order_relaxed);
-  ++t_eager_depth;
+  struct Depth {
+    Depth() noexcept { ++t_eager_depth; }
+    ~Depth() { --t_eager_depth; }
+  } depth;
   task->run();
-  --t_eager_depth;
 }
 
 void TaskCore::wake() noexcept {
@@ -177,24 +180,23 @@ bool TaskCore::request_cancel(std::string message) {
   return true;
 }
 
-bool TaskCore::request_cancel_unless_completed(std::string message) {
+void TaskCore::request_cancel_after_completion(std::string message) {
   std::lock_guard lock(cancel_lock_);
-  if (as_future().done() || sched_.load(std::memory_order_acquire) == kDone) return true;
+  if (as_future().done() || sched_.load(std::memory_order_acquire) == kDone) return;
+  ++cancel_requests_;
   if (waiting_on_) {
     if (waiting_on_->cancel_wait(message)) {
       wait_cancelled_ = true;
-      ++cancel_requests_;
-      return true;
+      return;
     }
-    // A target that refuses its first cancellation has completed: the task is
-    // about to resume with what it produced.
-    if (!wait_cancelled_) return false;
+    // A target that refuses the cancellation although none reached it yet
+    // has completed: the task is about to resume with what it produced. That
+    // wait ends normally; the cancellation goes to the next suspension.
+    if (!wait_cancelled_) deliver_completed_wait_ = true;
   }
-  ++cancel_requests_;
   must_cancel_ = true;
   if (t_current_task == this) must_cancel_by_self_ = true;
   cold().cancel_message = std::move(message);
-  return true;
 }
 
 int TaskCore::cancelling() const {
@@ -216,6 +218,7 @@ void TaskCore::begin_wait(WaitTarget* target) {
   std::lock_guard lock(cancel_lock_);
   waiting_on_ = target;
   wait_cancelled_ = false;
+  deliver_completed_wait_ = false;
   // TASK-09: a cancellation requested while running goes to what we now await.
   if (must_cancel_ && target && target->cancel_wait(cold().cancel_message)) {
     must_cancel_ = false;
@@ -230,6 +233,8 @@ void TaskCore::end_wait() {
     std::lock_guard lock(cancel_lock_);
     waiting_on_ = nullptr;
     if (!must_cancel_) return;
+    if (std::exchange(deliver_completed_wait_, false))
+      return;  // see request_cancel_after_completion
     must_cancel_ = false;
     must_cancel_by_self_ = false;
     message = std::move(cold().cancel_message);
@@ -246,6 +251,7 @@ void TaskCore::yield_suspend(std::coroutine_handle<> h) {
 void TaskCore::end_wait_keeping_cancel() noexcept {
   std::lock_guard lock(cancel_lock_);
   waiting_on_ = nullptr;
+  deliver_completed_wait_ = false;
 }
 
 bool TaskCore::take_must_cancel(std::string& message) {

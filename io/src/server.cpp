@@ -163,6 +163,8 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
       int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         serve_connection(fd, l.is_unix);
+        // An eagerly started handler may have closed the server already.
+        if (!l.registered) return;
         continue;
       }
       int err = errno;

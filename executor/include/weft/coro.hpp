@@ -91,7 +91,11 @@ class ForeignAwaiter {
     bridge(this);
   }
   Result await_resume() {
-    task_->end_wait();
+    // A foreign awaitable cannot be cancelled: the task waits until it
+    // completes. Its outcome is delivered, and a cancellation requested
+    // meanwhile reaches the task's next suspension (nothing it produced is
+    // discarded).
+    task_->end_wait_keeping_cancel();
     if (error_) std::rethrow_exception(error_);
     if constexpr (std::is_void_v<Result>)
       return;

@@ -66,11 +66,15 @@ class TaskGroupCore : public std::enable_shared_from_this<TaskGroupCore> {
   /// __aenter__. @throws RuntimeError outside a task.
   TaskGroupCore();
 
-  /// Checks that a task may be added (TG-09) and returns the held lock.
+  /// Checks that a task may be added (TG-09).
   /// @throws RuntimeError when aborting or finished.
-  std::unique_lock<std::mutex> lock_for_create();
-  /// Adds a task just created under `lock_for_create()`'s lock.
-  void add_locked(TaskRef task, FutureBase& state);
+  void check_open();
+  /// Adds a task created after check_open(). The task is created outside the
+  /// group's lock because an eager start runs its first step inside
+  /// create_task, and that step may add tasks to this group itself. If the
+  /// group began to abort or finished in between, the task is cancelled and
+  /// RuntimeError raised, as check_open() would have.
+  void add_created(TaskRef task, FutureBase& state);
 
   /// __aexit__: `body_error` is what the body raised (null if it returned).
   /// Returns normally only when there is nothing to raise.
@@ -78,6 +82,7 @@ class TaskGroupCore : public std::enable_shared_from_this<TaskGroupCore> {
 
  private:
   void on_task_done(std::uint64_t key, FutureBase& f);
+  void add_locked(TaskRef task, FutureBase& state);
   void abort_locked();
 
   std::mutex mu_;
@@ -114,9 +119,9 @@ class TaskGroup {
   /// inside a co_await expression; see weft::create_task.)
   template <class T>
   Task<T> create_task(Coro<T> coro, TaskOptions options) {
-    std::unique_lock lock = core_->lock_for_create();
+    core_->check_open();
     Task<T> task = weft::create_task(std::move(coro), std::move(options));
-    core_->add_locked(TaskRef(task), *task.state_ptr());
+    core_->add_created(TaskRef(task), *task.state_ptr());
     return task;
   }
   /// Any other awaitable (`tg.create_task(q.get())`) as a task of this group.

@@ -5,10 +5,11 @@
 //   });
 //
 // The body (a callable taking Timeout& and returning Coro<R>) runs inline in
-// the calling task. When the deadline passes, that task is cancelled, unless
-// what it awaits has just completed (it is already resuming with the result:
-// the expiry is then looked at again in the next iteration, so a result that
-// is ready when the deadline fires is returned, never discarded); if that
+// the calling task. When the deadline passes, that task is cancelled; if
+// what it awaits has just completed (it is already resuming with the result),
+// that await returns its result and the cancellation reaches the task's next
+// suspension, so a result ready when the deadline fires is returned, never
+// discarded. If that
 // cancellation is what ends the body, TimeoutError is raised instead, with
 // the CancelledError nested in it (std::nested_exception, asyncio's
 // __cause__) (TMO-01). Conversion rule (TMO-04): only a timeout that expired

@@ -19,8 +19,8 @@
 // their target completed.
 //
 // Cancellation fields (must_cancel_, must_cancel_by_self_, cancel_message_,
-// cancel_requests_, waiting_on_, wait_cancelled_, name_) are guarded by
-// cancel_lock_.
+// cancel_requests_, waiting_on_, wait_cancelled_, deliver_completed_wait_,
+// name_) are guarded by cancel_lock_.
 // Task::cancel from any thread either cancels waiting_on_ (which wakes the
 // task with a cancellation) or sets must_cancel_, which the task's next await
 // delivers as CancelledError (asyncio's _must_cancel / _fut_waiter protocol).
@@ -36,8 +36,9 @@
 //   cancellation waits for the next suspension. The composition functions use
 //   it where the target is an internal future the caller could not read
 //   afterwards (gather's, shield's, as_completed's).
-// - request_cancel_unless_completed() lets a timeout's expiry step back while
-//   the task is already resuming from a completed target.
+// - request_cancel_after_completion() (a timeout's expiry) lets a wait whose
+//   target already completed end with its outcome; the cancellation reaches
+//   the next suspension (so an expiry is late by at most one step).
 #pragma once
 
 #include <weft/detail/context.hpp>
@@ -74,11 +75,11 @@ class TaskCore : public Runnable {
 
   /// Task::cancel (any thread).
   bool request_cancel(std::string message);
-  /// A timeout's expiry (any thread): request_cancel, unless the task waits on
-  /// a target that has already completed and so is about to resume with its
-  /// outcome. Then nothing changes and false is returned, so that the caller
-  /// can try again after the task has moved on.
-  bool request_cancel_unless_completed(std::string message);
+  /// A timeout's expiry (any thread): request_cancel, except that when the
+  /// task waits on a target that has already completed (it is about to
+  /// resume with that outcome), that wait ends normally and the cancellation
+  /// is delivered at the next suspension.
+  void request_cancel_after_completion(std::string message);
   int cancelling() const;
   int uncancel();
 
@@ -149,7 +150,8 @@ class TaskCore : public Runnable {
   mutable SpinLock cancel_lock_;
   bool must_cancel_ = false;
   bool must_cancel_by_self_ = false;
-  bool wait_cancelled_ = false;  // waiting_on_ already took a cancellation
+  bool wait_cancelled_ = false;          // waiting_on_ already took a cancellation
+  bool deliver_completed_wait_ = false;  // end_wait lets this wait's outcome through
   int cancel_requests_ = 0;
   WaitTarget* waiting_on_ = nullptr;
   std::unique_ptr<Cold> cold_;
