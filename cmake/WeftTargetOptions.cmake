@@ -13,8 +13,9 @@ function(weft_target_options target)
   if(WEFT_SANITIZE STREQUAL "thread")
     target_compile_options(${target} ${scope} -fsanitize=thread -fno-omit-frame-pointer)
     # -Wno-tsan: moodycamel concurrentqueue uses std::atomic_thread_fence, which
-    # GCC warns TSan cannot model; see tsan.supp for what that implies. (Clang
-    # has no such warning; there moodycamel's own TSan annotations are active.)
+    # GCC warns TSan cannot model. (Clang has no such warning; there
+    # moodycamel's own TSan annotations are active.) Suppressions for what TSan
+    # cannot see (uninstrumented oneTBB): tests/tsan.supp.
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
       target_compile_options(${target} ${scope} -Wno-tsan)
     endif()
