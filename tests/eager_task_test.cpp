@@ -120,7 +120,10 @@ weft::Coro<long> fib(int n) {
   co_return x + y;
 }
 
-WEFT_TEST_P(EagerW, NestedEagerTasksComputeFib) { CO_ASSERT_EQ(co_await fib(15), 610); }
+WEFT_TEST_P(EagerW, NestedEagerTasksComputeFib) {
+  long v = co_await fib(15);
+  CO_ASSERT_EQ(v, 610);
+}
 
 weft::Coro<long> leaf_after_yield(long v) {
   co_await weft::sleep(0ms);
