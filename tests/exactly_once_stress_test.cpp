@@ -71,10 +71,21 @@ struct CancellerState {
   std::atomic<long> sent{0};  // cancel() calls that returned true
 };
 
-/// Cancels a random one of `victims` every 0 to `max_gap` us until told to stop.
-weft::Coro<void> canceller(std::vector<weft::TaskRef> victims,
+/// Runs `body` after counting the task as begun. A task cancelled before
+/// its first step never runs its body (TASK-08) and would do none of its
+/// work, so the canceller waits until every victim has begun.
+weft::Coro<void> begun(weft::Coro<void> body, std::atomic<int>* count) {
+  count->fetch_add(1);
+  co_await std::move(body);
+}
+
+/// Once `*begun` counts every victim, cancels a random one of `victims`
+/// every 0 to `max_gap` us until told to stop.
+weft::Coro<void> canceller(std::vector<weft::TaskRef> victims, const std::atomic<int>* begun,
                            std::shared_ptr<CancellerState> state, unsigned seed, unsigned max_gap) {
   std::mt19937 rng(seed);
+  while (!state->stop.load() && begun->load() < static_cast<int>(victims.size()))
+    co_await weft::sleep(std::chrono::nanoseconds(0));
   while (!state->stop.load()) {
     co_await weft::sleep(Micros(rng() % (max_gap + 1)));
     if (victims[rng() % victims.size()].cancel()) state->sent.fetch_add(1);
@@ -136,13 +147,15 @@ weft::Coro<void> finish_all(std::vector<weft::Task<void>>& tasks) {
   for (auto& t : tasks) co_await settle(t);
 }
 
-/// A canceller over `victims` that stops (and is awaited) on request; it also
-/// stops, unawaited, if the test returns early.
+/// A canceller over `victims` (each started through begun(..., count)) that
+/// stops (and is awaited) on request; it also stops, unawaited, if the test
+/// returns early.
 class CancelDriver {
  public:
-  CancelDriver(std::vector<weft::TaskRef> victims, unsigned seed, unsigned max_gap = 150)
+  CancelDriver(std::vector<weft::TaskRef> victims, const std::atomic<int>* count, unsigned seed,
+               unsigned max_gap = 150)
       : state_(std::make_shared<CancellerState>()),
-        task_(weft::create_task(canceller(std::move(victims), state_, seed, max_gap))) {}
+        task_(weft::create_task(canceller(std::move(victims), count, state_, seed, max_gap))) {}
   CancelDriver(const CancelDriver&) = delete;
   CancelDriver& operator=(const CancelDriver&) = delete;
   ~CancelDriver() { state_->stop.store(true); }
@@ -258,19 +271,20 @@ weft::Coro<void> queue_exactly_once(unsigned workers, unsigned test) {
   std::shuffle(values.begin(), values.end(), rng);
   std::vector<weft::Task<void>> producers, consumers;
   std::vector<weft::TaskRef> victims;
+  std::atomic<int> started{0};  // victims that have begun (see begun())
   for (unsigned p = 0; p < 4; ++p) {
     std::vector<int> mine;
     for (int i = static_cast<int>(p); i < total; i += 4) mine.push_back(values[i]);
-    producers.push_back(weft::create_task(
-        queue_producer(&q, &ledger, std::move(mine), seed_for(workers, test, 1 + p))));
+    producers.push_back(weft::create_task(begun(
+        queue_producer(&q, &ledger, std::move(mine), seed_for(workers, test, 1 + p)), &started)));
     victims.emplace_back(producers.back());
   }
   for (unsigned c = 0; c < 6; ++c) {
-    consumers.push_back(
-        weft::create_task(queue_consumer(&q, &ledger, seed_for(workers, test, 10 + c))));
+    consumers.push_back(weft::create_task(
+        begun(queue_consumer(&q, &ledger, seed_for(workers, test, 10 + c)), &started)));
     victims.emplace_back(consumers.back());
   }
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99));
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99));
 
   for (auto& p : producers) co_await settle(p);
   std::function<bool()> drained = [&q] { return q.empty(); };
@@ -418,12 +432,13 @@ weft::Coro<void> run_permit_users(Prim* prim, int k, PermitLedger* ledger, unsig
   const int rounds = static_cast<int>(scaled(400));
   std::vector<weft::Task<void>> users;
   std::vector<weft::TaskRef> victims;
+  std::atomic<int> started{0};  // victims that have begun (see begun())
   for (unsigned i = 0; i < 16; ++i) {
-    users.push_back(
-        weft::create_task(permit_user(prim, k, ledger, rounds, seed_for(workers, test, 1 + i))));
+    users.push_back(weft::create_task(
+        begun(permit_user(prim, k, ledger, rounds, seed_for(workers, test, 1 + i)), &started)));
     victims.emplace_back(users.back());
   }
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99));
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99));
   for (auto& u : users) co_await settle(u);
   const long sent = co_await cancels.stop();
   EXPECT_EQ(ledger->violations.load(), 0) << "more than " << k << " holders at once";
@@ -804,6 +819,7 @@ WEFT_TEST_P(ExactlyOnce, TasksOfGetUnderTimedWaitForAndGatherKeepTheirItems) {
   TaskGetLedger ledger(total);
   std::vector<weft::Task<void>> producers, consumers;
   std::vector<weft::TaskRef> victims;
+  std::atomic<int> started{0};  // victims that have begun (see begun())
   for (unsigned p = 0; p < 4; ++p) {
     std::vector<int> mine;
     for (int i = static_cast<int>(p); i < total; i += 4) mine.push_back(i);
@@ -811,11 +827,11 @@ WEFT_TEST_P(ExactlyOnce, TasksOfGetUnderTimedWaitForAndGatherKeepTheirItems) {
         queue_producer(&q, &put_ledger, std::move(mine), seed_for(workers, test, 1 + p))));
   }
   for (unsigned c = 0; c < 6; ++c) {
-    consumers.push_back(
-        weft::create_task(task_get_consumer(&q, &ledger, seed_for(workers, test, 10 + c))));
+    consumers.push_back(weft::create_task(
+        begun(task_get_consumer(&q, &ledger, seed_for(workers, test, 10 + c)), &started)));
     victims.emplace_back(consumers.back());
   }
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99));
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99));
   for (auto& p : producers) co_await settle(p);
   std::function<bool()> drained = [&q] { return q.empty(); };
   const bool emptied = co_await until(drained);
@@ -894,11 +910,13 @@ WEFT_TEST_P(ExactlyOnce, ConditionTimedWaitKeepsTheLockAndEveryItem) {
   CondState s;
   std::vector<weft::Task<void>> consumers;
   std::vector<weft::TaskRef> victims;
+  std::atomic<int> started{0};  // victims that have begun (see begun())
   for (unsigned i = 0; i < 6; ++i) {
-    consumers.push_back(weft::create_task(cond_consumer(&s, seed_for(workers, test, 1 + i))));
+    consumers.push_back(
+        weft::create_task(begun(cond_consumer(&s, seed_for(workers, test, 1 + i)), &started)));
     victims.emplace_back(consumers.back());
   }
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99));
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99));
   std::mt19937 rng(seed_for(workers, test, 0));
   const long total = scaled(4000);
   long produced = 0;
@@ -956,15 +974,17 @@ WEFT_TEST_P(ExactlyOnce, ConditionNotifyIsNeverLostToATimedOutWaiter) {
   CondState s;
   std::vector<weft::Task<void>> tasks;
   std::vector<weft::TaskRef> victims;
+  std::atomic<int> started{0};  // victims that have begun (see begun())
   for (unsigned i = 0; i < 2; ++i) {
-    tasks.push_back(weft::create_task(cond_untimed_consumer(&s)));
+    tasks.push_back(weft::create_task(begun(cond_untimed_consumer(&s), &started)));
     victims.emplace_back(tasks.back());
   }
   for (unsigned i = 0; i < 6; ++i) {
-    tasks.push_back(weft::create_task(cond_bystander(&s, seed_for(workers, test, 1 + i))));
+    tasks.push_back(
+        weft::create_task(begun(cond_bystander(&s, seed_for(workers, test, 1 + i)), &started)));
     victims.emplace_back(tasks.back());
   }
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99));
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99));
   std::mt19937 rng(seed_for(workers, test, 0));
   const long total = scaled(1000);
   bool all = true;
@@ -1006,11 +1026,13 @@ WEFT_TEST_P(ExactlyOnce, EventTimedWaitWithSetClearToggling) {
   EventState s;
   std::vector<weft::Task<void>> waiters;
   std::vector<weft::TaskRef> victims;
+  std::atomic<int> started{0};  // victims that have begun (see begun())
   for (unsigned i = 0; i < 8; ++i) {
-    waiters.push_back(weft::create_task(event_waiter(&s, seed_for(workers, test, 1 + i))));
+    waiters.push_back(
+        weft::create_task(begun(event_waiter(&s, seed_for(workers, test, 1 + i)), &started)));
     victims.emplace_back(waiters.back());
   }
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99));
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99));
   std::mt19937 rng(seed_for(workers, test, 0));
   const long toggles = scaled(1000);
   for (long i = 0; i < toggles; ++i) {
@@ -1063,10 +1085,12 @@ WEFT_TEST_P(ExactlyOnce, StreamReaderTimedReadsKeepEveryByte) {
   const std::string data = line_data(static_cast<std::size_t>(scaled(200000)), rng);
   weft::StreamReader reader;
   ReadLedger ledger;
-  auto read_task = weft::create_task(timed_reader(reader, &ledger, seed_for(workers, test, 1)));
+  std::atomic<int> started{0};  // victims that have begun (see begun())
+  auto read_task =
+      weft::create_task(begun(timed_reader(reader, &ledger, seed_for(workers, test, 1)), &started));
   auto feed_task = weft::create_task(chunk_feeder(reader, &data, seed_for(workers, test, 2)));
   std::vector<weft::TaskRef> victims{weft::TaskRef(read_task)};
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99));
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99));
   co_await feed_task;
   co_await settle(read_task);
   const long sent = co_await cancels.stop();
@@ -1108,9 +1132,11 @@ WEFT_TEST_P(ExactlyOnce, StreamReaderTimedReadsOverLoopbackKeepEveryByte) {
   options.limit = 512;
   auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), options);
   ReadLedger ledger;
-  auto read_task = weft::create_task(timed_reader(r, &ledger, seed_for(workers, test, 1)));
+  std::atomic<int> started{0};  // victims that have begun (see begun())
+  auto read_task =
+      weft::create_task(begun(timed_reader(r, &ledger, seed_for(workers, test, 1)), &started));
   std::vector<weft::TaskRef> victims{weft::TaskRef(read_task)};
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99));
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99));
   co_await settle(read_task);
   const long sent = co_await cancels.stop();
   w.close();
@@ -1144,10 +1170,11 @@ WEFT_TEST_P(ExactlyOnce, FutureSetFromAForeignThreadIsReceivedOnce) {
       if (t->joinable()) t->join();
     }
   } joiner{&ch, &setter};
-  auto consumer =
-      weft::create_task(future_consumer(&ch, &ledger, rounds, seed_for(workers, test, 2)));
+  std::atomic<int> started{0};  // victims that have begun (see begun())
+  auto consumer = weft::create_task(
+      begun(future_consumer(&ch, &ledger, rounds, seed_for(workers, test, 2)), &started));
   std::vector<weft::TaskRef> victims{weft::TaskRef(consumer)};
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99), 1000);
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99), 1000);
   co_await settle(consumer);
   const long sent = co_await cancels.stop();
   ch.close();
@@ -1199,12 +1226,13 @@ WEFT_TEST_P(ExactlyOnce, TimedSleepsEndExactlyOneWay) {
   SleepLedger ledger;
   std::vector<weft::Task<void>> sleepers;
   std::vector<weft::TaskRef> victims;
+  std::atomic<int> started{0};  // victims that have begun (see begun())
   for (unsigned i = 0; i < 8; ++i) {
-    sleepers.push_back(
-        weft::create_task(timed_sleeper(&ledger, rounds, seed_for(workers, test, 1 + i))));
+    sleepers.push_back(weft::create_task(
+        begun(timed_sleeper(&ledger, rounds, seed_for(workers, test, 1 + i)), &started)));
     victims.emplace_back(sleepers.back());
   }
-  CancelDriver cancels(std::move(victims), seed_for(workers, test, 99));
+  CancelDriver cancels(std::move(victims), &started, seed_for(workers, test, 99));
   for (auto& t : sleepers) co_await settle(t);
   const long sent = co_await cancels.stop();
   CO_ASSERT_EQ(ledger.attempts.load(), 8L * rounds);
