@@ -14,7 +14,21 @@
 
 namespace weft {
 namespace detail {
+namespace {
+/// Awaits left in this step that may complete without suspending (coop.hpp).
 constinit thread_local unsigned t_coop_budget = kCoopUnlimited;
+}  // namespace
+
+bool coop_take() noexcept {
+  unsigned b = t_coop_budget;
+  if (b == 0) return false;
+  if (b != kCoopUnlimited) t_coop_budget = b - 1;
+  return true;
+}
+
+bool coop_spent() noexcept { return t_coop_budget == 0; }
+
+unsigned coop_reset(unsigned budget) noexcept { return std::exchange(t_coop_budget, budget); }
 
 namespace {
 thread_local TaskCore* t_current_task = nullptr;
@@ -132,10 +146,9 @@ void TaskCore::run() {
       finish(true);
       return;
     }
-    unsigned saved_budget = t_coop_budget;
-    t_coop_budget = loop ? loop->coop_budget : kCoopUnlimited;
+    unsigned saved_budget = coop_reset(loop ? loop->coop_budget : kCoopUnlimited);
     resume_point_.resume();
-    t_coop_budget = saved_budget;
+    coop_reset(saved_budget);
     finished = root_.done();
     t_current_task = saved;
     if (debug) {

@@ -401,7 +401,7 @@ class [[nodiscard]] BasicQueue<T, Store>::PutOp {
       }
       if (!q_->slot_free()) {
         q_->putters_.push_back(node_.build(), task);
-      } else if (t_coop_budget != 0) {  // a slot freed up since await_ready
+      } else if (!coop_spent()) {  // a slot freed up since await_ready
         q_->push_locked(std::move(item_), chain);
         return false;
       } else {
@@ -485,7 +485,7 @@ class [[nodiscard]] BasicQueue<T, Store>::GetOp {
       if (q_->available_items() == 0) {
         if (q_->hot_->shutdown) return false;  // await_resume raises
         q_->getters_.push_back(node_.build(), task);
-      } else if (t_coop_budget != 0) {  // an item came since await_ready
+      } else if (!coop_spent()) {  // an item came since await_ready
         item_.emplace(q_->pop_locked(chain));
         return false;
       } else {

@@ -24,20 +24,23 @@
 
 namespace weft::detail {
 
-/// Awaits left in this step that may complete without suspending.
-extern constinit thread_local unsigned t_coop_budget;
-
 /// Unlimited: no budget (outside a task, or turned off).
 inline constexpr unsigned kCoopUnlimited = UINT_MAX;
+
+// The budget is a thread_local read only through these out-of-line
+// functions: inlined into a coroutine, Clang 16 computes a thread_local's
+// address once and keeps it in the frame across suspensions, so after the
+// task moved to another worker it would read and write the old thread's
+// budget (a data race TSan reports).
 
 /// An awaiter about to complete without suspending calls this: true (one
 /// unit consumed) if it may; false once the step's budget is spent, and the
 /// awaiter must suspend first.
-inline bool coop_take() noexcept {
-  unsigned b = t_coop_budget;
-  if (b == 0) return false;
-  if (b != kCoopUnlimited) t_coop_budget = b - 1;
-  return true;
-}
+bool coop_take() noexcept;
+/// True once this step's budget is spent (consumes nothing).
+bool coop_spent() noexcept;
+/// Sets this thread's budget for a step starting now; returns the previous
+/// value (an eager step nests inside its creator's and restores it).
+unsigned coop_reset(unsigned budget) noexcept;
 
 }  // namespace weft::detail
