@@ -120,7 +120,8 @@ Coro<WaitResult<T>> wait(std::vector<Task<T>> tasks, ReturnWhen return_when) {
 /// asyncio.wait over tasks of different result types ("whichever comes first,
 /// the reader or the heartbeat"):
 ///
-///   auto r = co_await weft::wait({reader, heartbeat}, weft::FIRST_COMPLETED);
+///   std::vector<weft::TaskRef> both{reader, heartbeat};  // named: GCC 12 rejects a
+///   auto r = co_await weft::wait(both, weft::FIRST_COMPLETED);  // braced list here
 ///   if (r.is_done(reader)) ...
 ///
 /// `done` and `pending` hold TaskRefs, which compare equal to the Task they

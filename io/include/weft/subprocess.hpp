@@ -1,8 +1,9 @@
 // Subprocesses: asyncio.create_subprocess_exec and asyncio.subprocess.Process
 // (issue 3, api.md section 7).
 //
-//   weft::Process p = co_await weft::create_subprocess_exec(
-//       "sh", {"-c", "tr a-z A-Z"}, {.stdin_pipe = true, .stdout_pipe = true});
+//   std::vector<std::string> args{"-c", "tr a-z A-Z"};
+//   weft::SubprocessOptions options{.stdin_pipe = true, .stdout_pipe = true};
+//   weft::Process p = co_await weft::create_subprocess_exec("sh", args, options);
 //   auto [out, err] = co_await p.communicate("hello\n");   // out == "HELLO\n"
 //   int code = co_await p.wait();                           // 0
 //
