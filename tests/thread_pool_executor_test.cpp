@@ -92,16 +92,17 @@ TEST(ThreadPoolExecutor, RejectsAnEmptyFunction) {
 }
 
 TEST(ThreadPoolExecutor, GrowsOnlyWhenNoThreadIsIdle) {
+  // Everything the jobs touch outlives the pool: its destructor joins threads
+  // that may still be inside gate.wait() after gate.open() returns.
+  Gate gate;
+  std::atomic<int> ran{0}, started{0};
   ThreadPoolExecutor pool(4);
-  std::atomic<int> ran{0};
   for (int i = 1; i <= 3; ++i) {
     pool.submit([&] { ++ran; });
     ASSERT_TRUE(eventually([&] { return ran == i && pool.stats().idle == 1; }));
     EXPECT_EQ(pool.stats().spawned_total, 1u) << "an idle thread was there to reuse";
   }
   // Two blocking jobs: the idle thread takes one, a new thread the other.
-  Gate gate;
-  std::atomic<int> started{0};
   for (int i = 0; i < 2; ++i) pool.submit([&] { ++started, gate.wait(); });
   ASSERT_TRUE(eventually([&] { return started == 2; }));
   const auto stats = pool.stats();
@@ -114,9 +115,9 @@ TEST(ThreadPoolExecutor, GrowsOnlyWhenNoThreadIsIdle) {
 
 TEST(ThreadPoolExecutor, NeverExceedsMaxWorkers) {
   constexpr int kJobs = 100;
-  ThreadPoolExecutor pool(4);
   Gate gate;
   std::atomic<int> running{0}, peak{0}, ran{0};
+  ThreadPoolExecutor pool(4);
   for (int i = 0; i < kJobs; ++i) {
     pool.submit([&] {
       const int now = ++running;
@@ -144,9 +145,10 @@ TEST(ThreadPoolExecutor, NeverExceedsMaxWorkers) {
 }
 
 TEST(ThreadPoolExecutor, IdleThreadsRetireAfterKeepAlive) {
-  ThreadPoolExecutor pool(with_keep_alive(8, 50ms));
   Gate gate;
   std::atomic<int> started{0};
+  std::atomic<bool> ran{false};
+  ThreadPoolExecutor pool(with_keep_alive(8, 50ms));
   for (int i = 0; i < 3; ++i) pool.submit([&] { ++started, gate.wait(); });
   ASSERT_TRUE(eventually([&] { return started == 3; }));
   EXPECT_EQ(pool.stats().threads, 3u);
@@ -157,15 +159,14 @@ TEST(ThreadPoolExecutor, IdleThreadsRetireAfterKeepAlive) {
   EXPECT_EQ(stats.idle, 0u);
 
   // Work after retirement starts a fresh thread.
-  std::atomic<bool> ran{false};
   pool.submit([&] { ran = true; });
   ASSERT_TRUE(eventually([&] { return ran.load(); }));
   EXPECT_EQ(pool.stats().spawned_total, 4u);
 }
 
 TEST(ThreadPoolExecutor, ZeroKeepAliveRetiresAsSoonAsTheQueueIsEmpty) {
-  ThreadPoolExecutor pool(with_keep_alive(2, 0ns));
   std::atomic<int> ran{0};
+  ThreadPoolExecutor pool(with_keep_alive(2, 0ns));
   for (int i = 0; i < 20; ++i) pool.submit([&] { ++ran; });
   ASSERT_TRUE(eventually([&] { return ran == 20 && pool.stats().threads == 0; }));
 }
@@ -186,9 +187,9 @@ TEST(ThreadPoolExecutor, SubmitAfterShutdownThrowsRuntimeError) {
 }
 
 TEST(ThreadPoolExecutor, ShutdownWaitRunsQueuedJobs) {
-  ThreadPoolExecutor pool(1);
   Gate gate;
   std::atomic<int> ran{0};
+  ThreadPoolExecutor pool(1);
   pool.submit([&] { gate.wait(); });
   for (int i = 0; i < 10; ++i) pool.submit([&] { ++ran; });
   std::thread opener([&] {
@@ -205,9 +206,9 @@ TEST(ThreadPoolExecutor, ShutdownWaitRunsQueuedJobs) {
 }
 
 TEST(ThreadPoolExecutor, ShutdownWithoutWaitReturnsAtOnceAndQueuedJobsStillRun) {
-  ThreadPoolExecutor pool(1);
   Gate gate;
   std::atomic<int> ran{0};
+  ThreadPoolExecutor pool(1);
   pool.submit([&] { gate.wait(); });
   for (int i = 0; i < 10; ++i) pool.submit([&] { ++ran; });
   pool.shutdown(false);  // the gate is closed: waiting here would never return
@@ -226,9 +227,9 @@ TEST(ThreadPoolExecutor, DestructorRunsQueuedJobs) {
 }
 
 TEST(ThreadPoolExecutor, EveryConcurrentShutdownWaitReturnsAfterTheJobs) {
-  ThreadPoolExecutor pool(1);
   Gate gate;
   std::atomic<bool> finished{false};
+  ThreadPoolExecutor pool(1);
   pool.submit([&] { gate.wait(), finished = true; });
   std::atomic<int> saw_finished{0};
   std::vector<std::thread> callers;
@@ -382,9 +383,9 @@ TEST(ThreadPoolExecutor, AtMostOneSpinnerPerFourCpusTheOthersBlock) {
   if (!pool_can_spin()) GTEST_SKIP() << "one CPU: the pool does not spin";
   const std::size_t max_spinning = std::max(1u, std::thread::hardware_concurrency() / 4);
   const std::size_t threads = max_spinning + 2;
-  ThreadPoolExecutor pool(with_spin(threads, 1h));
   Gate gate;
-  std::atomic<std::size_t> started{0};
+  std::atomic<std::size_t> started{0}, ran{0};
+  ThreadPoolExecutor pool(with_spin(threads, 1h));
   for (std::size_t i = 0; i < threads; ++i) {
     pool.submit([&] {
       started.fetch_add(1);
@@ -397,7 +398,6 @@ TEST(ThreadPoolExecutor, AtMostOneSpinnerPerFourCpusTheOthersBlock) {
   EXPECT_EQ(pool.stats().spinning, max_spinning);
   // Every submit finds an idle thread: handed to the spinners first, then
   // woken; the pool never grows.
-  std::atomic<std::size_t> ran{0};
   for (std::size_t i = 0; i < threads; ++i) pool.submit([&] { ran.fetch_add(1); });
   ASSERT_TRUE(eventually([&] { return ran == threads; }));
   const auto stats = pool.stats();
