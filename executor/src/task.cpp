@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "live_tasks.hpp"
 #include "loop_impl.hpp"
 #include "scheduler.hpp"
 #include "task_registry.hpp"
@@ -48,7 +49,11 @@ TaskCore& require_task(const char* what) {
 }
 
 TaskCore::TaskCore(EventLoop* home, Scheduler* scheduler, bool affine) noexcept
-    : affine_(affine), home_(home), scheduler_(scheduler), id_(0) {}
+    : affine_(affine), home_(home), scheduler_(scheduler), id_(0) {
+  live_tasks_add(1);
+}
+
+TaskCore::~TaskCore() { live_tasks_add(-1); }
 
 Scheduler* scheduler_of(EventLoop* home) noexcept { return home->impl().scheduler; }
 

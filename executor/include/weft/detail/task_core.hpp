@@ -114,7 +114,7 @@ class TaskCore : public Runnable {
   TaskRegistry* registry = nullptr;
 
  protected:
-  ~TaskCore() = default;
+  ~TaskCore();
   /// The root coroutine finished (or, cancelled before its first step, never
   /// ran): move its outcome into the future and destroy the frame.
   virtual void finish_root(bool cancelled_before_start) = 0;
@@ -165,6 +165,13 @@ void launch_task(TaskCore* task, std::string name, std::optional<bool> eager);
 /// Destroys a task that will never finish (runtime teardown): its frame goes,
 /// its future ends cancelled. Only with every worker stopped.
 void abandon_task(TaskCore* task) noexcept;
+
+/// Task states alive in this process, over every runtime and loop: each
+/// TaskCore constructed and not yet destroyed (a task not finished, or a
+/// finished one whose handle or a waiter still holds it). For leak checks
+/// (tests/support): exact once the threads that created and destroyed tasks
+/// are joined or otherwise synchronised with the caller. Any thread.
+std::int64_t live_task_count() noexcept;
 
 /// The task running on this thread, or null.
 TaskCore* current_task_core() noexcept;
