@@ -104,6 +104,10 @@ TEST(Address, RejectsGarbage) {
   EXPECT_THROW(Address::parse("[::1]80"), weft::ValueError);
   EXPECT_THROW(Address::parse("::1:80"), weft::ValueError);
   EXPECT_THROW(Address::unix_path(std::string(200, 'x')), weft::ValueError);
+  // Found by fuzz/address_fuzz: the kernel would cut the path at the NUL.
+  EXPECT_THROW(Address::unix_path(std::string("/tmp/a\0b", 8)), weft::ValueError);
+  EXPECT_THROW(Address::parse(std::string("/\0,", 3)), weft::ValueError);
+  EXPECT_EQ(Address::unix_path(std::string("@a\0b", 4)).to_string(), std::string("@a\0b", 4));
 }
 
 // ------------------------------------------------------- many clients, bytes

@@ -60,6 +60,11 @@ Address Address::unix_path(std::string_view path) {
   if (p.empty() || p.size() >= sizeof(un->sun_path))
     throw ValueError("invalid Unix socket path (empty or longer than " +
                      std::to_string(sizeof(un->sun_path) - 1) + " bytes)");
+  // The kernel ends a filesystem path at its first NUL: "/a\0b" would name
+  // "/a" and print as "/a" (found by fuzz/address_fuzz). Python's
+  // "embedded null byte". An abstract name may hold NULs.
+  if (p.front() != '\0' && p.find('\0') != std::string::npos)
+    throw ValueError("invalid Unix socket path (embedded null byte)");
   un->sun_family = AF_UNIX;
   std::memcpy(un->sun_path, p.data(), p.size());
   a.length_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + p.size() +

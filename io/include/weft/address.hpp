@@ -26,7 +26,8 @@ class Address {
   /// @throws ValueError when `host` is not a numeric IPv4/IPv6 address.
   static Address ip(std::string_view host, std::uint16_t port);
   /// A Unix socket path; a leading '\0' or '@' names an abstract socket.
-  /// @throws ValueError if the path does not fit in sockaddr_un.
+  /// @throws ValueError if the path does not fit in sockaddr_un, or if a
+  /// filesystem path (not abstract) holds a NUL byte.
   static Address unix_path(std::string_view path);
   /// Parses what to_string() prints: "1.2.3.4:80", "[::1]:80", or a path
   /// (anything starting with '/', '.', '@').
