@@ -302,6 +302,27 @@ WEFT_TEST(Streams, Strm09CancelledReadLeavesNoWaiter) {
   CO_ASSERT_TRUE(raised);
 }
 
+static weft::Coro<std::string> read_all(StreamReader reader) { co_return co_await reader.read(); }
+
+// Found by fuzz/stream_reader_fuzz: read() to EOF cancelled while it waits
+// for more gives the blocks it took back to the buffer (asyncio loses them).
+WEFT_TEST(Streams, Strm09CancelledReadToEofPutsTakenBytesBack) {
+  StreamReader reader(4);
+  reader.feed_data("abcdef");
+  auto t = weft::create_task(read_all(reader));
+  co_await weft::sleep(weft::Duration::zero());
+  reader.feed_data("gh");
+  co_await weft::sleep(weft::Duration::zero());
+  CO_ASSERT_TRUE(!t.done());
+  t.cancel();
+  co_await weft::sleep(weft::Duration::zero());
+  CO_ASSERT_TRUE(t.cancelled());
+  reader.feed_data("ij");
+  reader.feed_eof();
+  std::string rest = co_await reader.read();
+  CO_ASSERT_EQ(rest, "abcdefghij");
+}
+
 WEFT_TEST(Streams, Strm09ConnectionErrorReachesReader) {
   // A peer that resets the connection: the reader raises the connection error.
   weft::Future<void> done;

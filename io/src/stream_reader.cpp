@@ -100,6 +100,18 @@ Future<void> ReaderState::wait_locked(const char* what, bool& resume) {
   return *waiter_;
 }
 
+void ReaderState::unread(const std::string& data) {
+  if (data.empty()) return;
+  std::lock_guard lock(mu_);
+  if (pos_ >= data.size()) {
+    pos_ -= data.size();
+    buffer_.replace(pos_, data.size(), data);
+  } else {
+    buffer_.replace(0, pos_, data);
+    pos_ = 0;
+  }
+}
+
 bool ReaderState::consume_locked(std::size_t n) {
   pos_ += n;
   if (pos_ == buffer_.size()) {
@@ -132,10 +144,18 @@ Coro<std::string> ReaderState::read(std::shared_ptr<ReaderState> self, ssize_t n
   if (n < 0) {
     // asyncio reads limit-sized blocks until EOF, so flow control keeps working.
     std::string out;
-    for (;;) {
-      std::string block = co_await read(self, static_cast<ssize_t>(self->limit_));
-      if (block.empty()) break;
-      out += block;
+    try {
+      for (;;) {
+        std::string block = co_await read(self, static_cast<ssize_t>(self->limit_));
+        if (block.empty()) break;
+        out += block;
+      }
+    } catch (...) {
+      // Cancelled (or failed) while waiting for more: the blocks taken so far
+      // go back to the buffer, as a read that waited with nothing taken
+      // leaves it intact (asyncio loses them; found by fuzz/stream_reader_fuzz).
+      self->unread(out);
+      throw;
     }
     co_return out;
   }

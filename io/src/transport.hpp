@@ -97,6 +97,8 @@ class ReaderState {
   Future<void> wait_locked(const char* what, bool& resume);
   /// Consumes n bytes from the front; true if the transport should resume.
   bool consume_locked(std::size_t n);
+  /// Puts `data`, taken from the front earlier, back at the front.
+  void unread(const std::string& data);
   void resume_transport();
 
   const std::size_t limit_;
