@@ -7,7 +7,8 @@
 // sends "Connection: close" or goes away. With more than one worker each
 // worker has its own listening socket (SO_REUSEPORT), so accepts spread over
 // the cores. Only what wrk and curl send is parsed: the request head; a
-// request body (Content-Length) is read and discarded.
+// request body (Content-Length) is read and discarded; a Content-Length that
+// is not a decimal number gets "400 Bad Request" and the connection closes.
 #include <weft/weft.hpp>
 
 #include <cstdio>
@@ -25,6 +26,11 @@ constexpr std::string_view kResponse =
     "Content-Length: 13\r\n"
     "\r\n"
     "Hello, World!";
+constexpr std::string_view kBadRequest =
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Content-Length: 0\r\n"
+    "Connection: close\r\n"
+    "\r\n";
 constexpr std::string_view kResponseClose =
     "HTTP/1.1 200 OK\r\n"
     "Content-Type: text/plain\r\n"
@@ -38,7 +44,13 @@ weft::Coro<void> serve_client(weft::StreamReader reader, weft::StreamWriter writ
     for (;;) {
       std::string head = co_await reader.readuntil("\r\n\r\n");
       http_hello::RequestHead request = http_hello::parse_request_head(head);
-      if (request.body_length != 0) co_await reader.readexactly(request.body_length);
+      if (request.bad) {
+        writer.write(kBadRequest);
+        co_await writer.drain();
+        break;
+      }
+      if (request.body_length != 0)
+        co_await reader.readexactly(static_cast<ssize_t>(request.body_length));
       writer.write(request.close ? kResponseClose : kResponse);
       co_await writer.drain();
       if (request.close) break;
