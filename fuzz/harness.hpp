@@ -15,7 +15,11 @@
 #define WEFT_FUZZ_HARNESSES(X) \
   X(stream_reader)             \
   X(address)                   \
-  X(http_request)
+  X(http_request)              \
+  X(local_queue)               \
+  X(queue)                     \
+  X(lock)                      \
+  X(semaphore)
 
 #define WEFT_FUZZ_DECLARE(name) int weft_fuzz_##name(const std::uint8_t* data, std::size_t size);
 WEFT_FUZZ_HARNESSES(WEFT_FUZZ_DECLARE)

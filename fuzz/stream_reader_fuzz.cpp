@@ -27,6 +27,9 @@ using weft::fuzz::show;
 enum class Kind { kRead, kReadline, kReaduntil, kReadexactly };
 
 struct Op {
+  // Not an aggregate: passed by value into co_awaited coroutines, which GCC
+  // 12 gets wrong for aggregates with a destructor (README, Compilers).
+  Op() = default;
   Kind kind = Kind::kRead;
   long n = 0;
   std::vector<std::string> seps;

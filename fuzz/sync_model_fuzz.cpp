@@ -1,0 +1,451 @@
+// Lock, Semaphore and Queue against models of asyncio's (3.12) at one worker
+// (a standalone EventLoop: asyncio's order exactly). The driver starts actor
+// tasks that acquire / get / put, releases, puts and gets without waiting,
+// cancels waiting actors, runs timed acquires / gets / puts (wait_for with a
+// microsecond: they either complete at once or time out with nothing
+// taken), and after each step lets every woken task run, then compares what
+// each actor holds or received, locked() and qsize() with the model.
+//
+// One step is a race on purpose: a release (or a put / get without waiting)
+// immediately followed by cancelling the waiter it wakes, before that waiter
+// runs. asyncio hands the permit or item on to the next waiter; weft may
+// instead complete the woken waiter's wait (composition.md: a cancellation
+// meeting a completion). The model accepts either outcome, as long as
+// nothing is lost or taken twice, and follows the one that happened.
+#include <weft/weft.hpp>
+
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "fuzz_input.hpp"
+#include "harness.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using weft::fuzz::FuzzInput;
+
+enum class St { kWaiting, kDone, kCancelled, kTimedOut };
+
+const char* name(St s) {
+  switch (s) {
+    case St::kWaiting:
+      return "waiting";
+    case St::kDone:
+      return "done";
+    case St::kCancelled:
+      return "cancelled";
+    case St::kTimedOut:
+      return "timed out";
+  }
+  return "?";
+}
+
+/// What an actor task records about its one operation.
+struct Rec {
+  St st = St::kWaiting;
+  int value = -1;  // a getter's item
+};
+
+weft::Coro<void> settle() {
+  for (int i = 0; i < 4; ++i) co_await weft::sleep(weft::Duration::zero());
+}
+
+/// Waits (yielding, then sleeping) until `t` is done; a timed operation's
+/// timer needs the loop to go round until it is due.
+template <class T>
+weft::Coro<void> settle_until_done(const weft::Task<T>& t, const char* harness) {
+  for (int i = 0; i < 2000 && !t.done(); ++i) co_await weft::sleep(50us);
+  if (!t.done()) weft::fuzz::fail(harness, "a timed operation did not end within 100 ms");
+  co_await settle();
+}
+
+// ------------------------------------------------------------ Lock, Semaphore
+
+template <class Prim>
+weft::Coro<void> acquirer(Prim* p, Rec* r, bool timed) {
+  try {
+    if (timed) {
+      auto op = p->acquire();
+      co_await weft::wait_for(std::move(op), weft::Duration(1us));
+    } else {
+      co_await p->acquire();
+    }
+    r->st = St::kDone;
+  } catch (const weft::CancelledError&) {
+    r->st = St::kCancelled;
+    throw;
+  } catch (const weft::TimeoutError&) {
+    r->st = St::kTimedOut;
+  }
+}
+
+/// Permits (a Lock is one): free count, FIFO waiters, who holds one.
+struct PermitModel {
+  long free = 0;
+  std::deque<std::size_t> waiters;
+  std::deque<Rec> model;  // what each actor should have recorded
+
+  void grant_or_free() {
+    if (waiters.empty()) {
+      ++free;
+      return;
+    }
+    model[waiters.front()].st = St::kDone;
+    waiters.pop_front();
+  }
+};
+
+template <class Prim>
+weft::Coro<void> drive_permits(FuzzInput& in, Prim& prim, long permits, const char* harness) {
+  PermitModel m;
+  m.free = permits;
+  std::deque<Rec> recs;
+  std::deque<weft::Task<void>> tasks;
+  std::deque<bool> released;  // a holder's permit was given back
+  auto check = [&](const char* step) {
+    for (std::size_t i = 0; i < recs.size(); ++i)
+      if (recs[i].st != m.model[i].st)
+        weft::fuzz::fail(harness, std::string(step) + ": actor " + std::to_string(i) + " is " +
+                                      name(recs[i].st) + ", asyncio's would be " +
+                                      name(m.model[i].st));
+    if (prim.locked() != (m.free == 0))
+      weft::fuzz::fail(harness, std::string(step) + ": locked() is " +
+                                    std::to_string(prim.locked()) + " with " +
+                                    std::to_string(m.free) + " permits free in the model");
+  };
+  auto holder = [&](unsigned pick) -> std::optional<std::size_t> {
+    std::vector<std::size_t> holders;
+    for (std::size_t i = 0; i < recs.size(); ++i)
+      if (m.model[i].st == St::kDone && !released[i]) holders.push_back(i);
+    if (holders.empty()) return std::nullopt;
+    return holders[pick % holders.size()];
+  };
+  for (int step = 0; step < 48 && !in.empty(); ++step) {
+    unsigned op = in.byte() % 8;
+    if (op <= 2) {  // an actor acquires (op 2: timed)
+      bool timed = op == 2;
+      std::size_t id = recs.size();
+      recs.emplace_back();
+      m.model.emplace_back();
+      released.push_back(false);
+      tasks.push_back(weft::create_task(acquirer(&prim, &recs.back(), timed)));
+      if (m.free > 0 && m.waiters.empty()) {
+        --m.free;
+        m.model[id].st = St::kDone;
+      } else if (timed) {
+        m.model[id].st = St::kTimedOut;
+      } else {
+        m.waiters.push_back(id);
+      }
+      if (timed)
+        co_await settle_until_done(tasks.back(), harness);
+      else
+        co_await settle();
+      check(timed ? "timed acquire" : "acquire");
+    } else if (op <= 4) {  // a holder releases
+      auto h = holder(in.byte());
+      if (!h) continue;
+      released[*h] = true;
+      prim.release();
+      m.grant_or_free();
+      co_await settle();
+      check("release");
+    } else if (op == 5) {  // cancel a waiter
+      if (m.waiters.empty()) continue;
+      std::size_t at = in.byte() % m.waiters.size();
+      std::size_t id = m.waiters[at];
+      m.waiters.erase(m.waiters.begin() + static_cast<long>(at));
+      m.model[id].st = St::kCancelled;
+      tasks[id].cancel();
+      co_await settle();
+      check("cancel a waiter");
+    } else if (op == 6) {  // race: release, then cancel the waiter it wakes
+      auto h = holder(in.byte());
+      if (!h || m.waiters.empty()) continue;
+      std::size_t first = m.waiters.front();
+      released[*h] = true;
+      prim.release();
+      tasks[first].cancel();
+      co_await settle();
+      m.waiters.pop_front();
+      if (recs[first].st == St::kDone) {
+        m.model[first].st = St::kDone;  // weft completed the wait
+      } else if (recs[first].st == St::kCancelled) {
+        m.model[first].st = St::kCancelled;  // asyncio's outcome: the permit moves on
+        m.grant_or_free();
+      } else {
+        weft::fuzz::fail(harness, std::string("release meeting a cancel: the woken waiter is ") +
+                                      name(recs[first].st));
+      }
+      check("release meeting a cancel");
+    } else {  // release of a Lock nobody holds: RuntimeError, nothing changes
+      if constexpr (std::is_same_v<Prim, weft::Lock>) {
+        if (m.free == 0) continue;
+        bool raised = false;
+        try {
+          prim.release();
+        } catch (const weft::RuntimeError&) {
+          raised = true;
+        }
+        if (!raised) weft::fuzz::fail(harness, "release() of an unlocked Lock did not raise");
+        check("release unlocked");
+      }
+    }
+  }
+  // Wind down: cancel the waiters, release what is held: every permit is back.
+  for (std::size_t id : m.waiters) tasks[id].cancel();
+  co_await settle();
+  for (std::size_t id : m.waiters)
+    if (recs[id].st != St::kCancelled && recs[id].st != St::kDone)
+      weft::fuzz::fail(harness, "a waiter cancelled at the end did not end");
+  for (std::size_t i = 0; i < recs.size(); ++i)
+    if (recs[i].st == St::kDone && !released[i]) prim.release();
+  co_await settle();
+  if (prim.locked() != (permits == 0)) weft::fuzz::fail(harness, "permits lost at the end");
+}
+
+// ---------------------------------------------------------------------- Queue
+
+weft::Coro<void> getter(weft::Queue<int>* q, Rec* r, bool timed) {
+  try {
+    if (timed) {
+      auto op = q->get();
+      r->value = co_await weft::wait_for(std::move(op), weft::Duration(1us));
+    } else {
+      r->value = co_await q->get();
+    }
+    r->st = St::kDone;
+  } catch (const weft::CancelledError&) {
+    r->st = St::kCancelled;
+    throw;
+  } catch (const weft::TimeoutError&) {
+    r->st = St::kTimedOut;
+  }
+}
+
+weft::Coro<void> putter(weft::Queue<int>* q, Rec* r, int item, bool timed) {
+  try {
+    if (timed) {
+      auto op = q->put(item);
+      co_await weft::wait_for(std::move(op), weft::Duration(1us));
+    } else {
+      co_await q->put(item);
+    }
+    r->st = St::kDone;
+  } catch (const weft::CancelledError&) {
+    r->st = St::kCancelled;
+    throw;
+  } catch (const weft::TimeoutError&) {
+    r->st = St::kTimedOut;
+  }
+}
+
+weft::Coro<void> drive_queue(FuzzInput& in) {
+  const char* harness = "queue";
+  std::size_t maxsize = in.range(0, 3);
+  weft::Queue<int> q(maxsize);
+  std::deque<int> items;
+  std::deque<std::size_t> getters;
+  std::deque<std::pair<std::size_t, int>> putters;
+  std::deque<Rec> recs, model;
+  std::deque<weft::Task<void>> tasks;
+  int next_item = 0;
+  auto full = [&] { return maxsize != 0 && items.size() >= maxsize; };
+  // An item arrived (a put): the first getter takes it.
+  auto deliver = [&] {
+    if (!getters.empty() && !items.empty()) {
+      model[getters.front()].st = St::kDone;
+      model[getters.front()].value = items.front();
+      items.pop_front();
+      getters.pop_front();
+    }
+  };
+  // A slot freed (a get): the first putter's item goes in.
+  auto admit = [&] {
+    if (!putters.empty() && !full()) {
+      model[putters.front().first].st = St::kDone;
+      items.push_back(putters.front().second);
+      putters.pop_front();
+    }
+  };
+  auto check = [&](const char* step) {
+    for (std::size_t i = 0; i < recs.size(); ++i)
+      if (recs[i].st != model[i].st || recs[i].value != model[i].value)
+        weft::fuzz::fail(harness, std::string(step) + ": actor " + std::to_string(i) + " is " +
+                                      name(recs[i].st) + " with " + std::to_string(recs[i].value) +
+                                      ", asyncio's would be " + name(model[i].st) + " with " +
+                                      std::to_string(model[i].value));
+    if (q.qsize() != items.size())
+      weft::fuzz::fail(harness, std::string(step) + ": qsize() " + std::to_string(q.qsize()) +
+                                    ", model " + std::to_string(items.size()));
+  };
+  auto new_actor = [&] {
+    recs.emplace_back();
+    model.emplace_back();
+    return recs.size() - 1;
+  };
+  for (int step = 0; step < 48 && !in.empty(); ++step) {
+    unsigned op = in.byte() % 10;
+    if (op <= 1) {  // an actor gets (op 1: timed)
+      bool timed = op == 1;
+      std::size_t id = new_actor();
+      tasks.push_back(weft::create_task(getter(&q, &recs[id], timed)));
+      if (!items.empty() && getters.empty()) {
+        model[id].st = St::kDone;
+        model[id].value = items.front();
+        items.pop_front();
+        admit();
+      } else if (timed) {
+        model[id].st = St::kTimedOut;
+      } else {
+        getters.push_back(id);
+      }
+      if (timed)
+        co_await settle_until_done(tasks.back(), harness);
+      else
+        co_await settle();
+      check("get");
+    } else if (op <= 3) {  // an actor puts (op 3: timed)
+      bool timed = op == 3;
+      std::size_t id = new_actor();
+      int item = next_item++;
+      tasks.push_back(weft::create_task(putter(&q, &recs[id], item, timed)));
+      if (!full() && putters.empty()) {
+        model[id].st = St::kDone;
+        items.push_back(item);
+        deliver();
+      } else if (timed) {
+        model[id].st = St::kTimedOut;
+      } else {
+        putters.emplace_back(id, item);
+      }
+      if (timed)
+        co_await settle_until_done(tasks.back(), harness);
+      else
+        co_await settle();
+      check("put");
+    } else if (op == 4) {  // put_nowait
+      int item = next_item++;
+      bool raised = false;
+      try {
+        q.put_nowait(item);
+      } catch (const weft::QueueFull&) {
+        raised = true;
+      }
+      if (raised != full()) weft::fuzz::fail(harness, "put_nowait: QueueFull disagrees");
+      if (!raised) {
+        items.push_back(item);
+        deliver();
+      }
+      co_await settle();
+      check("put_nowait");
+    } else if (op == 5) {  // get_nowait
+      std::optional<int> got;
+      try {
+        got = q.get_nowait();
+      } catch (const weft::QueueEmpty&) {
+      }
+      if (got.has_value() == items.empty() || (got && *got != items.front()))
+        weft::fuzz::fail(harness, "get_nowait disagrees with the model");
+      if (got) {
+        items.pop_front();
+        admit();
+      }
+      co_await settle();
+      check("get_nowait");
+    } else if (op == 6) {  // cancel a waiting getter or putter
+      bool pick_getter = in.boolean();
+      if (pick_getter && !getters.empty()) {
+        std::size_t at = in.byte() % getters.size();
+        std::size_t id = getters[at];
+        getters.erase(getters.begin() + static_cast<long>(at));
+        model[id].st = St::kCancelled;
+        tasks[id].cancel();
+      } else if (!putters.empty()) {
+        std::size_t at = in.byte() % putters.size();
+        std::size_t id = putters[at].first;
+        putters.erase(putters.begin() + static_cast<long>(at));
+        model[id].st = St::kCancelled;
+        tasks[id].cancel();
+      } else {
+        continue;
+      }
+      co_await settle();
+      check("cancel");
+    } else if (op == 7) {  // race: put_nowait, then cancel the getter it wakes
+      if (getters.empty()) continue;
+      std::size_t first = getters.front();
+      int item = next_item++;
+      q.put_nowait(item);  // getters wait only on an empty queue: never full here
+      tasks[first].cancel();
+      co_await settle();
+      getters.pop_front();
+      items.push_back(item);
+      if (recs[first].st == St::kDone) {
+        model[first].st = St::kDone;
+        model[first].value = items.front();
+        items.pop_front();
+      } else if (recs[first].st == St::kCancelled) {
+        model[first].st = St::kCancelled;
+        deliver();
+      } else {
+        weft::fuzz::fail(harness, "put meeting a cancel: the woken getter still waits");
+      }
+      check("put meeting a cancel");
+    } else if (op == 8) {  // race: get_nowait, then cancel the putter it wakes
+      if (putters.empty()) continue;
+      std::size_t first = putters.front().first;
+      int got = q.get_nowait();  // putters wait only on a full queue: never empty here
+      if (got != items.front()) weft::fuzz::fail(harness, "get_nowait in a race: wrong item");
+      tasks[first].cancel();
+      co_await settle();
+      items.pop_front();
+      if (recs[first].st == St::kDone) {
+        model[first].st = St::kDone;
+        items.push_back(putters.front().second);
+        putters.pop_front();
+      } else if (recs[first].st == St::kCancelled) {
+        model[first].st = St::kCancelled;
+        putters.pop_front();
+        admit();
+      } else {
+        weft::fuzz::fail(harness, "get meeting a cancel: the woken putter still waits");
+      }
+      check("get meeting a cancel");
+    }
+  }
+  for (std::size_t id : getters) tasks[id].cancel();
+  for (auto& [id, item] : putters) tasks[id].cancel();
+  co_await settle();
+  for (auto& t : tasks)
+    if (!t.done()) weft::fuzz::fail(harness, "an actor still runs at the end");
+}
+
+template <class Fn>
+int run_loop(Fn fn) {
+  weft::EventLoop loop;
+  loop.run_until_complete(fn());
+  return 0;
+}
+
+}  // namespace
+
+int weft_fuzz_lock(const std::uint8_t* data, std::size_t size) {
+  FuzzInput in(data, size);
+  weft::Lock lock;
+  return run_loop([&] { return drive_permits(in, lock, 1, "lock"); });
+}
+
+int weft_fuzz_semaphore(const std::uint8_t* data, std::size_t size) {
+  FuzzInput in(data, size);
+  long permits = static_cast<long>(in.range(0, 3));
+  weft::Semaphore sem(permits);
+  return run_loop([&] { return drive_permits(in, sem, permits, "semaphore"); });
+}
+
+int weft_fuzz_queue(const std::uint8_t* data, std::size_t size) {
+  FuzzInput in(data, size);
+  return run_loop([&] { return drive_queue(in); });
+}
