@@ -345,6 +345,237 @@ WEFT_TEST_P(ComposeW, AnEagerTaskGroupChildMayAddToItsGroupInItsFirstStep) {
   CO_ASSERT_EQ(got, 5);
 }
 
+// ------------------------------------- gather and shield give back what they took
+
+/// The next item, once it is unreserved: a put hands the item to a waiting
+/// get, which counts in qsize() until that get has run and given it back.
+template <class Q>
+weft::Coro<int> item_given_back(Q* q) {
+  for (int i = 0; i < 100; ++i) {
+    try {
+      co_return q->get_nowait();
+    } catch (const weft::QueueEmpty&) {
+    }
+    co_await weft::sleep(0ms);
+  }
+  throw weft::RuntimeError("the item was not given back");
+}
+
+weft::Coro<int> fails_at_once() {
+  throw weft::ValueError("boom");
+  co_return 0;
+}
+
+WEFT_TEST(Compose, GatherThatRaisesGivesBackTheItemAGetChildTook) {
+  weft::Queue<int> q;
+  q.put_nowait(1);
+  q.put_nowait(2);
+  bool raised = false;
+  try {
+    // The get child takes 1 in its first step; the second child fails.
+    (void)co_await weft::gather(q.get(), fails_at_once());
+  } catch (const weft::ValueError&) {
+    raised = true;
+  }
+  CO_ASSERT_TRUE(raised);
+  CO_ASSERT_EQ(q.qsize(), 2u);
+  CO_ASSERT_EQ(q.get_nowait(), 1);  // back at the front, where it was
+  CO_ASSERT_EQ(q.get_nowait(), 2);
+}
+
+WEFT_TEST(Compose, GatherThatRaisedGivesBackAnItemTakenLater) {
+  weft::LifoQueue<int> q;
+  bool raised = false;
+  try {
+    (void)co_await weft::gather(q.get(), fails_at_once());
+  } catch (const weft::ValueError&) {
+    raised = true;
+  }
+  CO_ASSERT_TRUE(raised);
+  q.put_nowait(5);  // the get child, still waiting, takes it
+  int item = co_await item_given_back(&q);
+  CO_ASSERT_EQ(item, 5);
+  CO_ASSERT_EQ(q.qsize(), 0u);
+}
+
+WEFT_TEST(Compose, GatherThatRaisedReleasesALockItsChildAcquiredLater) {
+  weft::Lock lock;
+  co_await lock.acquire();
+  bool raised = false;
+  try {
+    co_await weft::gather(lock.acquire(), fails_at_once());
+  } catch (const weft::ValueError&) {
+    raised = true;
+  }
+  CO_ASSERT_TRUE(raised);
+  lock.release();  // the acquire child takes the lock, and nobody receives it
+  for (int i = 0; i < 10 && lock.locked(); ++i) co_await weft::sleep(0ms);
+  CO_ASSERT_TRUE(!lock.locked());
+  co_await weft::wait_for(lock.acquire(), 1s);
+  lock.release();
+}
+
+weft::Coro<void> gather_gets(weft::Queue<int>* q, int n, bool* finished) {
+  std::vector<weft::Queue<int>::GetOp> gets;
+  for (int i = 0; i < n; ++i) gets.push_back(q->get());
+  (void)co_await weft::gather(std::move(gets));
+  *finished = true;
+}
+
+WEFT_TEST(Compose, CancelledGatherGivesBackTheItemsItsChildrenTook) {
+  weft::Queue<int> q;
+  bool finished = false;
+  auto t = weft::create_task(gather_gets(&q, 3, &finished));
+  co_await weft::sleep(0ms);  // three get children wait
+  q.put_nowait(10);
+  q.put_nowait(11);
+  co_await weft::sleep(0ms);  // two of them take an item
+  co_await weft::sleep(0ms);
+  CO_ASSERT_EQ(q.qsize(), 0u);
+  t.cancel();
+  bool cancelled = co_await weft::testing::raises_cancelled(t);
+  CO_ASSERT_TRUE(cancelled);
+  CO_ASSERT_TRUE(!finished);
+  CO_ASSERT_EQ(q.qsize(), 2u);
+  CO_ASSERT_EQ(q.get_nowait(), 11);  // each went back to the front, the last first
+  CO_ASSERT_EQ(q.get_nowait(), 10);
+}
+
+weft::Coro<void> gather_settled_acquires(weft::Semaphore* sem) {
+  (void)co_await weft::gather_settled(sem->acquire(), sem->acquire(), sem->acquire());
+}
+
+WEFT_TEST(Compose, CancelledGatherSettledReleasesSemaphorePermits) {
+  weft::Semaphore sem(2);
+  co_await sem.acquire();
+  co_await sem.acquire();
+  auto t = weft::create_task(gather_settled_acquires(&sem));
+  co_await weft::sleep(0ms);  // three acquire children wait
+  sem.release();
+  sem.release();
+  co_await weft::sleep(0ms);  // two children are granted a permit
+  co_await weft::sleep(0ms);
+  t.cancel();
+  bool cancelled = co_await weft::testing::raises_cancelled(t);
+  CO_ASSERT_TRUE(cancelled);
+  for (int i = 0; i < 10 && sem.locked(); ++i) co_await weft::sleep(0ms);
+  co_await weft::wait_for(sem.acquire(), 1s);  // both permits came back
+  co_await weft::wait_for(sem.acquire(), 1s);
+  CO_ASSERT_TRUE(sem.locked());
+}
+
+weft::Coro<int> shielded_get(weft::Queue<int>* q) { co_return co_await weft::shield(q->get()); }
+
+WEFT_TEST(Compose, ShieldGivesBackAnItemTakenAfterTheAwaiterWasCancelled) {
+  weft::Queue<int> q;
+  auto t = weft::create_task(shielded_get(&q));
+  co_await weft::sleep(0ms);  // t waits on the shield, its get child on the queue
+  t.cancel();
+  bool cancelled = co_await weft::testing::raises_cancelled(t);
+  CO_ASSERT_TRUE(cancelled);
+  q.put_nowait(4);  // the shielded get goes on and takes it; nobody receives it
+  int item = co_await item_given_back(&q);
+  CO_ASSERT_EQ(item, 4);
+  CO_ASSERT_EQ(q.qsize(), 0u);
+}
+
+struct PairConsumers {
+  weft::Queue<int> q;
+  std::vector<std::atomic<int>> seen;
+  std::atomic<bool> stop{false};
+  explicit PairConsumers(int items) : seen(static_cast<std::size_t>(items)) {}
+};
+
+/// Takes two items at a time through gather, each try bounded by a timeout
+/// between 1 and 200 microseconds.
+weft::Coro<void> consume_pairs(PairConsumers* s, unsigned seed) {
+  unsigned x = seed;
+  while (!s->stop.load()) {
+    x = x * 1664525u + 1013904223u;
+    auto t = std::chrono::microseconds(1 + (x >> 8) % 200);
+    try {
+      auto [a, b] = co_await weft::wait_for(weft::gather(s->q.get(), s->q.get()), t);
+      s->seen[static_cast<std::size_t>(a)].fetch_add(1);
+      s->seen[static_cast<std::size_t>(b)].fetch_add(1);
+    } catch (const weft::TimeoutError&) {
+    }
+  }
+}
+
+/// Exactly-once accounting through gather over gets, with micro timeouts:
+/// every item put is received by one consumer or left in the queue, once.
+WEFT_TEST_P(ComposeW, GatherOfGetsUnderMicroTimeoutsLosesNoItem) {
+  const int items = static_cast<int>(weft::testing::scaled(2000));
+  PairConsumers s(items);
+  weft::Queue<int>& q = s.q;
+  std::vector<std::atomic<int>>& seen = s.seen;
+  std::vector<weft::Task<void>> tasks;
+  for (unsigned c = 0; c < 4; ++c)
+    tasks.push_back(weft::create_task(consume_pairs(&s, 2654435761u * (c + 1))));
+  for (int i = 0; i < items; ++i) {
+    q.put_nowait(i);
+    if (i % 16 == 0) co_await weft::sleep(std::chrono::microseconds(50));
+  }
+  co_await weft::sleep(5ms);
+  s.stop.store(true);
+  for (auto& t : tasks) co_await t;
+  while (!q.empty()) seen[static_cast<std::size_t>(q.get_nowait())].fetch_add(1);
+  int lost = 0, twice = 0;
+  for (auto& n : seen) {
+    if (n.load() == 0) ++lost;
+    if (n.load() > 1) ++twice;
+  }
+  CO_ASSERT_EQ(lost, 0);
+  CO_ASSERT_EQ(twice, 0);
+}
+
+struct PermitTakers {
+  weft::Lock lock;
+  weft::Semaphore sem{3};
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlap{false};
+};
+
+/// Takes the lock and a permit together through gather, each try bounded by
+/// a timeout between 1 and 200 microseconds.
+weft::Coro<void> take_lock_and_permit(PermitTakers* s, int rounds, unsigned seed) {
+  unsigned x = seed;
+  for (int r = 0; r < rounds; ++r) {
+    x = x * 1664525u + 1013904223u;
+    auto t = std::chrono::microseconds(1 + (x >> 8) % 200);
+    try {
+      co_await weft::wait_for(weft::gather(s->lock.acquire(), s->sem.acquire()), t);
+    } catch (const weft::TimeoutError&) {
+      continue;
+    }
+    if (s->inside.fetch_add(1) != 0) s->overlap.store(true);
+    co_await weft::sleep(0ms);
+    s->inside.fetch_sub(1);
+    s->sem.release();
+    s->lock.release();
+  }
+}
+
+/// The same for permits: a gathered acquire that times out never leaves the
+/// lock held or a semaphore short.
+WEFT_TEST_P(ComposeW, GatherOfAcquiresUnderMicroTimeoutsLeavesNothingHeld) {
+  const int rounds = static_cast<int>(weft::testing::scaled(400));
+  PermitTakers s;
+  weft::Lock& lock = s.lock;
+  weft::Semaphore& sem = s.sem;
+  std::vector<weft::Task<void>> tasks;
+  for (unsigned c = 0; c < 8; ++c)
+    tasks.push_back(weft::create_task(take_lock_and_permit(&s, rounds, 40503u * (c + 7))));
+  for (auto& t : tasks) co_await t;
+  // Give-backs from children that finished after their gather are done once
+  // their callbacks ran; every permit is free again.
+  for (int i = 0; i < 100 && (lock.locked() || sem.locked()); ++i) co_await weft::sleep(1ms);
+  CO_ASSERT_TRUE(!s.overlap.load());
+  CO_ASSERT_TRUE(!lock.locked());
+  for (int i = 0; i < 3; ++i) co_await weft::wait_for(sem.acquire(), 1s);
+  CO_ASSERT_TRUE(sem.locked());
+}
+
 INSTANTIATE_TEST_SUITE_P(Workers, ComposeW, ::testing::Values(1u, 2u, 4u, 8u),
                          weft::testing::worker_name);
 

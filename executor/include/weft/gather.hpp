@@ -19,6 +19,13 @@
 // GATH-06). Cancelling the task awaiting either one cancels every pending
 // child and then raises CancelledError with the cancel message (GATH-07).
 //
+// Nothing taken is lost (detail/give_back.hpp): a child made from an
+// awaitable that takes something (`q.get()`, `lock.acquire()`) and that
+// completes with a result gather will not deliver (gather raised first, or
+// was cancelled) gives it back: the item returns to its queue, the permit is
+// released. asyncio drops such a result. Children given as Tasks or Futures
+// keep theirs in the handle the caller holds.
+//
 // Must be awaited inside a task (RuntimeError otherwise); a Coro argument is
 // turned into a task when the gather is awaited. Every member of the children
 // may complete on any thread.
@@ -33,15 +40,20 @@
 // - cancel() may run on any thread (Task::cancel of the awaiter): it only
 //   cancels children (thread-safe) and sets cancel_requested_ (atomic);
 // - the outer is completed only by those callbacks; the awaiting task reads
-//   it after completion (FutureBase's release/acquire status edge).
+//   it after completion (FutureBase's release/acquire status edge);
+// - the outer completes with a value only once every child is done, so a
+//   callback that finds the outer done found it failed: its child's result is
+//   given back (give_backs_ is touched by the callbacks only).
 #pragma once
 
 #include <weft/coro.hpp>
+#include <weft/detail/give_back.hpp>
 #include <weft/future.hpp>
 #include <weft/outcome.hpp>
 #include <weft/task.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <exception>
@@ -60,19 +72,31 @@ class GatheringFuture final : public FutureState<Result> {
  public:
   using Assemble = Result (*)(const Children&);
 
-  GatheringFuture(Children children, std::vector<FutureBase*> unique, bool settled,
-                  Assemble assemble)
+  GatheringFuture(Children children, std::vector<FutureBase*> unique,
+                  std::vector<ChildGiveBack> give_backs, bool settled, Assemble assemble)
       : FutureState<Result>(current_loop()),
         children_(std::move(children)),
         unique_(std::move(unique)),
         settled_(settled),
-        assemble_(assemble) {}
+        assemble_(assemble) {
+    if (give_backs.empty()) return;
+    // Index the hooks by position in unique_, so that a callback finds its own.
+    std::sort(give_backs.begin(), give_backs.end(),
+              [](const ChildGiveBack& a, const ChildGiveBack& b) { return a.child < b.child; });
+    give_backs_.resize(unique_.size());
+    for (std::size_t i = 0; i < unique_.size(); ++i) {
+      auto it = std::lower_bound(
+          give_backs.begin(), give_backs.end(), unique_[i],
+          [](const ChildGiveBack& g, FutureBase* child) { return g.child < child; });
+      if (it != give_backs.end() && it->child == unique_[i]) give_backs_[i] = *it;
+    }
+  }
 
   /// Registers the done callbacks (on the calling thread's loop).
   void start() {
-    for (FutureBase* child : unique_) {
+    for (std::size_t i = 0; i < unique_.size(); ++i) {
       StateRef<GatheringFuture> self(this);
-      child->add_done_callback([self](FutureBase& f) { self->on_child_done(f); });
+      unique_[i]->add_done_callback([self, i](FutureBase& f) { self->on_child_done(f, i); });
     }
   }
 
@@ -94,20 +118,22 @@ class GatheringFuture final : public FutureState<Result> {
 
  private:
   // Runs on the registering loop's thread only (see the file comment).
-  void on_child_done(FutureBase& f) {
+  void on_child_done(FutureBase& f, std::size_t index) {
     ++nfinished_;
     if (this->done()) {
-      // Mark a late failure as retrieved: gather already reported its outcome.
+      // gather failed already. Mark a late failure as retrieved (gather
+      // reported its outcome); a late result nobody will see goes back.
       if (!f.cancelled()) (void)f.exception();
+      if (!give_backs_.empty()) give_backs_[index].give_back_if_result();
       return;
     }
     if (!settled_) {
       if (f.cancelled()) {
-        this->set_exception_ptr(cancelled_error_of(f));  // GATH-05
+        fail(cancelled_error_of(f));  // GATH-05
         return;
       }
       if (std::exception_ptr e = f.exception()) {
-        this->set_exception_ptr(std::move(e));  // GATH-03
+        fail(std::move(e));  // GATH-03
         return;
       }
     }
@@ -117,18 +143,33 @@ class GatheringFuture final : public FutureState<Result> {
       std::exception_ptr e;
       for (FutureBase* child : unique_)
         if (child->cancelled()) e = cancelled_error_of(*child);
-      this->set_exception_ptr(e ? e : std::make_exception_ptr(CancelledError()));
+      fail(e ? e : std::make_exception_ptr(CancelledError()));
       return;
     }
     try {
       this->set_value(assemble_(children_));
     } catch (...) {
+      // assemble_ may have moved some results out already: nothing to give back.
       this->set_exception_ptr(std::current_exception());
     }
   }
 
+  /// Completes the outer with `e`; the results of the children done so far
+  /// will not be delivered, so they go back (the others when they finish).
+  void fail(std::exception_ptr e) {
+    this->set_exception_ptr(std::move(e));
+    give_back_results();
+  }
+
+  void give_back_results() noexcept {
+    for (ChildGiveBack& g : give_backs_) g.give_back_if_result();
+  }
+
   Children children_;
   std::vector<FutureBase*> unique_;  // distinct children; references held by children_
+  // Parallel to unique_ (empty when no child gives back): the hook of each
+  // child gather made from an awaitable that gives back, else an empty one.
+  std::vector<ChildGiveBack> give_backs_;
   std::size_t nfinished_ = 0;
   std::atomic<bool> cancel_requested_{false};
   bool settled_;
@@ -145,10 +186,11 @@ inline void add_unique(std::vector<FutureBase*>& unique, FutureBase* f) {
 /// the outer's exception counts as retrieved even when the awaiter itself was
 /// cancelled first (its CancelledError then replaces the outer's outcome).
 template <class Result, class Children>
-Coro<Result> run_gather(Children children, std::vector<FutureBase*> unique, bool settled,
+Coro<Result> run_gather(Children children, std::vector<FutureBase*> unique,
+                        std::vector<ChildGiveBack> give_backs, bool settled,
                         typename GatheringFuture<Result, Children>::Assemble assemble) {
   auto* state = new GatheringFuture<Result, Children>(std::move(children), std::move(unique),
-                                                      settled, assemble);
+                                                      std::move(give_backs), settled, assemble);
   Future<Result> outer(AdoptState{}, state);
   state->start();
   std::exception_ptr error;
@@ -220,10 +262,29 @@ std::vector<Outcome<T>> gather_outcomes(const std::vector<Future<T>>& children) 
 }
 
 template <class A>
-std::vector<Future<awaitable_value_t<A>>> to_futures(std::vector<A>&& items) {
+std::vector<Future<awaitable_value_t<A>>> to_futures(std::vector<A>&& items,
+                                                     std::vector<ChildGiveBack>& give_backs) {
   std::vector<Future<awaitable_value_t<A>>> out;
   out.reserve(items.size());
-  for (auto& a : items) out.push_back(to_future(std::move(a)));  // in input order (GATH-02)
+  for (auto& a : items) {
+    GiveBack g = give_back_of(a);
+    out.push_back(to_future(std::move(a)));  // in input order (GATH-02)
+    if (g) give_backs.push_back({out.back().state_ptr(), g});
+  }
+  return out;
+}
+
+/// The children made from awaitables that give back, paired with their hooks.
+template <class... T>
+std::vector<ChildGiveBack> give_backs_of(const std::tuple<Future<T>...>& children,
+                                         const std::array<GiveBack, sizeof...(T)>& hooks) {
+  std::vector<ChildGiveBack> out;
+  std::size_t i = 0;
+  std::apply(
+      [&](const auto&... f) {
+        ((hooks[i] ? out.push_back({f.state_ptr(), hooks[i]}) : void(), ++i), ...);
+      },
+      children);
   return out;
 }
 
@@ -240,10 +301,12 @@ Coro<std::tuple<detail::value_or_monostate<detail::awaitable_value_t<Aw>>...>> g
   } else {
     using Children = std::tuple<Future<detail::awaitable_value_t<Aw>>...>;
     // Braced initialisation evaluates left to right: tasks start in argument order.
+    std::array<detail::GiveBack, sizeof...(Aw)> hooks{detail::give_back_of(aws)...};
     Children children{detail::to_future(std::move(aws))...};
     std::vector<detail::FutureBase*> unique = detail::unique_of(children);
+    std::vector<detail::ChildGiveBack> give_backs = detail::give_backs_of(children, hooks);
     co_return co_await detail::run_gather<Result>(
-        std::move(children), std::move(unique), false,
+        std::move(children), std::move(unique), std::move(give_backs), false,
         &detail::gather_values<detail::awaitable_value_t<Aw>...>);
   }
 }
@@ -255,9 +318,11 @@ Coro<std::vector<detail::value_or_monostate<detail::awaitable_value_t<A>>>> gath
   using T = detail::awaitable_value_t<A>;
   using Result = std::vector<detail::value_or_monostate<T>>;
   if (aws.empty()) co_return Result{};  // GATH-09
-  std::vector<Future<T>> children = detail::to_futures(std::move(aws));
+  std::vector<detail::ChildGiveBack> give_backs;
+  std::vector<Future<T>> children = detail::to_futures(std::move(aws), give_backs);
   std::vector<detail::FutureBase*> unique = detail::unique_of(children);
-  co_return co_await detail::run_gather<Result>(std::move(children), std::move(unique), false,
+  co_return co_await detail::run_gather<Result>(std::move(children), std::move(unique),
+                                                std::move(give_backs), false,
                                                 &detail::gather_values<T>);
 }
 
@@ -270,10 +335,12 @@ Coro<std::tuple<Outcome<detail::awaitable_value_t<Aw>>...>> gather_settled(Aw...
     co_return Result{};
   } else {
     using Children = std::tuple<Future<detail::awaitable_value_t<Aw>>...>;
+    std::array<detail::GiveBack, sizeof...(Aw)> hooks{detail::give_back_of(aws)...};
     Children children{detail::to_future(std::move(aws))...};
     std::vector<detail::FutureBase*> unique = detail::unique_of(children);
+    std::vector<detail::ChildGiveBack> give_backs = detail::give_backs_of(children, hooks);
     co_return co_await detail::run_gather<Result>(
-        std::move(children), std::move(unique), true,
+        std::move(children), std::move(unique), std::move(give_backs), true,
         &detail::gather_outcomes<detail::awaitable_value_t<Aw>...>);
   }
 }
@@ -284,9 +351,11 @@ Coro<std::vector<Outcome<detail::awaitable_value_t<A>>>> gather_settled(std::vec
   using T = detail::awaitable_value_t<A>;
   using Result = std::vector<Outcome<T>>;
   if (aws.empty()) co_return Result{};
-  std::vector<Future<T>> children = detail::to_futures(std::move(aws));
+  std::vector<detail::ChildGiveBack> give_backs;
+  std::vector<Future<T>> children = detail::to_futures(std::move(aws), give_backs);
   std::vector<detail::FutureBase*> unique = detail::unique_of(children);
-  co_return co_await detail::run_gather<Result>(std::move(children), std::move(unique), true,
+  co_return co_await detail::run_gather<Result>(std::move(children), std::move(unique),
+                                                std::move(give_backs), true,
                                                 &detail::gather_outcomes<T>);
 }
 

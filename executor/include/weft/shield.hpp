@@ -10,6 +10,10 @@
 // its callback from the inner, so an exception the inner raises later is
 // nobody's: it goes to the loop's exception handler once, when the inner's
 // last handle goes (FUT-11, SHLD-05). A Coro argument is wrapped in a task.
+// An awaitable that takes something (`q.get()`, `lock.acquire()`) is wrapped
+// in a task too, and if that task completes after the awaiter was cancelled,
+// what it took goes back (the item to its queue, the permit released:
+// detail/give_back.hpp) instead of being dropped as asyncio drops it.
 // Must be awaited inside a task.
 //
 // Implementation (asyncio's shield): an "outer" future mirrors the inner
@@ -17,9 +21,12 @@
 // once the outer is cancelled. Invariant: both callbacks are registered from
 // the awaiting task's loop during one step, so they run on that loop's thread
 // one at a time; the callback id is written before either is registered.
+// With a give-back, the inner callback stays registered after the outer is
+// cancelled, and is the one place the inner's result is given back.
 #pragma once
 
 #include <weft/coro.hpp>
+#include <weft/detail/give_back.hpp>
 #include <weft/future.hpp>
 #include <weft/outcome.hpp>
 
@@ -37,14 +44,20 @@ struct ShieldLink {
 };
 
 template <class T>
-Future<T> shield_outer(Future<T> inner) {
+Future<T> shield_outer(Future<T> inner, GiveBack give_back) {
   auto link = std::make_shared<ShieldLink<T>>(ShieldLink<T>{inner, Future<T>(), 0});
   // The inner callback holds only a weak link, so an abandoned shield frees it.
   std::weak_ptr<ShieldLink<T>> weak = link;
-  link->inner_callback = inner.state_ptr()->add_done_callback([weak](FutureBase& f) {
+  link->inner_callback = inner.state_ptr()->add_done_callback([weak, give_back](FutureBase& f) {
     std::shared_ptr<ShieldLink<T>> l = weak.lock();
     if (!l || l->outer.cancelled()) {
-      if (!f.cancelled()) (void)f.exception();  // the result is nobody's: mark it retrieved
+      if (give_back) {
+        // Nobody will receive the result: it goes back. A failure stays
+        // unretrieved and is reported when the inner's last handle goes.
+        if (f.status() == FutureStatus::result) give_back(f);
+      } else if (!f.cancelled()) {
+        (void)f.exception();  // the result is nobody's: mark it retrieved
+      }
       return;
     }
     FutureState<T>* out = l->outer.state_ptr();
@@ -53,14 +66,22 @@ Future<T> shield_outer(Future<T> inner) {
     } else if (std::exception_ptr e = f.exception()) {
       out->set_exception_ptr(std::move(e));
     } else if constexpr (std::is_void_v<T>) {
-      out->set_value();
+      // The awaiter may cancel the outer between the check above and here.
+      if (!out->set_value() && give_back) give_back(f);
+    } else if (give_back) {
+      // The inner is the shield's own: move its value; it moves only if the
+      // outer was still pending, else it goes back.
+      if (!out->set_value(std::move(l->inner.state_ptr()->value_ref()))) give_back(f);
     } else {
       out->set_value(future_value(l->inner));
     }
   });
   Future<T> outer = link->outer;
-  link->outer.state_ptr()->add_done_callback([link](FutureBase&) {
-    if (!link->inner.done()) link->inner.remove_done_callback(link->inner_callback);
+  // The outer's callback owns the link until the outer completes. Without a
+  // give-back it also drops the inner callback: the inner's later outcome
+  // is nobody's.
+  link->outer.state_ptr()->add_done_callback([link, give_back](FutureBase&) {
+    if (!give_back && !link->inner.done()) link->inner.remove_done_callback(link->inner_callback);
   });
   return outer;
 }
@@ -72,9 +93,10 @@ Future<T> shield_outer(Future<T> inner) {
 template <detail::ComposeAwaitable Aw>
 Coro<detail::awaitable_value_t<Aw>> shield(Aw aw) {
   using T = detail::awaitable_value_t<Aw>;
+  detail::GiveBack give_back = detail::give_back_of(aw);
   Future<T> inner = detail::to_future(std::move(aw));
   if (inner.done()) co_return detail::future_value(inner);  // SHLD-01 shortcut
-  Future<T> outer = detail::shield_outer(inner);
+  Future<T> outer = detail::shield_outer(inner, give_back);
   // An inner outcome mirrored into the outer before the awaiting task was
   // cancelled is returned; the cancellation waits for the next suspension.
   co_return co_await detail::FutureAwaiter<T, true, true>(outer.state_ptr());

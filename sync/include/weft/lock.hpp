@@ -12,7 +12,9 @@
 // awaitable used exactly like the Coro<void> (`co_await lock.acquire();`)
 // that avoids a coroutine frame per call. It composes as it is:
 // `co_await weft::wait_for(lock.acquire(), 1s);` (a timed-out acquire never
-// leaves the lock held), `weft::create_task(lock.acquire())`.
+// leaves the lock held), `weft::create_task(lock.acquire())`. An acquire
+// that `gather` or `shield` ran as its own task and whose result they will
+// not deliver (they raised, or were cancelled) releases the lock again.
 #pragma once
 
 #include <weft/coro.hpp>

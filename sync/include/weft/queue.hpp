@@ -40,11 +40,15 @@
 // they are: `weft::wait_for(q.get(), 1s)` awaits inline, so a timed-out get
 // leaves its item queued and a timed-out put inserts nothing;
 // `weft::create_task(q.get())` and `weft::gather(q.get(), ...)` run them as
-// tasks.
+// tasks. An item such a get task took and that gather or shield will not
+// deliver (it raised, or was cancelled) goes back to the front of the queue
+// (the top for LifoQueue, into the heap for PriorityQueue), even past
+// maxsize; asyncio drops it.
 #pragma once
 
 #include <weft/coro.hpp>
 #include <weft/detail/coop.hpp>
+#include <weft/detail/give_back.hpp>
 #include <weft/detail/sync_waiter.hpp>
 #include <weft/errors.hpp>
 #include <weft/event.hpp>
@@ -92,6 +96,14 @@ class RingBuffer {
     ::new (static_cast<void*>(buf_ + ((head_ + size_) & mask_))) T(std::move(v));
     ++size_;
   }
+  /// As push_back, at the front (the next pop_front returns it).
+  void push_front(T&& v) {
+    if (!buf_ || size_ == mask_ + 1) grow();
+    std::size_t slot = (head_ + mask_) & mask_;  // head_ - 1, wrapped
+    ::new (static_cast<void*>(buf_ + slot)) T(std::move(v));
+    head_ = slot;
+    ++size_;
+  }
   /// Precondition: size() > 0.
   T pop_front() {
     T* slot = buf_ + head_;
@@ -137,6 +149,8 @@ struct FifoStore {
   Container c;
   void push(T&& v) { c.push_back(std::move(v)); }
   T pop() { return c.pop_front(); }
+  /// An item a get took, back where it was: the oldest.
+  void push_taken(T&& v) { c.push_front(std::move(v)); }
 };
 
 /// LIFO storage: get() returns the newest item.
@@ -150,6 +164,7 @@ struct LifoStore {
     c.pop_back();
     return v;
   }
+  void push_taken(T&& v) { push(std::move(v)); }
 };
 
 /// Heap storage: get() returns the smallest item under Compare (as heapq).
@@ -168,6 +183,7 @@ struct HeapStore {
     c.pop_back();
     return v;
   }
+  void push_taken(T&& v) { push(std::move(v)); }
 
  private:
   // std::*_heap keep the largest first; inverting the order keeps the smallest.
@@ -334,6 +350,18 @@ class BasicQueue {
     T item = hot_->items.pop();
     wake_putters(chain);
     return item;
+  }
+
+  /// Returns an item a get took and nobody received (detail/give_back.hpp)
+  /// to where the get found it, even past maxsize: a putter may have filled
+  /// its slot since, and exceeding the bound until the next get is the only
+  /// way to lose nothing. Not counted again for join(): the put counted it
+  /// and nobody called task_done() for it. Any thread.
+  void give_back(T&& item) noexcept {
+    WakeChain chain;
+    SyncLockGuard guard(hot_->mutex);
+    hot_->items.push_taken(std::move(item));  // terminates only if allocating fails
+    wake_getters(chain);
   }
 
   // What every put and get reads and writes: the mutex, the store's indices
@@ -524,8 +552,16 @@ class [[nodiscard]] BasicQueue<T, Store>::GetOp {
   /// The same get as a Coro (allocates a frame).
   operator Coro<T>() && { return as_coro(q_); }
 
+  /// How a composition that ran this get as its own task returns the item
+  /// nobody received (detail/give_back.hpp).
+  GiveBack weft_give_back() const noexcept { return GiveBack{&give_back_item, q_}; }
+
  private:
   static Coro<T> as_coro(BasicQueue* q) { co_return co_await GetOp(q); }
+  static void give_back_item(void* q, FutureBase& done) noexcept {
+    static_cast<BasicQueue*>(q)->give_back(
+        std::move(static_cast<FutureState<T>&>(done).value_ref()));
+  }
 
   BasicQueue* q_;
   std::optional<T> item_;

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <weft/coro.hpp>
+#include <weft/detail/give_back.hpp>
 #include <weft/detail/sync_waiter.hpp>
 
 #include <atomic>
@@ -185,8 +186,16 @@ class [[nodiscard]] PermitAcquire {
   /// The same acquisition as a Coro (allocates a frame).
   operator Coro<void>() && { return as_coro(core_); }
 
+  /// How a composition that ran this acquisition as its own task releases
+  /// the permit nobody received (detail/give_back.hpp).
+  GiveBack weft_give_back() const noexcept { return GiveBack{&give_back_permit, core_}; }
+
  private:
   static Coro<void> as_coro(PermitCore* core) { co_await PermitAcquire(core); }
+  static void give_back_permit(void* core, FutureBase&) noexcept {
+    auto* c = static_cast<PermitCore*>(core);
+    c->release(0, c->state_guess());
+  }
 
   PermitCore* core_;
   SyncWaiter node_;
