@@ -60,13 +60,26 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
         limit_(limit),
         listeners_(std::move(listeners)),
         unix_path_(std::move(unix_path)),
-        open_listeners_(listeners_.size()) {}
+        open_listeners_(listeners_.size()),
+        fd_closed_(listeners_.size(), false) {}
 
   ~ServerState() {
-    // Only reached with listeners open when their loops went away first.
-    std::lock_guard lock(mu_);
-    if (!closed_)
-      for (Listener& l : listeners_) ::close(l.fd);
+    // Only reached with listeners open when their loops went away first, or
+    // when close() queued close_listener on a loop that was torn down before
+    // running it (the discarded callback held the last reference): the fd
+    // leaked there before, found by shutdown_stress_test. No loop watches
+    // the fd any more either way.
+    for (std::size_t i = 0; i < listeners_.size(); ++i) close_fd(i);
+  }
+
+  /// Closes listener i's fd unless that was done already (any thread).
+  void close_fd(std::size_t i) {
+    {
+      std::lock_guard lock(mu_);
+      if (fd_closed_[i]) return;
+      fd_closed_[i] = true;
+    }
+    ::close(listeners_[i].fd);
   }
 
   void start_serving() {
@@ -96,7 +109,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     for (std::size_t i = 0; i < listeners_.size(); ++i) {
       auto self = shared_from_this();
       if (!run_on_loop(*listeners_[i].loop, [self, i] { self->close_listener(i); })) {
-        ::close(listeners_[i].fd);
+        close_fd(i);
         listener_closed();
       }
     }
@@ -152,7 +165,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     l.backoff.cancel();
     if (l.registered) l.loop->remove_reader(l.fd);
     l.registered = false;
-    ::close(l.fd);
+    close_fd(i);
     listener_closed();
   }
 
@@ -254,6 +267,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   bool serving_ = false;                      // guarded by mu_
   bool closed_ = false;                       // guarded by mu_
   std::size_t open_listeners_;                // guarded by mu_
+  std::vector<bool> fd_closed_;               // guarded by mu_: listener i's fd was closed
   std::size_t active_ = 0;                    // guarded by mu_
   std::vector<Future<void>> closed_waiters_;  // guarded by mu_
   std::optional<Future<void>> forever_;       // guarded by mu_
