@@ -502,6 +502,46 @@ weft::Coro<void> consume_pairs(PairConsumers* s, unsigned seed) {
   }
 }
 
+WEFT_TEST(Compose, AsCompletedGivesBackWhatItsGetsTookAfterTheTimeout) {
+  weft::Queue<int> q;
+  q.put_nowait(1);
+  std::vector<weft::Queue<int>::GetOp> gets;
+  gets.push_back(q.get());
+  gets.push_back(q.get());
+  auto completions = weft::as_completed(std::move(gets), 1ms);
+  auto it = completions.begin();
+  int first = co_await *it;
+  CO_ASSERT_EQ(first, 1);
+  bool timed_out = false;
+  try {
+    (void)co_await *it;
+  } catch (const weft::TimeoutError&) {
+    timed_out = true;
+  }
+  CO_ASSERT_TRUE(timed_out);
+  q.put_nowait(2);  // the second get, still running, takes it; no element will
+  int item = co_await item_given_back(&q);
+  CO_ASSERT_EQ(item, 2);
+}
+
+WEFT_TEST(Compose, AbandonedAsCompletedGivesBackWhatItsGetsTook) {
+  weft::Queue<int> q;
+  {
+    std::vector<weft::Queue<int>::GetOp> gets;
+    for (int i = 0; i < 3; ++i) gets.push_back(q.get());
+    auto completions = weft::as_completed(std::move(gets));
+    q.put_nowait(1);
+    q.put_nowait(2);
+    for (int i = 0; i < 3; ++i) co_await weft::sleep(0ms);  // two gets take an item
+  }  // the last handle goes: nobody can take those results any more
+  int a = co_await item_given_back(&q);
+  int b = co_await item_given_back(&q);
+  CO_ASSERT_EQ(a + b, 3);
+  q.put_nowait(3);  // the third get, still running, takes it
+  int item = co_await item_given_back(&q);
+  CO_ASSERT_EQ(item, 3);
+}
+
 /// Exactly-once accounting through gather over gets, with micro timeouts:
 /// every item put is received by one consumer or left in the queue, once.
 WEFT_TEST_P(ComposeW, GatherOfGetsUnderMicroTimeoutsLosesNoItem) {

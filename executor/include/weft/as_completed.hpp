@@ -15,6 +15,12 @@
 // again; several elements may be awaited concurrently (ASC-03). Coro inputs
 // are wrapped in tasks.
 //
+// Nothing taken is lost (detail/give_back.hpp): a child made from an
+// awaitable that takes something (`q.get()`, `lock.acquire()`) whose result
+// no element will return — it finished after the timeout, or the last
+// AsCompleted handle went before an element took it — gives it back: the
+// item returns to its queue, the permit is released. asyncio drops it.
+//
 // as_completed() must be called on a loop thread (RuntimeError otherwise); the
 // elements may be awaited from any task. AsCompleted is a cheap copyable
 // handle; copies share the iteration.
@@ -26,9 +32,14 @@
 // getters and the pending set are guarded by mu_ (the callbacks run on the
 // loop thread, the getters on any worker); a getter cancelled while waiting
 // loses nothing (a completed item goes to the next getter or stays queued).
+// A child's done callback holds the core weakly; with a give-back it also
+// holds the hook, so a result that arrives after the core died (or after the
+// timeout) goes back; the results still queued when the core dies go back in
+// its destructor (no callback can run then: each holds the core while it runs).
 #pragma once
 
 #include <weft/coro.hpp>
+#include <weft/detail/give_back.hpp>
 #include <weft/event_loop.hpp>
 #include <weft/future.hpp>
 #include <weft/outcome.hpp>
@@ -48,9 +59,15 @@ namespace detail {
 
 class AsCompletedCore : public std::enable_shared_from_this<AsCompletedCore> {
  public:
-  /// `fs` distinct. Registers the callbacks and the timer on the running loop.
+  /// `fs` distinct; `give_backs` parallel to it (empty hooks for children
+  /// the caller holds). Registers the callbacks and the timer on the running loop.
   static std::shared_ptr<AsCompletedCore> start(std::vector<StateRef<FutureBase>> fs,
+                                                std::vector<GiveBack> give_backs,
                                                 std::optional<Duration> timeout);
+  AsCompletedCore() = default;
+  AsCompletedCore(const AsCompletedCore&) = delete;
+  AsCompletedCore& operator=(const AsCompletedCore&) = delete;
+  ~AsCompletedCore();
   /// The next finished child; a null ref once the timeout passed.
   static Coro<StateRef<FutureBase>> next(std::shared_ptr<AsCompletedCore> self);
   /// Claims one element; false when every element has been handed out.
@@ -58,16 +75,22 @@ class AsCompletedCore : public std::enable_shared_from_this<AsCompletedCore> {
   bool exhausted() const noexcept { return left_.load(std::memory_order_acquire) == 0; }
 
  private:
-  void on_done(std::size_t index);
+  struct Finished {
+    StateRef<FutureBase> child;  // null: the TimeoutError sentinel
+    GiveBack give_back;
+  };
+
+  void on_done(std::size_t index, FutureBase& child);
   void on_timeout();
-  void put_locked(StateRef<FutureBase> item);
+  void put_locked(Finished item);
 
   std::mutex mu_;
   std::vector<StateRef<FutureBase>> todo_;  // pending children (null once done); under mu_
   std::vector<CallbackId> ids_;             // written before any callback is registered
+  std::vector<GiveBack> give_backs_;        // parallel to todo_; written before, then read-only
   std::size_t todo_count_ = 0;              // under mu_
   bool timed_out_ = false;                  // under mu_
-  std::deque<StateRef<FutureBase>> done_;   // under mu_
+  std::deque<Finished> done_;               // under mu_
   std::deque<Future<StateRef<FutureBase>>> getters_;  // under mu_
   TimerHandle timer_;                                 // under mu_
   std::atomic<std::size_t> left_{0};                  // elements not yet handed out
@@ -128,14 +151,21 @@ AsCompleted<detail::awaitable_value_t<A>> as_completed(std::vector<A> aws,
   if (!detail::current_loop())
     throw RuntimeError("as_completed: no running event loop on this thread");
   std::vector<detail::StateRef<detail::FutureBase>> states;
+  std::vector<detail::GiveBack> give_backs;
   states.reserve(aws.size());
+  give_backs.reserve(aws.size());
   for (auto& a : aws) {
+    detail::GiveBack g = detail::give_back_of(a);
     Future<T> f = detail::to_future(std::move(a));
     bool seen = false;
     for (const auto& s : states) seen = seen || s.get() == f.state_ptr();
-    if (!seen) states.emplace_back(f.state_ptr());
+    if (!seen) {
+      states.emplace_back(f.state_ptr());
+      give_backs.push_back(g);
+    }
   }
-  return AsCompleted<T>(detail::AsCompletedCore::start(std::move(states), timeout));
+  return AsCompleted<T>(
+      detail::AsCompletedCore::start(std::move(states), std::move(give_backs), timeout));
 }
 
 }  // namespace weft
