@@ -28,6 +28,7 @@
 #include <cerrno>
 #include <chrono>
 #include <mutex>
+#include <unordered_map>
 
 #include "socket_util.hpp"
 #include "transport.hpp"
@@ -95,6 +96,20 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   bool is_serving() const {
     std::lock_guard lock(mu_);
     return serving_;
+  }
+
+  /// Closes (abort = false: flushing first) or aborts every open connection.
+  void close_clients(bool abort) {
+    std::vector<std::shared_ptr<Transport>> clients;
+    {
+      std::lock_guard lock(mu_);
+      clients.reserve(clients_.size());
+      for (auto& [key, weak] : clients_)
+        if (auto t = weak.lock()) clients.push_back(std::move(t));
+    }
+    // Unlocked: an already closed transport runs its close hook (which takes
+    // mu_) from inside close().
+    for (auto& t : clients) abort ? t->abort() : t->close();
   }
 
   void close() {
@@ -213,8 +228,9 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     {
       std::lock_guard lock(mu_);
       ++active_;
+      clients_.emplace(t.get(), t);
     }
-    t->on_closed([self = shared_from_this()] { self->connection_closed(); });
+    t->on_closed([self = shared_from_this(), key = t.get()] { self->connection_closed(key); });
     auto owner = std::make_shared<StreamOwner>(t);
     create_task(
         run_handler(shared_from_this(), StreamReader(t->reader(), owner), StreamWriter(t, owner)));
@@ -244,11 +260,12 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     for (auto& w : waiters) w.state_ptr()->set_value();
   }
 
-  void connection_closed() {
+  void connection_closed(const Transport* key) {
     std::vector<Future<void>> waiters;
     {
       std::lock_guard lock(mu_);
       --active_;
+      clients_.erase(key);
       take_closed_waiters_locked(waiters);
     }
     for (auto& w : waiters) w.state_ptr()->set_value();
@@ -264,13 +281,14 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   const std::string unix_path_;
 
   mutable std::mutex mu_;
-  bool serving_ = false;                      // guarded by mu_
-  bool closed_ = false;                       // guarded by mu_
-  std::size_t open_listeners_;                // guarded by mu_
-  std::vector<bool> fd_closed_;               // guarded by mu_: listener i's fd was closed
-  std::size_t active_ = 0;                    // guarded by mu_
-  std::vector<Future<void>> closed_waiters_;  // guarded by mu_
-  std::optional<Future<void>> forever_;       // guarded by mu_
+  bool serving_ = false;         // guarded by mu_
+  bool closed_ = false;          // guarded by mu_
+  std::size_t open_listeners_;   // guarded by mu_
+  std::vector<bool> fd_closed_;  // guarded by mu_: listener i's fd was closed
+  std::size_t active_ = 0;       // guarded by mu_
+  std::unordered_map<const Transport*, std::weak_ptr<Transport>> clients_;  // guarded by mu_
+  std::vector<Future<void>> closed_waiters_;                                // guarded by mu_
+  std::optional<Future<void>> forever_;                                     // guarded by mu_
 };
 
 namespace {
@@ -339,6 +357,8 @@ Coro<void> Server::start_serving() {
 
 bool Server::is_serving() const { return state_->is_serving(); }
 void Server::close() { state_->close(); }
+void Server::close_clients() { state_->close_clients(false); }
+void Server::abort_clients() { state_->close_clients(true); }
 Coro<void> Server::wait_closed() {
   std::shared_ptr<detail::ServerState> state = state_;
   co_await state->wait_closed();

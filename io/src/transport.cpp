@@ -524,6 +524,16 @@ void Transport::close() {
   run_on_loop(*loop_, [self = shared_from_this()] { self->close_on_loop(); });
 }
 
+void Transport::abort() {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    closing_ = true;
+  }
+  // teardown discards wbuf_ (and cancels a send in flight): abort's contract.
+  run_on_loop(*loop_, [self = shared_from_this()] { self->teardown(nullptr); });
+}
+
 bool Transport::is_closing() const {
   std::lock_guard lock(mu_);
   return closing_;
@@ -623,6 +633,7 @@ Coro<void> StreamWriter::drain() { return detail::Transport::drain(transport_); 
 bool StreamWriter::can_write_eof() const { return transport_->kind() == detail::FdKind::socket; }
 void StreamWriter::write_eof() { transport_->write_eof(); }
 void StreamWriter::close() { transport_->close(); }
+void StreamWriter::abort() { transport_->abort(); }
 bool StreamWriter::is_closing() const { return transport_->is_closing(); }
 Coro<void> StreamWriter::wait_closed() { return transport_->wait_closed(); }
 std::size_t StreamWriter::buffered() const { return transport_->buffered(); }

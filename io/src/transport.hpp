@@ -136,6 +136,8 @@ class Transport : public std::enable_shared_from_this<Transport> {
   static Coro<void> drain(std::shared_ptr<Transport> self);
   void write_eof();
   void close();
+  /// Drops what is buffered and closes at once (asyncio's transport.abort()).
+  void abort();
   bool is_closing() const;
   Coro<void> wait_closed();
   std::size_t buffered() const;

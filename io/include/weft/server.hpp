@@ -44,8 +44,17 @@ class Server {
   Coro<void> start_serving();
   bool is_serving() const;
   /// Stops listening and closes the listening sockets (existing connections
-  /// stay open, as asyncio 3.12). Idempotent.
+  /// stay open, as asyncio: see close_clients()). Idempotent.
   void close();
+  /// Closes every connection the server accepted that is still open, as
+  /// StreamWriter::close() would: each flushes what is buffered, then closes
+  /// its fd; their readers see EOF (asyncio 3.13's Server.close_clients).
+  /// Call close() first so that no new connection arrives meanwhile.
+  /// Idempotent; connections accepted later are not affected.
+  void close_clients();
+  /// Like close_clients() but as StreamWriter::abort(): bytes still buffered
+  /// are dropped and the fds closed at once (asyncio 3.13's abort_clients).
+  void abort_clients();
   /// Completes once the server is closed and every connection it accepted
   /// has been closed.
   Coro<void> wait_closed();

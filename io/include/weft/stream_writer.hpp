@@ -59,6 +59,10 @@ class StreamWriter {
   /// Stops reading, flushes what is buffered, then closes the fd. The paired
   /// reader sees EOF. Idempotent.
   void close();
+  /// Closes at once, dropping the bytes still buffered (asyncio's
+  /// writer.transport.abort()); the paired reader sees EOF and wait_closed()
+  /// completes without error. Idempotent; after close() it cuts the flush short.
+  void abort();
   /// True from the moment close() is called (or the connection was lost).
   bool is_closing() const;
   /// Completes once the fd is closed.
