@@ -1,10 +1,13 @@
 // Networking beyond asyncio's basics (issue 19): graceful close of a
-// server's connections (close_clients / abort_clients). Run at 1, 2 and 8
+// server's connections (close_clients / abort_clients); reads without
+// copies (readinto, read handing its buffer over). Run at 1, 2 and 8
 // workers, and by ctest on io_uring and on epoll (tests/CMakeLists.txt).
 #include <weft/io.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -146,6 +149,121 @@ WEFT_TEST_P(NetWorkers, WriterAbortCutsAFlushShortAndDrainReportsIt) {
   server.close();
   server.close_clients();
   co_await closed_within(server, 10s);
+}
+
+// ------------------------------------------------------- buffers, no copies
+
+namespace {
+// Echoes through readinto with one fixed buffer until EOF.
+Coro<void> readinto_echo(StreamReader r, StreamWriter w) {
+  std::vector<std::byte> buf(16 * 1024);
+  for (;;) {
+    std::size_t n = co_await r.readinto(buf);
+    if (n == 0) break;
+    w.write(std::string_view(reinterpret_cast<const char*>(buf.data()), n));
+    co_await w.drain();
+  }
+  w.close();
+}
+}  // namespace
+
+WEFT_TEST_P(NetWorkers, ReadintoEchoesEveryByteInOrder) {
+  weft::ClientHandler handler = readinto_echo;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  std::string sent(static_cast<std::size_t>(weft::testing::scaled(4 * 1024 * 1024)), '\0');
+  for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 131 % 251);
+  auto writer = [](StreamWriter w, const std::string* data) -> Coro<void> {
+    for (std::size_t off = 0; off < data->size(); off += 100 * 1000) {
+      w.write(std::string_view(*data).substr(off, 100 * 1000));
+      co_await w.drain();
+    }
+    w.write_eof();
+  };
+  auto sending = weft::create_task(writer(w, &sent));
+  // The client reads with readinto too, in odd-sized pieces.
+  std::string got;
+  std::vector<std::byte> piece(3001);
+  for (;;) {
+    std::size_t n = co_await r.readinto(piece);
+    if (n == 0) break;
+    got.append(reinterpret_cast<const char*>(piece.data()), n);
+  }
+  co_await sending;
+  EXPECT_EQ(got.size(), sent.size());
+  EXPECT_TRUE(got == sent);
+  EXPECT_TRUE(r.at_eof());
+  w.close();
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+WEFT_TEST(Net, ReadintoOnAStandaloneReader) {
+  StreamReader r;
+  std::vector<std::byte> buf(4);
+  std::size_t none = co_await r.readinto(std::span<std::byte>());
+  EXPECT_EQ(none, 0u);  // an empty buffer never waits
+  r.feed_data("abcdef");
+  std::size_t n = co_await r.readinto(buf);
+  EXPECT_EQ(n, 4u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), n), "abcd");
+  n = co_await r.readinto(buf);
+  EXPECT_EQ(n, 2u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), n), "ef");
+  // Waits while empty; a feed wakes it.
+  auto waiting = weft::create_task(r.readinto(buf));
+  co_await weft::sleep(1ms);
+  EXPECT_FALSE(waiting.done());
+  r.feed_data("xyz");
+  n = co_await waiting;
+  EXPECT_EQ(n, 3u);
+  // A second concurrent read is an error, as asyncio.
+  auto first = weft::create_task(r.readinto(buf));
+  co_await weft::sleep(1ms);
+  bool raised = false;
+  try {
+    co_await r.readinto(buf);
+  } catch (const weft::RuntimeError&) {
+    raised = true;
+  }
+  EXPECT_TRUE(raised);
+  // A cancelled readinto leaves the buffer and what arrives later intact.
+  first.cancel();
+  bool cancelled = co_await weft::testing::raises_cancelled(first);
+  EXPECT_TRUE(cancelled);
+  r.feed_data("q");
+  r.feed_eof();
+  n = co_await r.readinto(buf);
+  EXPECT_EQ(n, 1u);
+  n = co_await r.readinto(buf);
+  EXPECT_EQ(n, 0u);  // EOF
+  EXPECT_TRUE(r.at_eof());
+  // The stored error is raised.
+  StreamReader failing;
+  failing.set_exception(std::make_exception_ptr(weft::RuntimeError("boom")));
+  raised = false;
+  try {
+    co_await failing.readinto(buf);
+  } catch (const weft::RuntimeError&) {
+    raised = true;
+  }
+  EXPECT_TRUE(raised);
+}
+
+WEFT_TEST(Net, ReadTakingEverythingHandsTheBufferOver) {
+  StreamReader r;
+  std::string big(100000, 'b');
+  r.feed_data(big);
+  std::string part = co_await r.read(10);  // a copy of the front
+  EXPECT_EQ(part, std::string(10, 'b'));
+  std::string rest = co_await r.read(1 << 20);  // everything else
+  EXPECT_EQ(rest.size(), big.size() - 10);
+  r.feed_data("more");
+  std::string all = co_await r.read(100);  // the whole buffer, handed over
+  EXPECT_EQ(all, "more");
+  r.feed_data("again");
+  std::string again = co_await r.read(5);
+  EXPECT_EQ(again, "again");
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, NetWorkers, weft::testing::kWorkerCounts,

@@ -8,6 +8,7 @@
 #include <weft/stream_reader.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "transport.hpp"
@@ -172,12 +173,46 @@ Coro<std::string> ReaderState::read(std::shared_ptr<ReaderState> self, ssize_t n
         wait = self->wait_locked("read", resume);
       } else {
         std::size_t take = std::min<std::size_t>(avail, static_cast<std::size_t>(n));
-        out.assign(self->buffer_, self->pos_, take);
-        resume = self->consume_locked(take);
+        if (take == avail && self->pos_ == 0) {
+          // Everything buffered, from its start: hand the buffer itself over
+          // (no copy); the next feed_data starts a new one.
+          out = std::move(self->buffer_);
+          self->buffer_.clear();
+          resume = self->consume_locked(0);
+        } else {
+          out.assign(self->buffer_, self->pos_, take);
+          resume = self->consume_locked(take);
+        }
       }
     }
     if (resume) self->resume_transport();
     if (!wait) co_return out;
+    co_await std::move(*wait);
+  }
+}
+
+Coro<std::size_t> ReaderState::readinto(std::shared_ptr<ReaderState> self,
+                                        std::span<std::byte> into) {
+  if (!coop_take()) co_await weft::sleep(Duration::zero());
+  for (;;) {
+    std::optional<Future<void>> wait;
+    bool resume = false;
+    std::size_t take = 0;
+    {
+      std::unique_lock lock(self->mu_);
+      if (self->error_) std::rethrow_exception(self->error_);
+      if (into.empty()) co_return 0;
+      std::size_t avail = self->buffer_.size() - self->pos_;
+      if (avail == 0 && !self->eof_) {
+        wait = self->wait_locked("readinto", resume);
+      } else {
+        take = std::min(avail, into.size());
+        std::memcpy(into.data(), self->buffer_.data() + self->pos_, take);
+        resume = self->consume_locked(take);
+      }
+    }
+    if (resume) self->resume_transport();
+    if (!wait) co_return take;
     co_await std::move(*wait);
   }
 }
@@ -315,6 +350,9 @@ StreamReader::StreamReader(std::shared_ptr<detail::ReaderState> state,
     : state_(std::move(state)), owner_(std::move(owner)) {}
 
 Coro<std::string> StreamReader::read(ssize_t n) { return detail::ReaderState::read(state_, n); }
+Coro<std::size_t> StreamReader::readinto(std::span<std::byte> buffer) {
+  return detail::ReaderState::readinto(state_, buffer);
+}
 Coro<std::string> StreamReader::readline() { return detail::ReaderState::readline(state_); }
 Coro<std::string> StreamReader::readexactly(ssize_t n) {
   return detail::ReaderState::readexactly(state_, n);

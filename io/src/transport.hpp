@@ -53,6 +53,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,7 @@ class ReaderState {
 
   // The reads take the state by shared_ptr so that the frame keeps it alive.
   static Coro<std::string> read(std::shared_ptr<ReaderState> self, ssize_t n);
+  static Coro<std::size_t> readinto(std::shared_ptr<ReaderState> self, std::span<std::byte> into);
   static Coro<std::string> readexactly(std::shared_ptr<ReaderState> self, ssize_t n);
   static Coro<std::string> readuntil(std::shared_ptr<ReaderState> self,
                                      std::vector<std::string> separators);

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,7 +53,16 @@ class StreamReader {
 
   /// Up to n bytes, waiting only while the buffer is empty; n < 0 reads to
   /// EOF; "" at EOF or for n == 0. Ignores the limit (STRM-01).
+  /// When it takes everything buffered the buffer itself is handed over,
+  /// without a copy.
   Coro<std::string> read(ssize_t n = -1);
+  /// Up to buffer.size() bytes into `buffer`, waiting only while nothing is
+  /// buffered: the bytes read (as Python's readinto), 0 at EOF or for an
+  /// empty buffer. No allocation: the bytes are copied once, from the
+  /// reader's buffer into yours. `buffer` must stay valid until the read
+  /// completes; a read cancelled while waiting leaves it untouched. Errors as
+  /// read(): the connection's error, RuntimeError for a concurrent read.
+  Coro<std::size_t> readinto(std::span<std::byte> buffer);
   /// Up to and including "\n"; a partial line at EOF; "" at EOF (STRM-02).
   /// @throws ValueError for a line over the limit (the data is consumed, STRM-03).
   Coro<std::string> readline();
