@@ -1,12 +1,19 @@
 // Networking beyond asyncio's basics (issue 19): graceful close of a
-// server's connections (close_clients / abort_clients); reads without
-// copies (readinto, read handing its buffer over). Run at 1, 2 and 8
+// server's connections (close_clients / abort_clients); reads and writes
+// without copies (readinto, read handing its buffer over, writes taking
+// strings and vectors over, writelines as one vectored send). Run at 1, 2 and 8
 // workers, and by ctest on io_uring and on epoll (tests/CMakeLists.txt).
+#include <weft/detail/fd_stream.hpp>
 #include <weft/io.hpp>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -266,5 +273,169 @@ WEFT_TEST(Net, ReadTakingEverythingHandsTheBufferOver) {
   EXPECT_EQ(again, "again");
 }
 
-INSTANTIATE_TEST_SUITE_P(Workers, NetWorkers, weft::testing::kWorkerCounts,
+// ------------------------------------------------------ writes, no copies
+
+namespace {
+// The sender's script: every kind of write, interleaved, with the bytes the
+// reader must see in that order. Sizes vary from 1 byte to far more than a
+// socket buffer holds, so that some writes are sent at once, some in part and
+// some queued behind others.
+struct Script {
+  std::string expected;
+  std::size_t steps = 0;
+};
+
+std::string block(std::size_t step, std::size_t size) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('A' + (step * 13 + i) % 57);
+  return s;
+}
+
+Coro<void> run_script(StreamWriter w, Script* script, std::size_t steps) {
+  for (std::size_t step = 0; step < steps; ++step) {
+    const std::size_t size = step % 5 == 4 ? 300 * 1000 + step : 1 + step * 37 % 5000;
+    std::string data = block(step, size);
+    script->expected += data;
+    switch (step % 5) {
+      case 0:
+        w.write(std::string_view(data));
+        break;
+      case 1:
+        w.write(std::move(data));
+        break;
+      case 2: {
+        std::vector<std::byte> bytes(data.size());
+        std::memcpy(bytes.data(), data.data(), data.size());
+        w.write(std::move(bytes));
+        break;
+      }
+      case 3: {
+        // More lines than one vectored send takes (WriteQueue::kMaxIov).
+        std::vector<std::string> lines;
+        for (std::size_t i = 0; i < data.size(); i += 50) lines.push_back(data.substr(i, 50));
+        if (step % 2 == 0)
+          w.writelines(lines);
+        else
+          w.writelines(std::move(lines));
+        break;
+      }
+      default:
+        w.write(std::move(data));  // far more than the socket takes at once
+        break;
+    }
+    if (step % 7 == 6) co_await w.drain();
+  }
+  co_await w.drain();
+  w.write_eof();
+}
+}  // namespace
+
+WEFT_TEST_P(NetWorkers, EveryKindOfWriteArrivesInOrder) {
+  weft::ClientHandler handler = [](StreamReader r, StreamWriter w) -> Coro<void> {
+    Script script;
+    co_await run_script(w, &script, static_cast<std::size_t>(weft::testing::scaled(200)));
+    std::string ack = co_await r.read(-1);
+    EXPECT_EQ(ack, "");
+    w.close();
+  };
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  // The reader side builds the same script to compare with.
+  Script expect;
+  std::string got = co_await r.read(-1);
+  for (std::size_t step = 0; step < static_cast<std::size_t>(weft::testing::scaled(200)); ++step) {
+    const std::size_t size = step % 5 == 4 ? 300 * 1000 + step : 1 + step * 37 % 5000;
+    expect.expected += block(step, size);
+  }
+  EXPECT_EQ(got.size(), expect.expected.size());
+  EXPECT_TRUE(got == expect.expected);
+  w.close();
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+WEFT_TEST_P(NetWorkers, WritesFromTheLoopAndFromOtherWorkersInterleaveWhole) {
+  // Tasks on every worker each write whole messages (moved in, and as
+  // writelines): the bytes of one write are never split by another's.
+  constexpr std::size_t kWriters = 8;
+  const std::size_t per_writer = static_cast<std::size_t>(weft::testing::scaled(400));
+  weft::ClientHandler handler = [](StreamReader r, StreamWriter w) -> Coro<void> {
+    std::string all = co_await r.read(-1);
+    w.write(std::to_string(all.size()));
+    w.close();
+  };
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  auto writer = [](StreamWriter w, std::size_t id, std::size_t n) -> Coro<void> {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string msg = "<" + std::to_string(id) + ":" + std::string(100 + i % 900, 'm') + ">";
+      if (i % 2 == 0) {
+        w.write(std::move(msg));
+      } else {
+        std::vector<std::string> parts{msg.substr(0, 10), msg.substr(10)};
+        w.writelines(std::move(parts));
+      }
+      if (i % 16 == 0) co_await w.drain();
+    }
+  };
+  std::vector<weft::Task<void>> tasks;
+  std::size_t total = 0;
+  for (std::size_t id = 0; id < kWriters; ++id) {
+    tasks.push_back(weft::create_task(writer(w, id, per_writer)));
+    for (std::size_t i = 0; i < per_writer; ++i)
+      total += 2 + std::to_string(id).size() + 1 + 100 + i % 900;
+  }
+  for (auto& t : tasks) co_await t;
+  co_await w.drain();
+  w.write_eof();
+  std::string count = co_await r.read(-1);
+  EXPECT_EQ(count, std::to_string(total));
+  w.close();
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+// On a SOCK_SEQPACKET pair each send is one message: writelines arrives as
+// one, so it went as one vectored send.
+WEFT_TEST_P(NetWorkers, WritelinesIsOneVectoredSend) {
+  int fds[2];
+  CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  auto [r, w] = weft::detail::make_fd_streams(fds[0], weft::detail::FdKind::socket);
+  std::vector<std::string> lines{"one ", "two ", "three"};
+  for (int round = 0; round < 2; ++round) {
+    if (round == 0)
+      w.writelines(lines);
+    else
+      w.writelines(std::move(lines));
+    char buf[256];
+    ssize_t n = -1;
+    for (int tries = 0; tries < 5000 && n < 0; ++tries) {
+      n = ::recv(fds[1], buf, sizeof buf, MSG_DONTWAIT);
+      if (n < 0) co_await weft::sleep(1ms);
+    }
+    CO_ASSERT_EQ(std::string(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0))),
+                 "one two three");
+  }
+  w.close();
+  co_await w.wait_closed();
+  ::close(fds[1]);
+}
+
+WEFT_TEST(Net, WritesAfterWriteEofOrCloseBehaveAsBefore) {
+  int fds[2];
+  CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  auto [r, w] = weft::detail::make_fd_streams(fds[0], weft::detail::FdKind::socket);
+  w.write(std::string());  // nothing: ignored
+  w.writelines(std::vector<std::string>{"", ""});
+  EXPECT_EQ(w.buffered(), 0u);
+  w.write_eof();
+  EXPECT_THROW(w.write(std::string("x")), weft::RuntimeError);
+  EXPECT_THROW(w.write(std::vector<std::byte>(1)), weft::RuntimeError);
+  EXPECT_THROW(w.writelines(std::vector<std::string>{"x"}), weft::RuntimeError);
+  w.close();
+  co_await w.wait_closed();
+  ::close(fds[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, NetWorkers, ::testing::Values(1u, 2u, 4u, 8u),
                          weft::testing::worker_name);

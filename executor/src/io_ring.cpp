@@ -334,6 +334,17 @@ void IoRing::prep_send(IoOp& op, int fd, const char* data, std::size_t size) {
   start(op);
 }
 
+void IoRing::prep_sendmsg(IoOp& op, int fd, const ::msghdr* msg) {
+  io_uring_sqe* sqe = next_sqe();
+  sqe->opcode = IORING_OP_SENDMSG;
+  sqe->fd = fd;
+  sqe->addr = reinterpret_cast<std::uint64_t>(msg);
+  sqe->len = 1;
+  sqe->msg_flags = MSG_NOSIGNAL;
+  sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
+  start(op);
+}
+
 void IoRing::prep_cancel(IoOp& op) {
   if (!op.active_) return;
   io_uring_sqe* sqe = next_sqe();

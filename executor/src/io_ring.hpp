@@ -54,6 +54,7 @@
 #include <string_view>
 
 struct io_uring_sqe;  // <linux/io_uring.h>, included by io_ring.cpp only
+struct msghdr;        // <sys/socket.h>
 
 namespace weft::detail {
 
@@ -116,6 +117,9 @@ class IoRing {
   /// One send of [data, data + size) with MSG_NOSIGNAL; the bytes must stay
   /// untouched until op's completion.
   void prep_send(IoOp& op, int fd, const char* data, std::size_t size);
+  /// One sendmsg with MSG_NOSIGNAL (a vectored send); `msg`, its iovecs and
+  /// their bytes must stay untouched until op's completion.
+  void prep_sendmsg(IoOp& op, int fd, const ::msghdr* msg);
   /// Asks the kernel to cancel op's outstanding request (no-op if inactive).
   void prep_cancel(IoOp& op);
 

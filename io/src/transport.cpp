@@ -9,8 +9,10 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <mutex>
 
@@ -159,15 +161,84 @@ void Transport::on_recv(int res, std::uint32_t flags) noexcept {
   if (!more) op_done();
 }
 
-void Transport::start_send_locked() {
-  if (wpos_ > 0) {
-    wbuf_.erase(0, wpos_);
-    wpos_ = 0;
+// ---------------------------------------------------------------- WriteQueue
+
+void WriteQueue::push(WriteChunk chunk, std::size_t skip) {
+  if (chunk.size() <= skip) return;
+  if (chunks_.empty()) front_off_ = skip;
+  bytes_ += chunk.size() - skip;
+  chunks_.push_back(std::move(chunk));
+}
+
+void WriteQueue::append_copy(std::string_view data) {
+  if (data.empty()) return;
+  bytes_ += data.size();
+  if (!chunks_.empty() && chunks_.back().ours && !(chunks_.size() == 1 && front_off_ > 0)) {
+    chunks_.back().str.append(data);
+    return;
   }
-  sending_.swap(wbuf_);
-  wbuf_.clear();
-  sent_ = 0;
-  ring_->prep_send(send_op_, fd_, sending_.data(), sending_.size());
+  WriteChunk chunk;
+  chunk.str.assign(data);
+  chunk.ours = true;
+  chunks_.push_back(std::move(chunk));
+}
+
+int WriteQueue::gather(::iovec* iov, int max) const noexcept {
+  int n = 0;
+  std::size_t off = front_off_;
+  for (auto it = chunks_.begin(); it != chunks_.end() && n < max; ++it, off = 0) {
+    iov[n].iov_base = const_cast<char*>(it->data() + off);
+    iov[n].iov_len = it->size() - off;
+    ++n;
+  }
+  return n;
+}
+
+void WriteQueue::consume(std::size_t n) noexcept {
+  bytes_ -= n;
+  while (n > 0) {
+    const std::size_t left = chunks_.front().size() - front_off_;
+    if (n < left) {
+      front_off_ += n;
+      return;
+    }
+    n -= left;
+    chunks_.pop_front();
+    front_off_ = 0;
+  }
+  if (bytes_ == 0) {
+    chunks_.clear();
+    front_off_ = 0;
+  }
+}
+
+void WriteQueue::clear() noexcept {
+  chunks_.clear();
+  front_off_ = 0;
+  bytes_ = 0;
+}
+
+void WriteQueue::swap(WriteQueue& other) noexcept {
+  chunks_.swap(other.chunks_);
+  std::swap(front_off_, other.front_off_);
+  std::swap(bytes_, other.bytes_);
+}
+
+// ------------------------------------------------------------ ring sends
+
+void Transport::start_send_locked() {
+  // Whatever is in sending_ goes first (a partial send's rest); else the queue.
+  if (sending_.empty()) sending_.swap(wbuf_);
+  const int count = sending_.gather(send_iov_.data(), static_cast<int>(send_iov_.size()));
+  if (count == 1) {
+    ring_->prep_send(send_op_, fd_, static_cast<const char*>(send_iov_[0].iov_base),
+                     send_iov_[0].iov_len);
+  } else {
+    send_msg_ = {};
+    send_msg_.msg_iov = send_iov_.data();
+    send_msg_.msg_iovlen = static_cast<std::size_t>(count);
+    ring_->prep_sendmsg(send_op_, fd_, &send_msg_);
+  }
   send_active_ = true;
   op_issued();
 }
@@ -192,24 +263,17 @@ void Transport::on_sent(int res) noexcept {
     send_active_ = false;
     if (closed_) {
       sending_.clear();
-      sent_ = 0;
     } else if (res == -ECANCELED) {
       // The thread that submitted it exited (a standalone loop now run by
       // another thread): the bytes were not sent, so send them again.
-      ring_->prep_send(send_op_, fd_, sending_.data() + sent_, sending_.size() - sent_);
-      send_active_ = true;
-      op_issued();
+      start_send_locked();
     } else if (res < 0) {
       error = std::make_exception_ptr(os_error(-res, op_name("send to", "write")));
     } else {
-      sent_ += static_cast<std::size_t>(res);
-      if (sent_ < sending_.size()) {
-        ring_->prep_send(send_op_, fd_, sending_.data() + sent_, sending_.size() - sent_);
-        send_active_ = true;
-        op_issued();
+      sending_.consume(static_cast<std::size_t>(res));
+      if (!sending_.empty()) {
+        start_send_locked();  // the rest of this send, before anything queued since
       } else {
-        sending_.clear();
-        sent_ = 0;
         if (pending_locked() > 0) {
           start_send_locked();
         } else {
@@ -281,9 +345,11 @@ void Transport::on_writable() {
   {
     std::lock_guard lock(mu_);
     while (pending_locked() > 0) {
-      ssize_t n = send_some(wbuf_.data() + wpos_, pending_locked());
+      std::array<::iovec, WriteQueue::kMaxIov> iov;
+      const int count = wbuf_.gather(iov.data(), static_cast<int>(iov.size()));
+      ssize_t n = send_iov(iov.data(), count);
       if (n >= 0) {
-        wpos_ += static_cast<std::size_t>(n);
+        wbuf_.consume(static_cast<std::size_t>(n));
         continue;
       }
       if (n != -EAGAIN) {
@@ -294,8 +360,6 @@ void Transport::on_writable() {
     }
     if (!error) {
       if (pending_locked() == 0) {
-        wbuf_.clear();
-        wpos_ = 0;
         want_writer_ = false;
         flushed = true;
         if (eof_requested_ && !eof_sent_) {
@@ -303,9 +367,6 @@ void Transport::on_writable() {
           eof_sent_ = true;
         }
         finish_close = closing_;
-      } else if (wpos_ >= wbuf_.size() / 2) {
-        wbuf_.erase(0, wpos_);
-        wpos_ = 0;
       }
       if (pending_locked() <= low_) waiters.swap(drain_waiters_);
     }
@@ -351,11 +412,8 @@ void Transport::teardown(std::exception_ptr error) {
     if (error && !error_) error_ = error;
     waiters.swap(drain_waiters_);
     wbuf_.clear();
-    wpos_ = 0;
-    if (!send_active_) {  // else the kernel still reads them: cleared by the completion
-      sending_.clear();
-      sent_ = 0;
-    }
+    if (!send_active_)
+      sending_.clear();  // else the kernel still reads them: cleared by the completion
     want_writer_ = false;
   }
   close_error_ = error;
@@ -421,10 +479,13 @@ void Transport::fail(std::exception_ptr error) {
 
 // ------------------------------------------------------------- any thread
 
-ssize_t Transport::send_some(const char* data, std::size_t size) {
+ssize_t Transport::send_iov(const ::iovec* iov, int count) {
+  ::msghdr msg{};
+  msg.msg_iov = const_cast<::iovec*>(iov);
+  msg.msg_iovlen = static_cast<std::size_t>(count);
   for (;;) {
-    ssize_t n = kind_ == FdKind::socket ? ::send(fd_, data, size, MSG_NOSIGNAL | MSG_DONTWAIT)
-                                        : ::write(fd_, data, size);
+    ssize_t n = kind_ == FdKind::socket ? ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT)
+                                        : ::writev(fd_, iov, count);
     if (n >= 0) return n;
     if (errno == EINTR) continue;
     if (errno == EWOULDBLOCK) return -EAGAIN;
@@ -432,30 +493,57 @@ ssize_t Transport::send_some(const char* data, std::size_t size) {
   }
 }
 
-void Transport::write(std::string_view data) {
+void Transport::write(std::span<const std::string_view> pieces, WriteChunk* owned) {
   if (!writable_) throw RuntimeError("write: this stream is not writable");
   std::exception_ptr error;
   bool arm = false, kick = false;
   {
     std::lock_guard lock(mu_);
     if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
-    if (closing_ || closed_ || error_ || data.empty()) return;
+    if (closing_ || closed_ || error_) return;
+    std::size_t total = 0;
+    for (std::string_view p : pieces) total += p.size();
+    if (total == 0) return;
     // With a ring, a write on the loop's thread joins the iteration's batch
     // of sends; one from elsewhere sends at once when nothing is queued.
     const bool on_loop = ring_ && current_loop() == loop_;
+    std::size_t sent = 0;
     if (pending_locked() == 0 && !on_loop) {
-      ssize_t n = send_some(data.data(), data.size());
-      if (n == static_cast<ssize_t>(data.size())) return;
+      std::array<::iovec, WriteQueue::kMaxIov> iov;
+      int count = 0;
+      for (std::string_view p : pieces) {
+        if (p.empty()) continue;
+        if (count == WriteQueue::kMaxIov) break;  // the rest is queued
+        iov[count].iov_base = const_cast<char*>(p.data());
+        iov[count].iov_len = p.size();
+        ++count;
+      }
+      ssize_t n = send_iov(iov.data(), count);
+      if (n == static_cast<ssize_t>(total)) return;
       if (n == -EAGAIN) {
         n = 0;
       } else if (n < 0) {
         std::string op = op_name("send to", "write");
         error = std::make_exception_ptr(os_error(static_cast<int>(-n), op));
       }
-      if (!error) data.remove_prefix(static_cast<std::size_t>(n));
+      if (!error) sent = static_cast<std::size_t>(n);
     }
     if (!error) {
-      wbuf_.append(data);
+      // Queue what the kernel did not take: moved in where the caller gave
+      // up the bytes, copied otherwise. Only the first piece queued can be
+      // partly sent, and the queue was empty then (WriteQueue::push).
+      for (std::size_t i = 0; i < pieces.size(); ++i) {
+        const std::size_t size = pieces[i].size();
+        if (sent >= size) {
+          sent -= size;
+          continue;
+        }
+        if (owned)
+          wbuf_.push(std::move(owned[i]), sent);
+        else
+          wbuf_.append_copy(pieces[i].substr(sent));
+        sent = 0;
+      }
       if (ring_) {
         if (send_active_) {
           // The running send's completion takes wbuf_ along.
@@ -623,11 +711,34 @@ StreamWriter::StreamWriter(std::shared_ptr<detail::Transport> transport,
                            std::shared_ptr<detail::StreamOwner> owner)
     : transport_(std::move(transport)), owner_(std::move(owner)) {}
 
-void StreamWriter::write(std::string_view data) { transport_->write(data); }
+void StreamWriter::write(std::string_view data) { transport_->write({&data, 1}, nullptr); }
+void StreamWriter::write(const char* data) { write(std::string_view(data)); }
+void StreamWriter::write(std::string&& data) {
+  detail::WriteChunk chunk;
+  chunk.str = std::move(data);
+  const std::string_view view(chunk.str);
+  transport_->write({&view, 1}, &chunk);
+}
+void StreamWriter::write(std::vector<std::byte>&& data) {
+  detail::WriteChunk chunk;
+  chunk.bytes = std::move(data);
+  chunk.is_bytes = true;
+  const std::string_view view(chunk.data(), chunk.size());
+  transport_->write({&view, 1}, &chunk);
+}
 void StreamWriter::writelines(const std::vector<std::string>& lines) {
-  std::string joined;
-  for (const std::string& l : lines) joined += l;
-  transport_->write(joined);
+  std::vector<std::string_view> views(lines.begin(), lines.end());
+  transport_->write(views, nullptr);
+}
+void StreamWriter::writelines(std::vector<std::string>&& lines) {
+  std::vector<detail::WriteChunk> chunks(lines.size());
+  std::vector<std::string_view> views;
+  views.reserve(lines.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    chunks[i].str = std::move(lines[i]);
+    views.emplace_back(chunks[i].str);
+  }
+  transport_->write(views, chunks.data());
 }
 Coro<void> StreamWriter::drain() { return detail::Transport::drain(transport_); }
 bool StreamWriter::can_write_eof() const { return transport_->kind() == detail::FdKind::socket; }

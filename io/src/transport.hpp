@@ -47,7 +47,12 @@
 #include <weft/event_loop.hpp>
 #include <weft/future.hpp>
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
 #include <cstddef>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -114,6 +119,51 @@ class ReaderState {
   std::weak_ptr<Transport> transport_;  // guarded by mu_
 };
 
+/// One buffered write's bytes, owned by the transport: copied in (`ours`:
+/// later small writes may be appended) or moved in from the caller.
+struct WriteChunk {
+  std::string str;               // the bytes, unless is_bytes
+  std::vector<std::byte> bytes;  // the bytes, if is_bytes
+  bool is_bytes = false;
+  bool ours = false;
+  const char* data() const noexcept {
+    return is_bytes ? reinterpret_cast<const char*>(bytes.data()) : str.data();
+  }
+  std::size_t size() const noexcept { return is_bytes ? bytes.size() : str.size(); }
+};
+
+/// The bytes a transport has yet to send, as a queue of chunks so that a
+/// moved-in string or vector is sent from where it lies (no copy) and many
+/// chunks go in one vectored send. Not thread-safe (the transport's mu_).
+/// Pushing never moves the bytes of chunks already queued (std::deque keeps
+/// its elements in place and a chunk's heap buffer moves with it), so iovecs
+/// gathered from the front stay valid while a send reads them.
+class WriteQueue {
+ public:
+  /// Most iovecs one gather() fills (below IOV_MAX).
+  static constexpr int kMaxIov = 64;
+
+  std::size_t bytes() const noexcept { return bytes_; }
+  bool empty() const noexcept { return bytes_ == 0; }
+  /// Queues `chunk` after the first `skip` of its bytes (already sent). A
+  /// non-zero skip only on an empty queue: a direct send is tried only then.
+  void push(WriteChunk chunk, std::size_t skip);
+  /// Queues a copy of `data`, appended to the last chunk when that is ours
+  /// and not also the partly sent front (which would then never shrink).
+  void append_copy(std::string_view data);
+  /// Fills up to `max` iovecs from the front; returns how many.
+  int gather(::iovec* iov, int max) const noexcept;
+  /// Drops the first n bytes (n <= bytes()).
+  void consume(std::size_t n) noexcept;
+  void clear() noexcept;
+  void swap(WriteQueue& other) noexcept;
+
+ private:
+  std::deque<WriteChunk> chunks_;
+  std::size_t front_off_ = 0;  // bytes of chunks_.front() already sent
+  std::size_t bytes_ = 0;      // unsent bytes in all
+};
+
 class Transport : public std::enable_shared_from_this<Transport> {
  public:
   /// Takes ownership of `fd`; call start() once the shared_ptr exists.
@@ -133,7 +183,10 @@ class Transport : public std::enable_shared_from_this<Transport> {
   FdKind kind() const noexcept { return kind_; }
 
   // --- StreamWriter (any thread) ---
-  void write(std::string_view data);
+  /// Writes `pieces` in order, as one vectored send where nothing is queued.
+  /// `owned`: null (what is not sent at once is copied), or one chunk per
+  /// piece holding its bytes, moved into the queue instead.
+  void write(std::span<const std::string_view> pieces, WriteChunk* owned);
   /// Static so that the frame holds the transport alive.
   static Coro<void> drain(std::shared_ptr<Transport> self);
   void write_eof();
@@ -198,11 +251,10 @@ class Transport : public std::enable_shared_from_this<Transport> {
   /// "<verb> <peer>" for error messages, `without_peer` when there is no peer.
   std::string op_name(const char* verb, const char* without_peer) const;
 
-  /// Sends what it can of `data`; returns bytes sent, or -errno on failure.
-  ssize_t send_some(const char* data, std::size_t size);
-  std::size_t pending_locked() const noexcept {
-    return wbuf_.size() - wpos_ + sending_.size() - sent_;
-  }
+  /// One sendmsg (socket) or writev (pipe) of `iov`; returns the bytes
+  /// sent, or -errno on failure (-EAGAIN when it would block).
+  ssize_t send_iov(const ::iovec* iov, int count);
+  std::size_t pending_locked() const noexcept { return wbuf_.bytes() + sending_.bytes(); }
   void take_waiters_locked(std::vector<Future<void>>& out);
 
   EventLoop* const loop_;
@@ -228,10 +280,10 @@ class Transport : public std::enable_shared_from_this<Transport> {
   std::exception_ptr close_error_;        // teardown's error, for wait_closed
 
   mutable std::mutex mu_;
-  std::string wbuf_;            // guarded by mu_; unsent bytes start at wpos_
-  std::size_t wpos_ = 0;        // guarded by mu_
-  std::string sending_;         // guarded by mu_ (ring): the in-flight send's bytes
-  std::size_t sent_ = 0;        // guarded by mu_ (ring): of sending_, bytes already sent
+  WriteQueue wbuf_;     // guarded by mu_: unsent bytes not in flight
+  WriteQueue sending_;  // guarded by mu_ (ring): the in-flight send's bytes
+  std::array<::iovec, WriteQueue::kMaxIov> send_iov_{};  // guarded by mu_ (ring): in flight
+  ::msghdr send_msg_{};                                  // guarded by mu_ (ring): in flight
   bool send_active_ = false;    // guarded by mu_ (ring): a send request is outstanding
   bool kick_queued_ = false;    // guarded by mu_ (ring): kick_send is queued to the loop
   std::size_t high_;            // guarded by mu_

@@ -6,11 +6,12 @@
 //
 // write() never blocks and never suspends: when nothing is queued it sends at
 // once, and whatever the kernel does not take is buffered and flushed by the
-// loop that owns the fd. drain() waits while more than the high-water mark
-// (64 KiB) is buffered, until the buffer falls to the low-water mark
-// (high / 4), and raises the connection's error if it broke (STRM-13).
-// Sends use MSG_NOSIGNAL: a peer that goes away gives std::system_error
-// (connection_reset / broken_pipe) from drain(), never SIGPIPE.
+// loop that owns the fd. Buffered bytes are a queue of chunks sent with one
+// vectored send: a string or vector handed over with std::move is sent from
+// its own buffer, never copied; bytes given as a view are copied. drain() waits while more than the
+// high-water mark (64 KiB) is buffered, until the buffer falls to the low-water mark (high / 4),
+// and raises the connection's error if it broke (STRM-13). Sends use MSG_NOSIGNAL: a peer that goes
+// away gives std::system_error (connection_reset / broken_pipe) from drain(), never SIGPIPE.
 //
 // Threading: every member may be called from any thread and from tasks on
 // any worker; calls are serialised by the connection's lock. Handles must not
@@ -45,7 +46,19 @@ class StreamWriter {
   /// close() or once the connection is lost (as asyncio; drain() reports it).
   /// @throws RuntimeError after write_eof().
   void write(std::string_view data);
+  /// A NUL-terminated string (a literal): as write(std::string_view).
+  void write(const char* data);
+  /// Takes the string over: what the kernel does not take at once is sent
+  /// later from the string's own buffer, never copied.
+  void write(std::string&& data);
+  /// Takes the vector over, as write(std::string&&).
+  void write(std::vector<std::byte>&& data);
+  /// Writes every line in order as one vectored send (sendmsg, or one
+  /// io_uring request) when nothing is buffered; what is not sent at once is
+  /// copied.
   void writelines(const std::vector<std::string>& lines);
+  /// As above, taking the strings over: nothing is copied.
+  void writelines(std::vector<std::string>&& lines);
   /// Waits until the buffer is at or below the low-water mark when it is
   /// above the high-water mark; returns at once otherwise.
   /// @throws std::system_error with the connection's error if it broke, or
