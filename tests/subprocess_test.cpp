@@ -1,5 +1,6 @@
 // create_subprocess_exec and Process (issue 3): pipes as streams, wait,
-// communicate, returncode, signals, output kept after exit, many children.
+// communicate, returncode, signals, output kept after exit, many children;
+// create_subprocess_shell, /dev/null and stderr-to-stdout (issue 19).
 #include <signal.h>
 #include <stdlib.h>
 
@@ -202,6 +203,124 @@ WEFT_TEST_P(SubprocessWorkers, ManyConcurrentSubprocesses) {
   for (int f : failures) total += f;
   CO_ASSERT_EQ(total, 0);
 }
+// ------------------------------------------- issue 19: shell, DEVNULL, STDOUT
+
+weft::Coro<void> shell_child(int i, int* failures) {
+  // Shell syntax (arithmetic, a pipe, a redirection), the exit status passed on.
+  SubprocessOptions options;
+  options.stdout_pipe = true;
+  options.stderr_to_stdout = true;
+  std::string cmd = "echo $((" + std::to_string(i) + " * 2)) | tr 0-9 a-j; echo e >&2; exit " +
+                    std::to_string(i % 7);
+  Process p = co_await weft::create_subprocess_shell(cmd, options);
+  auto [out, err] = co_await p.communicate();
+  std::string want;
+  for (char c : std::to_string(i * 2)) want += static_cast<char>('a' + (c - '0'));
+  if (out != want + "\ne\n" || !err.empty() || p.returncode() != i % 7) ++*failures;
+}
+
+WEFT_TEST_P(SubprocessWorkers, ManyConcurrentShells) {
+  const int n = static_cast<int>(weft::testing::scaled(64));
+  std::vector<int> failures(n, 0);
+  std::vector<weft::Task<void>> tasks;
+  for (int i = 0; i < n; ++i) tasks.push_back(weft::create_task(shell_child(i, &failures[i])));
+  for (auto& t : tasks) co_await t;
+  int total = 0;
+  for (int f : failures) total += f;
+  CO_ASSERT_EQ(total, 0);
+}
+
+WEFT_TEST_P(SubprocessWorkers, DevnullForEachStream) {
+  // stdin from /dev/null: cat sees EOF at once.
+  SubprocessOptions in_null;
+  in_null.stdin_devnull = true;
+  in_null.stdout_pipe = true;
+  std::string cat = "cat; echo done";
+  Process a = co_await weft::create_subprocess_shell(cat, in_null);
+  auto [a_out, a_err] = co_await a.communicate();
+  EXPECT_EQ(a_out, "done\n");
+  EXPECT_FALSE(a.stdin_().has_value());
+  // stdout to /dev/null, stderr piped.
+  SubprocessOptions out_null;
+  out_null.stdout_devnull = true;
+  out_null.stderr_pipe = true;
+  std::string both = "echo out; echo err >&2";
+  Process b = co_await weft::create_subprocess_shell(both, out_null);
+  auto [b_out, b_err] = co_await b.communicate();
+  EXPECT_EQ(b_out, "");
+  EXPECT_EQ(b_err, "err\n");
+  EXPECT_FALSE(b.stdout_().has_value());
+  // stderr to /dev/null, stdout piped.
+  SubprocessOptions err_null;
+  err_null.stdout_pipe = true;
+  err_null.stderr_devnull = true;
+  Process c = co_await weft::create_subprocess_shell(both, err_null);
+  auto [c_out, c_err] = co_await c.communicate();
+  EXPECT_EQ(c_out, "out\n");
+  EXPECT_EQ(c_err, "");
+  // Both to /dev/null together through stderr_to_stdout.
+  SubprocessOptions all_null;
+  all_null.stdout_devnull = true;
+  all_null.stderr_to_stdout = true;
+  Process d = co_await weft::create_subprocess_shell(both, all_null);
+  int code = co_await d.wait();
+  EXPECT_EQ(code, 0);
+}
+
+WEFT_TEST(Subprocess, StderrToStdoutKeepsTheOrderOfOnePipe) {
+  SubprocessOptions options;
+  options.stdout_pipe = true;
+  options.stderr_to_stdout = true;
+  Args args{"-c", "echo 1; echo 2 >&2; echo 3; echo 4 >&2"};
+  Process p = co_await weft::create_subprocess_exec("sh", args, options);
+  EXPECT_FALSE(p.stderr_().has_value());
+  auto [out, err] = co_await p.communicate();
+  EXPECT_EQ(out, "1\n2\n3\n4\n");
+  EXPECT_EQ(err, "");
+}
+
+WEFT_TEST(Subprocess, ShellRejectsBadInputWithValueError) {
+  int value_errors = 0;
+  std::string nul_cmd("echo a\0b", 8);
+  try {
+    co_await weft::create_subprocess_shell(nul_cmd);
+  } catch (const weft::ValueError&) {
+    ++value_errors;
+  }
+  Args nul_arg{std::string("x\0y", 3)};
+  try {
+    co_await weft::create_subprocess_exec("echo", nul_arg);
+  } catch (const weft::ValueError&) {
+    ++value_errors;
+  }
+  std::vector<SubprocessOptions> contradictions(4);
+  contradictions[0].stdin_pipe = contradictions[0].stdin_devnull = true;
+  contradictions[1].stdout_pipe = contradictions[1].stdout_devnull = true;
+  contradictions[2].stderr_pipe = contradictions[2].stderr_to_stdout = true;
+  contradictions[3].stderr_devnull = contradictions[3].stderr_to_stdout = true;
+  std::string cmd = "true";
+  for (const SubprocessOptions& options : contradictions) {
+    try {
+      co_await weft::create_subprocess_shell(cmd, options);
+    } catch (const weft::ValueError&) {
+      ++value_errors;
+    }
+  }
+  CO_ASSERT_EQ(value_errors, 6);
+  // An empty command is the shell's business, as in Python: it exits 0.
+  std::string empty;
+  Process p = co_await weft::create_subprocess_shell(empty);
+  int code = co_await p.wait();
+  CO_ASSERT_EQ(code, 0);
+  // A command the shell cannot find: exit status 127, not an exception.
+  std::string missing = "/nonexistent/weft-no-such-program";
+  SubprocessOptions quiet;
+  quiet.stderr_devnull = true;
+  Process q = co_await weft::create_subprocess_shell(missing, quiet);
+  code = co_await q.wait();
+  CO_ASSERT_EQ(code, 127);
+}
+
 INSTANTIATE_TEST_SUITE_P(Workers, SubprocessWorkers, ::testing::Values(1u, 2u, 8u),
                          weft::testing::worker_name);
 

@@ -1,4 +1,4 @@
-// Subprocesses: create_subprocess_exec and Process (issue 3). Contract in
+// Subprocesses: create_subprocess_exec / _shell and Process (issues 3, 19). Contract in
 // <weft/subprocess.hpp>.
 //
 // Protocol:
@@ -195,9 +195,34 @@ struct FdPair {
                           std::string("create_subprocess_exec '") + program + "': " + what);
 }
 
+// A NUL byte would cut the string short in the child (Python: "embedded null byte").
+void check_no_nul(const std::string& s, const char* what) {
+  if (s.find('\0') != std::string::npos)
+    throw ValueError(std::string("create_subprocess: embedded null byte in ") + what);
+}
+
+void check_options(const std::string& program, const std::vector<std::string>& args,
+                   const SubprocessOptions& options) {
+  check_no_nul(program, "the program");
+  for (const std::string& a : args) check_no_nul(a, "an argument");
+  for (const std::string& e : options.env) check_no_nul(e, "an environment string");
+  if (options.cwd) check_no_nul(*options.cwd, "cwd");
+  if (options.stdin_pipe && options.stdin_devnull)
+    throw ValueError("create_subprocess: stdin cannot be both piped and /dev/null");
+  if (options.stdout_pipe && options.stdout_devnull)
+    throw ValueError("create_subprocess: stdout cannot be both piped and /dev/null");
+  if (options.stderr_pipe && options.stderr_devnull)
+    throw ValueError("create_subprocess: stderr cannot be both piped and /dev/null");
+  if (options.stderr_to_stdout && (options.stderr_pipe || options.stderr_devnull))
+    throw ValueError(
+        "create_subprocess: stderr_to_stdout cannot be combined with stderr_pipe or "
+        "stderr_devnull");
+}
+
 std::shared_ptr<ProcessState> spawn(EventLoop& loop, const std::string& program,
                                     const std::vector<std::string>& args,
                                     const SubprocessOptions& options) {
+  check_options(program, args, options);
   FdPair in, out, err;
   if (options.stdin_pipe) in.open();
   if (options.stdout_pipe) out.open();
@@ -227,6 +252,14 @@ std::shared_ptr<ProcessState> spawn(EventLoop& loop, const std::string& program,
   if (options.stdin_pipe) posix_spawn_file_actions_adddup2(&actions, in.fds[0], 0);
   if (options.stdout_pipe) posix_spawn_file_actions_adddup2(&actions, out.fds[1], 1);
   if (options.stderr_pipe) posix_spawn_file_actions_adddup2(&actions, err.fds[1], 2);
+  if (options.stdin_devnull)
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (options.stdout_devnull)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  if (options.stderr_devnull)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  // The actions run in order: fd 1 is already the child's stdout here.
+  if (options.stderr_to_stdout) posix_spawn_file_actions_adddup2(&actions, 1, 2);
   if (options.cwd) posix_spawn_file_actions_addchdir_np(&actions, options.cwd->c_str());
   // Loop threads block the signals they handle and weft ignores SIGPIPE:
   // neither must reach the child.
@@ -267,7 +300,7 @@ std::shared_ptr<ProcessState> spawn(EventLoop& loop, const std::string& program,
 
 Coro<void> feed_stdin(StreamWriter writer, std::string input) {
   if (!input.empty()) {
-    writer.write(input);
+    writer.write(std::move(input));
     try {
       co_await writer.drain();
     } catch (const std::system_error& e) {
@@ -332,6 +365,13 @@ Coro<Process> create_subprocess_exec(std::string program, std::vector<std::strin
                                      SubprocessOptions options) {
   EventLoop& loop = get_running_loop();
   co_return Process(detail::spawn(loop, program, args, options));
+}
+
+Coro<Process> create_subprocess_shell(std::string cmd, SubprocessOptions options) {
+  EventLoop& loop = get_running_loop();
+  detail::check_no_nul(cmd, "the command");
+  std::vector<std::string> args{"-c", std::move(cmd)};
+  co_return Process(detail::spawn(loop, "/bin/sh", args, options));
 }
 
 }  // namespace weft

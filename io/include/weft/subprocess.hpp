@@ -1,5 +1,5 @@
-// Subprocesses: asyncio.create_subprocess_exec and asyncio.subprocess.Process
-// (issue 3, api.md section 7).
+// Subprocesses: asyncio.create_subprocess_exec / create_subprocess_shell and
+// asyncio.subprocess.Process (issues 3 and 19, api.md section 7).
 //
 //   std::vector<std::string> args{"-c", "tr a-z A-Z"};
 //   weft::SubprocessOptions options{.stdin_pipe = true, .stdout_pipe = true};
@@ -44,6 +44,16 @@ struct SubprocessOptions {
   bool stdin_pipe = false;
   bool stdout_pipe = false;
   bool stderr_pipe = false;
+  /// Connect the child's stdin / stdout / stderr to /dev/null (asyncio's
+  /// subprocess.DEVNULL). A stream both piped and sent to /dev/null is a
+  /// ValueError.
+  bool stdin_devnull = false;
+  bool stdout_devnull = false;
+  bool stderr_devnull = false;
+  /// The child's stderr goes wherever its stdout goes: the stdout pipe,
+  /// /dev/null, or the parent's stdout (asyncio's stderr=subprocess.STDOUT).
+  /// With stderr_pipe or stderr_devnull it is a ValueError.
+  bool stderr_to_stdout = false;
   /// The child's working directory; empty: the parent's.
   std::optional<std::string> cwd = std::nullopt;
   /// The child's whole environment as "KEY=VALUE" strings; empty: inherit.
@@ -107,8 +117,17 @@ class Process {
 /// watches the child and owns its pipes).
 /// @throws std::system_error when the program cannot be started (e.g.
 ///         std::errc::no_such_file_or_directory, naming the program);
-///         RuntimeError outside a running loop.
+///         ValueError for a NUL byte inside the program, an argument or an
+///         environment string, or contradicting options; RuntimeError
+///         outside a running loop.
 Coro<Process> create_subprocess_exec(std::string program, std::vector<std::string> args,
                                      SubprocessOptions options = {});
+
+/// Runs `cmd` through the shell, "/bin/sh -c cmd", as
+/// asyncio.create_subprocess_shell (quoting is the caller's job: see
+/// create_subprocess_exec to pass arguments without a shell). The Process is
+/// the shell's: its returncode is the shell's exit status.
+/// @throws as create_subprocess_exec (ValueError for a NUL byte in `cmd`).
+Coro<Process> create_subprocess_shell(std::string cmd, SubprocessOptions options = {});
 
 }  // namespace weft
