@@ -32,14 +32,15 @@
 //   again, a close cancels it (again with each completion until it takes); a
 //   write on the loop's thread queues a send request, so that all the sends
 //   of one loop iteration go to the kernel in one system call. At most one
-//   send is in flight (ordering): its bytes live in `sending_`, which nobody
-//   changes until its completion; later writes gather in wbuf_ and go with
-//   the next send. A write from another thread sends directly when nothing
-//   is buffered or in flight, else appends to wbuf_ and, if no send is in
-//   flight, asks the loop to start one. While a request is outstanding the
-//   transport holds a reference to itself (keepalive_), and close(fd)
-//   waits until the last one has completed (after teardown cancelled them),
-//   so the kernel never sees a reused fd number or freed bytes.
+//   send is in flight (ordering): its chunks live in `sending_` (one SEND,
+//   or one SENDMSG over up to 64 chunks), which nobody changes until its
+//   completion; later writes gather in wbuf_ and go with the next send. A
+//   write from another thread sends directly when nothing is buffered or in
+//   flight, else appends to wbuf_ and, if no send is in flight, asks the
+//   loop to start one. While a request is outstanding the transport holds a
+//   reference to itself (keepalive_), and close(fd) waits until the last one
+//   has completed (after teardown cancelled them), so the kernel never sees
+//   a reused fd number or freed bytes.
 #pragma once
 
 #include <weft/address.hpp>
