@@ -1,11 +1,16 @@
 // Networking beyond asyncio's basics (issue 19): graceful close of a
 // server's connections (close_clients / abort_clients); reads and writes
 // without copies (readinto, read handing its buffer over, writes taking
-// strings and vectors over, writelines as one vectored send). Run at 1, 2 and 8
+// strings and vectors over, writelines as one vectored send); adopted
+// sockets (sock=, listen_fds), local_addr, socket options; sock_recv_into,
+// sock_recvfrom, sock_sendto. Run at 1, 2 and 8
 // workers, and by ctest on io_uring and on epoll (tests/CMakeLists.txt).
 #include <weft/detail/fd_stream.hpp>
 #include <weft/io.hpp>
 
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +26,7 @@
 #include "weft_test.hpp"
 
 using namespace std::chrono_literals;
+using weft::Address;
 using weft::Coro;
 using weft::StreamReader;
 using weft::StreamWriter;
@@ -28,6 +34,18 @@ using weft::StreamWriter;
 namespace {
 
 class NetWorkers : public weft::testing::WorkersTest {};
+
+// True when awaiting `a` raises Exception (named first: no co_await inside
+// a test macro).
+template <class Exception, class Awaitable>
+Coro<bool> raises(Awaitable a) {
+  try {
+    (void)co_await std::move(a);
+  } catch (const Exception&) {
+    co_return true;
+  }
+  co_return false;
+}
 
 // Reads the client's first line, writes `payload` bytes, counts itself
 // ready, then reads until EOF (which close_clients / abort_clients deliver).
@@ -435,6 +453,381 @@ WEFT_TEST(Net, WritesAfterWriteEofOrCloseBehaveAsBefore) {
   w.close();
   co_await w.wait_closed();
   ::close(fds[1]);
+}
+
+// ------------------------------------------------------- adopting sockets
+
+namespace {
+Coro<void> echo_until_eof(StreamReader r, StreamWriter w) {
+  for (;;) {
+    std::string data = co_await r.read(64 * 1024);
+    if (data.empty()) break;
+    w.write(std::move(data));
+    co_await w.drain();
+  }
+  w.close();
+}
+
+// A bound, not yet listening, blocking TCP socket on 127.0.0.1 (what a
+// supervisor would hand over); its port in *port.
+int bound_socket(std::uint16_t* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+int int_option(int fd, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  ::getsockopt(fd, level, name, &v, &len);
+  return v;
+}
+}  // namespace
+
+WEFT_TEST_P(NetWorkers, ServerAndClientAdoptSocketsMadeElsewhere) {
+  std::uint16_t port = 0;
+  int listener = bound_socket(&port);  // bound, not listening: start_server listens
+  weft::ServerOptions server_options;
+  server_options.sock = listener;
+  server_options.keepalive = true;
+  weft::ClientHandler handler = echo_until_eof;
+  weft::Server server = co_await weft::start_server(handler, "", 0, server_options);
+  CO_ASSERT_EQ(server.sockets().size(), 1u);
+  CO_ASSERT_EQ(server.sockets()[0].port(), port);
+  // A client socket connected elsewhere (blocking), adopted by open_connection.
+  int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port);
+  CO_ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  weft::ConnectOptions options;
+  options.sock = client;
+  options.nodelay = false;
+  options.keepalive = true;
+  auto [r, w] = co_await weft::open_connection("", 0, options);
+  EXPECT_EQ(w.fileno(), client);
+  EXPECT_TRUE(::fcntl(client, F_GETFL) & O_NONBLOCK);
+  EXPECT_TRUE(::fcntl(client, F_GETFD) & FD_CLOEXEC);
+  EXPECT_EQ(int_option(client, IPPROTO_TCP, TCP_NODELAY), 0);
+  EXPECT_EQ(int_option(client, SOL_SOCKET, SO_KEEPALIVE), 1);
+  const std::size_t size = static_cast<std::size_t>(weft::testing::scaled(1 << 20));
+  w.write(std::string(size, 'e'));
+  w.write_eof();
+  std::string back = co_await r.read(-1);
+  EXPECT_EQ(back.size(), size);
+  w.close();
+  co_await w.wait_closed();
+  EXPECT_EQ(::fcntl(client, F_GETFD), -1);  // closed with the streams: weft owned it
+  server.close();
+  co_await closed_within(server, 10s);
+  EXPECT_EQ(::fcntl(listener, F_GETFD), -1);  // closed with the server
+}
+
+WEFT_TEST_P(NetWorkers, SocketOptionsReachTheSockets) {
+  weft::ServerOptions server_options;
+  server_options.keepalive = true;
+  server_options.recv_buffer_size = 64 * 1024;
+  std::atomic<int> accepted_keepalive{-1};
+  std::atomic<int> accepted_nodelay{-1};
+  weft::ClientHandler handler = [&](StreamReader r, StreamWriter w) -> Coro<void> {
+    accepted_keepalive = int_option(w.fileno(), SOL_SOCKET, SO_KEEPALIVE);
+    accepted_nodelay = int_option(w.fileno(), IPPROTO_TCP, TCP_NODELAY);
+    co_await echo_until_eof(r, w);
+  };
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, server_options);
+  weft::ConnectOptions options;
+  options.keepalive = true;
+  options.recv_buffer_size = 32 * 1024;
+  options.send_buffer_size = 32 * 1024;
+  options.local_addr = Address::ip("127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port(), options);
+  const int fd = w.fileno();
+  EXPECT_EQ(int_option(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+  EXPECT_EQ(int_option(fd, IPPROTO_TCP, TCP_NODELAY), 1);       // on by default
+  EXPECT_GE(int_option(fd, SOL_SOCKET, SO_RCVBUF), 32 * 1024);  // the kernel doubles it
+  EXPECT_GE(int_option(fd, SOL_SOCKET, SO_SNDBUF), 32 * 1024);
+  EXPECT_EQ(w.sockname()->host(), "127.0.0.1");
+  w.write("ping");
+  std::string pong = co_await r.readexactly(4);
+  EXPECT_EQ(pong, "ping");
+  EXPECT_EQ(accepted_keepalive.load(), 1);
+  EXPECT_EQ(accepted_nodelay.load(), 1);
+  w.close();
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+WEFT_TEST(Net, LocalAddrPicksTheSourcePortAndSkipsOtherFamilies) {
+  weft::ClientHandler handler = echo_until_eof;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  const std::uint16_t port = server.sockets().at(0).port();
+  std::uint16_t source = 0;
+  ::close(bound_socket(&source));  // a free port to bind the client to
+  weft::ConnectOptions options;
+  options.local_addr = Address::ip("127.0.0.1", source);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", port, options);
+  EXPECT_EQ(w.sockname()->port(), source);
+  w.close();
+  // An IPv6 local address cannot reach an IPv4 target: a typed error.
+  weft::ConnectOptions v6;
+  v6.local_addr = Address::ip("::1", 0);
+  bool raised = false;
+  try {
+    co_await weft::open_connection("127.0.0.1", port, v6);
+  } catch (const std::system_error& e) {
+    raised = e.code() == std::errc::address_family_not_supported;
+  }
+  EXPECT_TRUE(raised);
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+WEFT_TEST(Net, AdoptingBadSocketsGivesTypedErrors) {
+  // Closed fd.
+  int closed = ::socket(AF_INET, SOCK_STREAM, 0);
+  ::close(closed);
+  weft::ConnectOptions c;
+  c.sock = closed;
+  bool ebadf = false;
+  try {
+    co_await weft::open_connection("", 0, c);
+  } catch (const std::system_error& e) {
+    ebadf = e.code() == std::errc::bad_file_descriptor;
+  }
+  EXPECT_TRUE(ebadf);
+  // A datagram socket: ValueError, and the fd stays the caller's.
+  int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+  c.sock = udp;
+  {
+    auto attempt = weft::open_connection("", 0, c);
+    bool raised_ok = co_await raises<weft::ValueError>(std::move(attempt));
+    EXPECT_TRUE(raised_ok) << "weft::open_connection(\"\", 0, c)";
+  }
+  weft::ServerOptions s;
+  s.sock = udp;
+  weft::ClientHandler handler = echo_until_eof;
+  {
+    auto attempt = weft::start_server(handler, "", 0, s);
+    bool raised_ok = co_await raises<weft::ValueError>(std::move(attempt));
+    EXPECT_TRUE(raised_ok) << "weft::start_server(handler, \"\", 0, s)";
+  }
+  EXPECT_EQ(::fcntl(udp, F_GETFD), 0);  // still open, untouched (no close-on-exec)
+  ::close(udp);
+  // Not a socket at all.
+  int pipe_fds[2];
+  CO_ASSERT_EQ(::pipe(pipe_fds), 0);
+  c.sock = pipe_fds[0];
+  {
+    auto attempt = weft::open_connection("", 0, c);
+    bool raised_ok = co_await raises<weft::ValueError>(std::move(attempt));
+    EXPECT_TRUE(raised_ok) << "weft::open_connection(\"\", 0, c)";
+  }
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  // An unconnected stream socket.
+  int fresh = ::socket(AF_INET, SOCK_STREAM, 0);
+  c.sock = fresh;
+  bool enotconn = false;
+  try {
+    co_await weft::open_connection("", 0, c);
+  } catch (const std::system_error& e) {
+    enotconn = e.code() == std::errc::not_connected;
+  }
+  EXPECT_TRUE(enotconn);
+  // sock together with host/port; negative buffer sizes.
+  c.sock = fresh;
+  {
+    auto attempt = weft::open_connection("127.0.0.1", 1, c);
+    bool raised_ok = co_await raises<weft::ValueError>(std::move(attempt));
+    EXPECT_TRUE(raised_ok) << "weft::open_connection(\"127.0.0.1\", 1, c)";
+  }
+  s.sock = fresh;
+  {
+    auto attempt = weft::start_server(handler, "127.0.0.1", 0, s);
+    bool raised_ok = co_await raises<weft::ValueError>(std::move(attempt));
+    EXPECT_TRUE(raised_ok) << "weft::start_server(handler, \"127.0.0.1\", 0, s)";
+  }
+  {
+    auto attempt = weft::start_unix_server(handler, "/tmp/x", s);
+    bool raised_ok = co_await raises<weft::ValueError>(std::move(attempt));
+    EXPECT_TRUE(raised_ok) << "weft::start_unix_server(handler, \"/tmp/x\", s)";
+  }
+  ::close(fresh);
+  weft::ConnectOptions negative;
+  negative.recv_buffer_size = -1;
+  {
+    auto attempt = weft::open_connection("127.0.0.1", 1, negative);
+    bool raised_ok = co_await raises<weft::ValueError>(std::move(attempt));
+    EXPECT_TRUE(raised_ok) << "weft::open_connection(\"127.0.0.1\", 1, negative)";
+  }
+  weft::ServerOptions negative_server;
+  negative_server.send_buffer_size = -5;
+  {
+    auto attempt = weft::start_server(handler, "127.0.0.1", 0, negative_server);
+    bool raised_ok = co_await raises<weft::ValueError>(std::move(attempt));
+    EXPECT_TRUE(raised_ok) << "weft::start_server(handler, \"127.0.0.1\", 0, negative_server)";
+  }
+}
+
+WEFT_TEST(Net, UnixServerAndClientAdoptSockets) {
+  int pair[2];
+  CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+  weft::ConnectOptions a, b;
+  a.sock = pair[0];
+  b.sock = pair[1];
+  auto [ra, wa] = co_await weft::open_unix_connection("", a);
+  auto [rb, wb] = co_await weft::open_unix_connection("", b);
+  wa.write("over the pair");
+  wa.write_eof();
+  std::string got = co_await rb.read(-1);
+  EXPECT_EQ(got, "over the pair");
+  wa.close();
+  wb.close();
+  // A listening Unix socket made elsewhere (abstract name: no file).
+  int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  Address name = Address::unix_path("@weft-net-test-" + std::to_string(::getpid()));
+  CO_ASSERT_EQ(::bind(listener, name.sockaddr_ptr(), name.length()), 0);
+  CO_ASSERT_EQ(::listen(listener, 16), 0);
+  weft::ServerOptions s;
+  s.sock = listener;
+  weft::ClientHandler handler = echo_until_eof;
+  weft::Server server = co_await weft::start_unix_server(handler, "", s);
+  auto [r, w] = co_await weft::open_unix_connection(name.to_string());
+  w.write("echo");
+  std::string echoed = co_await r.readexactly(4);
+  EXPECT_EQ(echoed, "echo");
+  w.close();
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+// systemd socket activation: fd 3 and LISTEN_PID / LISTEN_FDS. Runs only
+// where fd 3 is free in the test process (ctest starts each test afresh).
+TEST(NetListenFds, SocketActivationHandsOverFd3) {
+  if (::fcntl(3, F_GETFD) >= 0) GTEST_SKIP() << "fd 3 is in use in this process";
+  std::uint16_t port = 0;
+  int fd = bound_socket(&port);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  if (fd != 3) {
+    ASSERT_EQ(::dup2(fd, 3), 3);
+    ::close(fd);
+  }
+  ::unsetenv("LISTEN_PID");
+  EXPECT_TRUE(weft::listen_fds().empty());
+  ::setenv("LISTEN_PID", "1", 1);  // another process's
+  ::setenv("LISTEN_FDS", "1", 1);
+  EXPECT_TRUE(weft::listen_fds().empty());
+  ::setenv("LISTEN_PID", "garbage", 1);
+  EXPECT_THROW(weft::listen_fds(), weft::ValueError);
+  ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+  std::vector<int> fds = weft::listen_fds();
+  ::unsetenv("LISTEN_PID");
+  ::unsetenv("LISTEN_FDS");
+  ASSERT_EQ(fds, std::vector<int>{3});
+  EXPECT_TRUE(::fcntl(3, F_GETFD) & FD_CLOEXEC);
+  auto body = [](std::uint16_t port) -> Coro<void> {
+    weft::ServerOptions s;
+    s.sock = 3;
+    weft::ClientHandler handler = echo_until_eof;
+    weft::Server server = co_await weft::start_server(handler, "", 0, s);
+    auto [r, w] = co_await weft::open_connection("127.0.0.1", port);
+    w.write("activated");
+    std::string echoed = co_await r.readexactly(9);
+    EXPECT_EQ(echoed, "activated");
+    w.close();
+    server.close();
+    co_await server.wait_closed();
+  };
+  weft::run(body(port), {.workers = 2});
+  EXPECT_EQ(::fcntl(3, F_GETFD), -1);
+}
+
+// --------------------------------------------- sock_recv_into, recvfrom, sendto
+
+WEFT_TEST_P(NetWorkers, DatagramSockOpsRoundTrip) {
+  weft::EventLoop& loop = weft::get_running_loop();
+  int a = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int b = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  Address any = Address::ip("127.0.0.1", 0);
+  CO_ASSERT_EQ(::bind(a, any.sockaddr_ptr(), any.length()), 0);
+  CO_ASSERT_EQ(::bind(b, any.sockaddr_ptr(), any.length()), 0);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(b, reinterpret_cast<sockaddr*>(&ss), &len);
+  Address to_b = Address::from_storage(ss, len);
+  len = sizeof ss;
+  ::getsockname(a, reinterpret_cast<sockaddr*>(&ss), &len);
+  Address from_a = Address::from_storage(ss, len);
+  // recvfrom waits for the datagram sent after it started.
+  auto receiving = weft::create_task(loop.sock_recvfrom(b, 100));
+  co_await weft::sleep(1ms);
+  std::string msg = "datagram";
+  std::size_t sent = co_await loop.sock_sendto(a, msg, to_b);
+  EXPECT_EQ(sent, msg.size());
+  auto [data, sender] = co_await receiving;
+  EXPECT_EQ(data, "datagram");
+  EXPECT_EQ(sender, from_a);
+  // A longer datagram than asked for is cut, as recvfrom(2).
+  std::string longer = "0123456789";
+  co_await loop.sock_sendto(a, longer, to_b);
+  auto [cut, _] = co_await loop.sock_recvfrom(b, 4);
+  EXPECT_EQ(cut, "0123");
+  // Wrong family: an IPv6 address for an IPv4 socket.
+  Address v6 = Address::ip("::1", 9);
+  bool raised = false;
+  try {
+    co_await loop.sock_sendto(a, msg, v6);
+  } catch (const std::system_error& e) {
+    raised = true;
+    EXPECT_NE(std::string(e.what()).find("[::1]:9"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(raised);
+  ::close(a);
+  ::close(b);
+  // Closed fd.
+  bool ebadf = false;
+  try {
+    co_await loop.sock_sendto(a, msg, to_b);
+  } catch (const std::system_error& e) {
+    ebadf = e.code() == std::errc::bad_file_descriptor;
+  }
+  EXPECT_TRUE(ebadf);
+}
+
+WEFT_TEST_P(NetWorkers, SockRecvIntoFillsTheCallersBuffer) {
+  weft::EventLoop& loop = weft::get_running_loop();
+  int fds[2];
+  CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  std::vector<std::byte> buf(5);
+  auto receiving = weft::create_task(loop.sock_recv_into(fds[0], buf));
+  co_await weft::sleep(1ms);
+  std::string hello = "hello world";
+  co_await loop.sock_sendall(fds[1], hello);
+  std::size_t n = co_await receiving;
+  CO_ASSERT_EQ(n, 5u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), n), "hello");
+  n = co_await loop.sock_recv_into(fds[0], buf);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), n), " worl");
+  ::close(fds[1]);
+  n = co_await loop.sock_recv_into(fds[0], buf);
+  EXPECT_EQ(n, 1u);
+  n = co_await loop.sock_recv_into(fds[0], buf);
+  EXPECT_EQ(n, 0u);  // EOF
+  ::close(fds[0]);
+  bool ebadf = false;
+  try {
+    co_await loop.sock_recv_into(fds[0], buf);
+  } catch (const std::system_error& e) {
+    ebadf = e.code() == std::errc::bad_file_descriptor;
+  }
+  EXPECT_TRUE(ebadf);
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, NetWorkers, ::testing::Values(1u, 2u, 4u, 8u),

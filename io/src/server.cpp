@@ -19,6 +19,7 @@
 #include <weft/streams.hpp>
 #include <weft/task.hpp>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,6 +28,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <unordered_map>
 
@@ -50,15 +52,16 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     int fd;
     EventLoop* loop;
     Address address;
-    bool is_unix;
+    int family;
     bool registered = false;  // loop-only
     TimerHandle backoff;      // loop-only
   };
 
-  ServerState(ClientHandler handler, std::size_t limit, std::vector<Listener> listeners,
-              std::string unix_path)
+  ServerState(ClientHandler handler, std::size_t limit, SocketTuning tuning,
+              std::vector<Listener> listeners, std::string unix_path)
       : handler_(std::move(handler)),
         limit_(limit),
+        tuning_(tuning),
         listeners_(std::move(listeners)),
         unix_path_(std::move(unix_path)),
         open_listeners_(listeners_.size()),
@@ -190,7 +193,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     for (int n = 0; n < kAcceptBatch; ++n) {
       int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
-        serve_connection(fd, l.is_unix);
+        serve_connection(fd, l.family);
         // An eagerly started handler may have closed the server already.
         if (!l.registered) return;
         continue;
@@ -214,10 +217,18 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     }
   }
 
-  void serve_connection(int fd, bool is_unix) {
-    if (!is_unix) set_nodelay(fd);
+  void serve_connection(int fd, int family) {
     std::shared_ptr<Transport> t;
     try {
+      // Buffer sizes came with the listener; the rest is set per connection.
+      SocketTuning per_connection = tuning_;
+      per_connection.recv_buffer_size = per_connection.send_buffer_size = 0;
+      try {
+        apply_tuning(fd, family, per_connection, "accepted connection");
+      } catch (...) {
+        ::close(fd);  // make_transport below closes it itself when it fails
+        throw;
+      }
       t = make_transport(fd, FdKind::socket, true, true, limit_);
     } catch (const std::exception& e) {
       get_running_loop().call_exception_handler({"could not set up an accepted connection",
@@ -277,6 +288,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
 
   const ClientHandler handler_;
   const std::size_t limit_;
+  const SocketTuning tuning_;
   std::vector<Listener> listeners_;
   const std::string unix_path_;
 
@@ -293,8 +305,27 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
 
 namespace {
 
+SocketTuning tuning_of(const ServerOptions& o) {
+  return {o.nodelay, o.keepalive, o.recv_buffer_size, o.send_buffer_size};
+}
+
+// Buffer sizes on the listener, before listen(): accepted connections
+// inherit them, and the window scale they offer depends on them.
+void tune_listener(int fd, const ServerOptions& options, const std::string& where) {
+  SocketTuning buffers;
+  buffers.recv_buffer_size = options.recv_buffer_size;
+  buffers.send_buffer_size = options.send_buffer_size;
+  apply_tuning(fd, AF_UNIX, buffers, where);  // AF_UNIX: no TCP_NODELAY on a listener
+}
+
 int open_listener(const Address& address, const ServerOptions& options, bool reuse_port) {
   int fd = make_socket(address.family(), SOCK_STREAM);
+  try {
+    tune_listener(fd, options, "listen on " + address.to_string());
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
   int one = 1;
   if (address.family() != AF_UNIX) {
     if (options.reuse_address) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -321,10 +352,29 @@ int open_listener(const Address& address, const ServerOptions& options, bool reu
 
 Server make_server(ClientHandler handler, const ServerOptions& options,
                    std::vector<ServerState::Listener> listeners, std::string unix_path) {
-  auto state = std::make_shared<ServerState>(std::move(handler), options.limit,
+  auto state = std::make_shared<ServerState>(std::move(handler), options.limit, tuning_of(options),
                                              std::move(listeners), std::move(unix_path));
   if (options.start_serving) state->start_serving();
   return Server(state);
+}
+
+// Serves on options.sock (asyncio's sock=): checks first, so that the caller
+// still owns the fd if anything is wrong.
+Server adopt_server(ClientHandler handler, const ServerOptions& options, const char* where) {
+  const int fd = *options.sock;
+  const std::string what = std::string(where) + " sock=" + std::to_string(fd);
+  const int family = check_stream_socket(fd, what);
+  tune_listener(fd, options, what);
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+    throw_os_error(errno, what);
+  if (!listening && ::listen(fd, options.backlog) < 0) throw_os_error(errno, what + ": listen");
+  adopt_fd(fd, what);
+  std::vector<ServerState::Listener> listeners;
+  listeners.push_back(
+      {fd, &get_running_loop(), local_address(fd).value_or(Address()), family, false, {}});
+  return make_server(std::move(handler), options, std::move(listeners), {});
 }
 
 }  // namespace
@@ -371,6 +421,12 @@ Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t
                           ServerOptions options) {
   if (!handler) throw ValueError("start_server: empty handler");
   if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  detail::check_tuning(detail::tuning_of(options), "start_server");
+  if (options.sock) {
+    if (!host.empty() || port != 0)
+      throw ValueError("start_server: host/port and sock can not be specified at the same time");
+    co_return detail::adopt_server(std::move(handler), options, "start_server");
+  }
   EventLoop& loop = get_running_loop();
   std::vector<Address> addresses;
   try {
@@ -394,7 +450,7 @@ Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t
         Address bound = detail::local_address(fd).value_or(address);
         // With port 0, the other per-worker sockets must join the port the first one got.
         address = bound;
-        listeners.push_back({fd, target, bound, false, false, {}});
+        listeners.push_back({fd, target, bound, address.family(), false, {}});
       }
     }
   } catch (...) {
@@ -407,6 +463,12 @@ Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t
 Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options) {
   if (!handler) throw ValueError("start_unix_server: empty handler");
   if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  detail::check_tuning(detail::tuning_of(options), "start_unix_server");
+  if (options.sock) {
+    if (!path.empty())
+      throw ValueError("start_unix_server: path and sock can not be specified at the same time");
+    co_return detail::adopt_server(std::move(handler), options, "start_unix_server");
+  }
   Address address = Address::unix_path(path);
   if (!path.empty() && path.front() != '@' && path.front() != '\0') {
     // Like asyncio: a stale socket file from an earlier run is replaced.
@@ -415,10 +477,39 @@ Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOp
   }
   int fd = detail::open_listener(address, options, false);
   std::vector<detail::ServerState::Listener> listeners;
-  listeners.push_back({fd, &get_running_loop(), address, true, false, {}});
+  listeners.push_back({fd, &get_running_loop(), address, AF_UNIX, false, {}});
   bool named = !path.empty() && path.front() != '@' && path.front() != '\0';
   co_return detail::make_server(std::move(handler), options, std::move(listeners),
                                 named ? path : std::string());
+}
+
+std::vector<int> listen_fds() {
+  // sd_listen_fds(3): fds SD_LISTEN_FDS_START (3) .. 3 + LISTEN_FDS - 1,
+  // meant for the process LISTEN_PID names.
+  const char* pid_text = std::getenv("LISTEN_PID");
+  const char* count_text = std::getenv("LISTEN_FDS");
+  if (!pid_text || !count_text) return {};
+  auto number = [](const char* text, const char* name) {
+    char* end = nullptr;
+    errno = 0;
+    long v = std::strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < 0 || v > 1 << 20)
+      throw ValueError(std::string("listen_fds: ") + name + " is not a valid number: \"" + text +
+                       "\"");
+    return v;
+  };
+  const long pid = number(pid_text, "LISTEN_PID");
+  const long count = number(count_text, "LISTEN_FDS");
+  if (pid != static_cast<long>(::getpid())) return {};
+  constexpr int kFirst = 3;
+  std::vector<int> fds;
+  for (long i = 0; i < count; ++i) {
+    const int fd = kFirst + static_cast<int>(i);
+    if (::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+      detail::throw_os_error(errno, "listen_fds: fd " + std::to_string(fd));
+    fds.push_back(fd);
+  }
+  return fds;
 }
 
 }  // namespace weft

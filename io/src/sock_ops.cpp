@@ -100,6 +100,52 @@ Coro<std::string> EventLoop::sock_recv(int fd, std::size_t n) {
   }
 }
 
+Coro<std::size_t> EventLoop::sock_recv_into(int fd, std::span<std::byte> buffer) {
+  for (;;) {
+    ssize_t r = ::recv(fd, buffer.data(), buffer.size(), 0);
+    if (r >= 0) co_return static_cast<std::size_t>(r);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "sock_recv_into");
+    co_await detail::wait_fd(*this, fd, false);
+  }
+}
+
+Coro<std::pair<std::string, Address>> EventLoop::sock_recvfrom(int fd, std::size_t n) {
+  std::string buf(n, '\0');
+  for (;;) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ssize_t r = ::recvfrom(fd, buf.data(), n, 0, reinterpret_cast<sockaddr*>(&ss), &len);
+    if (r >= 0) {
+      buf.resize(static_cast<std::size_t>(r));
+      // A connected stream socket reports no sender: the empty Address.
+      // A family Address cannot hold: the datagram is still the caller's.
+      Address from;
+      try {
+        if (len > 0) from = Address::from_storage(ss, len);
+      } catch (const ValueError&) {
+      }
+      co_return std::pair<std::string, Address>(std::move(buf), from);
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "sock_recvfrom");
+    co_await detail::wait_fd(*this, fd, false);
+  }
+}
+
+Coro<std::size_t> EventLoop::sock_sendto(int fd, std::string_view data, const Address& address) {
+  Address target = address;  // the caller's reference may not outlive the first suspension
+  for (;;) {
+    ssize_t r = ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
+                         target.sockaddr_ptr(), target.length());
+    if (r >= 0) co_return static_cast<std::size_t>(r);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      detail::throw_os_error(errno, "sock_sendto " + target.to_string());
+    co_await detail::wait_fd(*this, fd, true);
+  }
+}
+
 Coro<void> EventLoop::sock_sendall(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t r = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);

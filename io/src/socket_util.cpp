@@ -3,6 +3,7 @@
 
 #include <weft/errors.hpp>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -25,6 +26,56 @@ int make_socket(int family, int type, int protocol) {
 void set_nodelay(int fd) noexcept {
   int one = 1;
   (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+void check_tuning(const SocketTuning& tuning, const char* where) {
+  if (tuning.recv_buffer_size < 0 || tuning.send_buffer_size < 0)
+    throw ValueError(std::string(where) + ": buffer sizes cannot be negative");
+}
+
+namespace {
+void set_int_option(int fd, int level, int name, int value, const char* option,
+                    const std::string& where) {
+  if (::setsockopt(fd, level, name, &value, sizeof value) < 0)
+    throw_os_error(errno, where + ": setsockopt(" + option + ")");
+}
+}  // namespace
+
+void apply_tuning(int fd, int family, const SocketTuning& tuning, const std::string& where) {
+  if (family == AF_INET || family == AF_INET6)
+    set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, tuning.nodelay ? 1 : 0, "TCP_NODELAY", where);
+  if (tuning.keepalive) set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE", where);
+  if (tuning.recv_buffer_size > 0)
+    set_int_option(fd, SOL_SOCKET, SO_RCVBUF, tuning.recv_buffer_size, "SO_RCVBUF", where);
+  if (tuning.send_buffer_size > 0)
+    set_int_option(fd, SOL_SOCKET, SO_SNDBUF, tuning.send_buffer_size, "SO_SNDBUF", where);
+}
+
+int check_stream_socket(int fd, const std::string& where) {
+  if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) throw_os_error(fd < 0 ? EBADF : errno, where);
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+    if (errno == ENOTSOCK)
+      throw ValueError(where + ": fd " + std::to_string(fd) + " is not a socket");
+    throw_os_error(errno, where);
+  }
+  if (type != SOCK_STREAM)
+    throw ValueError(where + ": a stream socket was expected, got socket type " +
+                     std::to_string(type));
+  int family = AF_UNSPEC;
+  len = sizeof family;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0) throw_os_error(errno, where);
+  if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+    throw ValueError(where + ": unsupported socket family " + std::to_string(family));
+  return family;
+}
+
+void adopt_fd(int fd, const std::string& where) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+    throw_os_error(errno, where);
 }
 
 std::optional<Address> peer_address(int fd) {

@@ -21,6 +21,25 @@ int make_socket(int family, int type, int protocol = 0);
 /// Sets TCP_NODELAY (ignored for non-TCP sockets).
 void set_nodelay(int fd) noexcept;
 
+/// Socket options common to ConnectOptions and ServerOptions.
+struct SocketTuning {
+  bool nodelay = true;     // TCP only; false turns it off explicitly
+  bool keepalive = false;  // false leaves SO_KEEPALIVE as it is
+  int recv_buffer_size = 0;
+  int send_buffer_size = 0;
+};
+/// @throws ValueError naming `where` for a negative buffer size.
+void check_tuning(const SocketTuning& tuning, const char* where);
+/// Sets what `tuning` asks for on `fd` of `family` (TCP_NODELAY only for
+/// AF_INET/AF_INET6). @throws std::system_error naming `where`.
+void apply_tuning(int fd, int family, const SocketTuning& tuning, const std::string& where);
+/// Checks a socket handed in by the caller: open (EBADF as
+/// std::system_error), a stream socket of AF_INET, AF_INET6 or AF_UNIX
+/// (ValueError otherwise). Returns its family; changes nothing.
+int check_stream_socket(int fd, const std::string& where);
+/// Makes an adopted fd non-blocking and close-on-exec. @throws std::system_error.
+void adopt_fd(int fd, const std::string& where);
+
 /// getpeername / getsockname, or empty when unavailable.
 std::optional<Address> peer_address(int fd);
 std::optional<Address> local_address(int fd);

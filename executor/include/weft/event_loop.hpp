@@ -20,10 +20,12 @@
 #include <weft/task.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -176,6 +178,16 @@ class EventLoop {
   // Low-level socket operations on non-blocking fds (asyncio's loop.sock_*),
   // and name resolution offloaded to the blocking pool. Defined in weft::io.
   Coro<std::string> sock_recv(int fd, std::size_t n);
+  /// Receives up to buffer.size() bytes into `buffer` (which must outlive the
+  /// await); returns the count, 0 at EOF. @throws std::system_error.
+  Coro<std::size_t> sock_recv_into(int fd, std::span<std::byte> buffer);
+  /// One datagram of at most `n` bytes (the rest of a longer one is
+  /// dropped, as recvfrom(2)) and its sender. @throws std::system_error.
+  Coro<std::pair<std::string, Address>> sock_recvfrom(int fd, std::size_t n);
+  /// Sends `data` (which must outlive the await) as one datagram to
+  /// `address`; returns the bytes sent. @throws std::system_error (e.g.
+  /// EAFNOSUPPORT for an address of another family than the socket's).
+  Coro<std::size_t> sock_sendto(int fd, std::string_view data, const Address& address);
   Coro<void> sock_sendall(int fd, std::string_view data);
   Coro<std::pair<int, Address>> sock_accept(int fd);
   Coro<void> sock_connect(int fd, const Address& address);

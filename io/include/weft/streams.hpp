@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace weft {
 
@@ -36,6 +37,22 @@ struct ConnectOptions {
   std::optional<Duration> timeout = {};
   /// The reader's buffer limit. @throws ValueError if 0.
   std::size_t limit = kDefaultStreamLimit;
+  /// An already connected stream socket to use instead of connecting
+  /// (asyncio's sock=): host must be "" and port 0. On success weft owns the
+  /// fd (made non-blocking and close-on-exec; closed with the streams); on
+  /// an exception it stays the caller's. The socket options below apply.
+  std::optional<int> sock = {};
+  /// Bind the socket to this address before connecting (asyncio's
+  /// local_addr); addresses `host` resolves to of another family are skipped.
+  std::optional<Address> local_addr = {};
+  /// TCP_NODELAY (on by default, as asyncio). TCP only.
+  bool nodelay = true;
+  /// SO_KEEPALIVE.
+  bool keepalive = false;
+  /// SO_RCVBUF / SO_SNDBUF in bytes; 0 = the kernel's default.
+  /// @throws ValueError if negative.
+  int recv_buffer_size = 0;
+  int send_buffer_size = 0;
 };
 
 struct ServerOptions {
@@ -48,24 +65,59 @@ struct ServerOptions {
   std::size_t limit = kDefaultStreamLimit;
   /// Start accepting at once (asyncio's start_serving=True).
   bool start_serving = true;
+  /// An existing stream socket to serve on instead of binding one (asyncio's
+  /// sock=): inherited, passed over a Unix socket, or from systemd socket
+  /// activation (see listen_fds()). host must be "" and port 0 (path "" for
+  /// start_unix_server). It is listened on with `backlog` if it is not yet
+  /// listening; reuse_address and reuse_port do not apply (one listening
+  /// socket, on the calling loop). On success weft owns the fd (closed with
+  /// the server); on an exception it stays the caller's.
+  std::optional<int> sock = {};
+  /// TCP_NODELAY on accepted connections (on by default, as asyncio). TCP only.
+  bool nodelay = true;
+  /// SO_KEEPALIVE on accepted connections (asyncio 3.13's keep_alive).
+  bool keepalive = false;
+  /// SO_RCVBUF / SO_SNDBUF in bytes, set on the listening socket before
+  /// listen() so accepted connections inherit them; 0 = the kernel's
+  /// default. @throws ValueError if negative.
+  int recv_buffer_size = 0;
+  int send_buffer_size = 0;
 };
 
 /// Resolves `host` (an IP literal skips the resolver), then connects to each
-/// address in turn until one succeeds.
-/// @throws std::system_error (the last address's error), TimeoutError.
+/// address in turn until one succeeds; with options.sock, adopts that
+/// socket instead.
+/// @throws std::system_error (the last address's error), TimeoutError;
+///         with sock: ValueError if host or port is also given, the socket
+///         is not a stream socket, or a buffer size is negative;
+///         std::system_error for a closed fd (EBADF) or an unconnected
+///         socket (ENOTCONN).
 Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, std::uint16_t port,
                                                             ConnectOptions options = {});
-/// @throws std::system_error.
+/// options.sock as for open_connection (path must then be "").
+/// @throws std::system_error, ValueError.
 Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path,
                                                                  ConnectOptions options = {});
 /// Listens on every address `host` resolves to ("" = all interfaces, port 0
-/// = a free port: see Server::sockets()).
-/// @throws std::system_error (bind/listen failures name the address).
+/// = a free port: see Server::sockets()); with options.sock, on that socket.
+/// @throws std::system_error (bind/listen failures name the address; EBADF
+///         for a closed sock); ValueError for sock with a host or port, a
+///         sock that is not a stream socket, or a negative buffer size.
 Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port,
                           ServerOptions options = {});
 /// Listens on a Unix socket path; a stale socket file there is replaced, and
-/// the file is removed when the server closes.
-/// @throws std::system_error.
+/// the file is removed when the server closes. With options.sock (path ""),
+/// serves on that socket and removes no file.
+/// @throws std::system_error, ValueError (as start_server).
 Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options = {});
+
+/// The listening sockets systemd passed to this process (socket activation:
+/// LISTEN_PID is this process, LISTEN_FDS of them from fd 3), for
+/// ServerOptions::sock; empty when there are none or LISTEN_PID names
+/// another process (a child that inherited the variables). The fds are made
+/// close-on-exec; the variables are left as they are (changing the
+/// environment races with other threads reading it).
+/// @throws ValueError if LISTEN_PID or LISTEN_FDS is not a number.
+std::vector<int> listen_fds();
 
 }  // namespace weft
