@@ -3,14 +3,17 @@
 // without copies (readinto, read handing its buffer over, writes taking
 // strings and vectors over, writelines as one vectored send); adopted
 // sockets (sock=, listen_fds), local_addr, socket options; sock_recv_into,
-// sock_recvfrom, sock_sendto. Run at 1, 2 and 8
+// sock_recvfrom, sock_sendto; Happy Eyeballs (through the address-list seam,
+// detail/connect.hpp, with an address that never answers). Run at 1, 2 and 8
 // workers, and by ctest on io_uring and on epoll (tests/CMakeLists.txt).
+#include <weft/detail/connect.hpp>
 #include <weft/detail/fd_stream.hpp>
 #include <weft/io.hpp>
 
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -828,6 +831,198 @@ WEFT_TEST_P(NetWorkers, SockRecvIntoFillsTheCallersBuffer) {
     ebadf = e.code() == std::errc::bad_file_descriptor;
   }
   EXPECT_TRUE(ebadf);
+}
+
+// ---------------------------------------------------------- Happy Eyeballs
+
+namespace {
+// Open sockets only: a loop creates its io_uring (another fd) lazily.
+int count_open_sockets() {
+  int n = 0;
+  char link[64];
+  for (int fd = 0; fd < 4096; ++fd) {
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t len = ::readlink(path.c_str(), link, sizeof link - 1);
+    if (len > 0 && std::string_view(link, static_cast<std::size_t>(len)).starts_with("socket:"))
+      ++n;
+  }
+  return n;
+}
+
+// A TCP address that never answers: a listener with backlog 0 whose accept
+// queue one connection fills (never accepted), so the kernel drops every
+// later SYN. The fds stay open until the object goes.
+struct BlackHole {
+  int listener = -1;
+  int filler = -1;
+  std::uint16_t port = 0;
+  bool works = false;  // a probe's connect was still pending after 200 ms
+  BlackHole() {
+    listener = bound_socket(&port);
+    ::listen(listener, 0);
+    filler = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(port);
+    ::connect(filler, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (::connect(probe, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 && errno == EINPROGRESS) {
+      pollfd p{probe, POLLOUT, 0};
+      works = ::poll(&p, 1, 200) == 0;
+    }
+    ::close(probe);
+  }
+  ~BlackHole() {
+    ::close(filler);
+    ::close(listener);
+  }
+  BlackHole(const BlackHole&) = delete;
+  BlackHole& operator=(const BlackHole&) = delete;
+  weft::AddrInfo info() const {
+    Address a = Address::ip("127.0.0.1", port);
+    return {AF_INET, SOCK_STREAM, 0, a};
+  }
+};
+
+weft::AddrInfo info_of(const Address& a) { return {a.family(), SOCK_STREAM, 0, a}; }
+}  // namespace
+
+WEFT_TEST_P(NetWorkers, HappyEyeballsPassesAnAddressThatNeverAnswers) {
+  BlackHole hole;
+  if (!hole.works) {
+    ADD_FAILURE() << "could not make an address that never answers";
+    co_return;
+  }
+  weft::ClientHandler handler = echo_until_eof;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  const Address working = server.sockets().at(0);
+  co_await weft::sleep(10ms);  // the runtime's own sockets are all open by now
+  const int fds_before = count_open_sockets();
+  std::vector<weft::AddrInfo> infos{hole.info(), hole.info(), info_of(working)};
+  weft::ConnectOptions options;
+  options.happy_eyeballs_delay = 30ms;
+  const auto start = std::chrono::steady_clock::now();
+  auto [r, w] = co_await weft::detail::open_connection_to(infos, options);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 900ms);  // not the black hole's SYN retransmit (1 s)
+  EXPECT_EQ(w.peername()->port(), working.port());
+  w.write("hi");
+  std::string echoed = co_await r.readexactly(2);
+  EXPECT_EQ(echoed, "hi");
+  w.close();
+  co_await w.wait_closed();
+  co_await weft::sleep(20ms);                   // the accepted side closes too
+  EXPECT_EQ(count_open_sockets(), fds_before);  // the losers were closed
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+WEFT_TEST_P(NetWorkers, HappyEyeballsReportsEveryErrorWhenAllFail) {
+  std::uint16_t a = 0, b = 0;
+  ::close(bound_socket(&a));
+  ::close(bound_socket(&b));
+  std::vector<weft::AddrInfo> infos{info_of(Address::ip("127.0.0.1", a)),
+                                    info_of(Address::ip("127.0.0.1", b))};
+  for (int staggered = 0; staggered < 2; ++staggered) {
+    weft::ConnectOptions options;
+    if (staggered) options.happy_eyeballs_delay = 20ms;
+    std::string what;
+    bool refused = false;
+    try {
+      co_await weft::detail::open_connection_to(infos, options);
+    } catch (const std::system_error& e) {
+      what = e.what();
+      refused = e.code() == std::errc::connection_refused;
+    }
+    EXPECT_TRUE(refused) << what;
+    EXPECT_NE(what.find("Multiple exceptions"), std::string::npos) << what;
+    EXPECT_NE(what.find("127.0.0.1:" + std::to_string(a)), std::string::npos) << what;
+    EXPECT_NE(what.find("127.0.0.1:" + std::to_string(b)), std::string::npos) << what;
+  }
+  // Alike errors are reported once, as themselves.
+  std::vector<weft::AddrInfo> same{infos[0], infos[0]};
+  weft::ConnectOptions options;
+  options.happy_eyeballs_delay = 20ms;
+  std::string what;
+  try {
+    co_await weft::detail::open_connection_to(same, options);
+  } catch (const std::system_error& e) {
+    what = e.what();
+  }
+  EXPECT_EQ(what.find("Multiple"), std::string::npos) << what;
+  EXPECT_NE(what.find("127.0.0.1:" + std::to_string(a)), std::string::npos) << what;
+}
+
+WEFT_TEST_P(NetWorkers, CancellingARaceClosesEveryAttempt) {
+  BlackHole hole;
+  if (!hole.works) {
+    ADD_FAILURE() << "could not make an address that never answers";
+    co_return;
+  }
+  co_await weft::sleep(10ms);
+  const int fds_before = count_open_sockets();
+  std::vector<weft::AddrInfo> infos{hole.info(), hole.info(), hole.info()};
+  weft::ConnectOptions options;
+  options.happy_eyeballs_delay = 10ms;
+  auto racing = weft::create_task(weft::detail::open_connection_to(infos, options));
+  bool timed_out = false;
+  try {
+    co_await weft::wait_for(racing, 100ms);
+  } catch (const weft::TimeoutError&) {
+    timed_out = true;
+  }
+  EXPECT_TRUE(timed_out);
+  co_await weft::sleep(50ms);  // the cancelled attempts' closes run on their loops
+  EXPECT_EQ(count_open_sockets(), fds_before);
+}
+
+WEFT_TEST(Net, HappyEyeballsThroughTheResolver) {
+  // "localhost" may resolve to ::1 first, where nothing listens: refused at
+  // once, and the IPv4 address wins.
+  weft::ClientHandler handler = echo_until_eof;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  weft::ConnectOptions options;
+  options.happy_eyeballs_delay = 250ms;
+  auto [r, w] = co_await weft::open_connection("localhost", server.sockets().at(0).port(), options);
+  w.write("x");
+  std::string x = co_await r.readexactly(1);
+  EXPECT_EQ(x, "x");
+  w.close();
+  weft::ConnectOptions negative;
+  negative.interleave = -1;
+  bool raised = false;
+  try {
+    co_await weft::open_connection("127.0.0.1", 1, negative);
+  } catch (const weft::ValueError&) {
+    raised = true;
+  }
+  EXPECT_TRUE(raised);
+  std::vector<weft::AddrInfo> none;
+  raised = false;
+  try {
+    co_await weft::detail::open_connection_to(none, options);
+  } catch (const weft::ValueError&) {
+    raised = true;
+  }
+  EXPECT_TRUE(raised);
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+TEST(NetInterleave, AlternatesFamiliesAsAsyncio) {
+  auto v6 = [](std::uint16_t p) { return info_of(Address::ip("::1", p)); };
+  auto v4 = [](std::uint16_t p) { return info_of(Address::ip("127.0.0.1", p)); };
+  std::vector<weft::AddrInfo> infos{v6(1), v6(2), v6(3), v4(4), v4(5)};
+  auto ports = [](const std::vector<weft::AddrInfo>& list) {
+    std::vector<int> out;
+    for (const auto& i : list) out.push_back(i.address.port());
+    return out;
+  };
+  EXPECT_EQ(ports(weft::detail::interleave_addrinfos(infos, 1)), (std::vector<int>{1, 4, 2, 5, 3}));
+  EXPECT_EQ(ports(weft::detail::interleave_addrinfos(infos, 2)), (std::vector<int>{1, 2, 4, 3, 5}));
+  EXPECT_EQ(ports(weft::detail::interleave_addrinfos(infos, 9)), (std::vector<int>{1, 2, 3, 4, 5}));
+  EXPECT_TRUE(weft::detail::interleave_addrinfos({}, 1).empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, NetWorkers, ::testing::Values(1u, 2u, 4u, 8u),

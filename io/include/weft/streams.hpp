@@ -37,6 +37,17 @@ struct ConnectOptions {
   std::optional<Duration> timeout = {};
   /// The reader's buffer limit. @throws ValueError if 0.
   std::size_t limit = kDefaultStreamLimit;
+  /// Happy Eyeballs (RFC 8305, asyncio's happy_eyeballs_delay): start the
+  /// next address's connect this long after the previous one started (or at
+  /// once when it fails) while earlier ones are still trying; the first to
+  /// connect wins and the others are cancelled and closed. Empty: one
+  /// address at a time (asyncio's default). RFC 8305 recommends 250 ms.
+  std::optional<Duration> happy_eyeballs_delay = {};
+  /// Reorders the resolved addresses by family (asyncio's interleave): the
+  /// first `interleave` of the first family, then one of each family in
+  /// turn. 0 = as resolved, unless happy_eyeballs_delay is set, which makes
+  /// it 1 (as asyncio). @throws ValueError if negative.
+  int interleave = 0;
   /// An already connected stream socket to use instead of connecting
   /// (asyncio's sock=): host must be "" and port 0. On success weft owns the
   /// fd (made non-blocking and close-on-exec; closed with the streams); on
@@ -85,9 +96,12 @@ struct ServerOptions {
 };
 
 /// Resolves `host` (an IP literal skips the resolver), then connects to each
-/// address in turn until one succeeds; with options.sock, adopts that
-/// socket instead.
-/// @throws std::system_error (the last address's error), TimeoutError;
+/// address in turn until one succeeds (or races them: happy_eyeballs_delay);
+/// with options.sock, adopts that socket instead.
+/// @throws std::system_error, TimeoutError: when every address failed, the
+///         error itself if all failed alike, else one whose message lists
+///         each address's error ("Multiple exceptions: ...", as asyncio)
+///         with the first one's error code (TimeoutError if all timed out);
 ///         with sock: ValueError if host or port is also given, the socket
 ///         is not a stream socket, or a buffer size is negative;
 ///         std::system_error for a closed fd (EBADF) or an unconnected
