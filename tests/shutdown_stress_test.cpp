@@ -209,6 +209,7 @@ void raise_fd_limit() {
 
 TEST_P(ShutdownStress, ShutdownWithGraceWhileEverythingIsInFlight) {
   raise_fd_limit();
+  weft::testing::start_sanitizer_helpers();
   std::mt19937 rng(GetParam());
   for (int round = 0; round < kRounds; ++round) {
     Baseline before;
@@ -239,6 +240,7 @@ TEST_P(ShutdownStress, ShutdownWithGraceWhileEverythingIsInFlight) {
 
 TEST_P(ShutdownStress, RunReturnsWhileEverythingIsInFlight) {
   raise_fd_limit();
+  weft::testing::start_sanitizer_helpers();
   std::mt19937 rng(GetParam() + 100);
   for (int round = 0; round < kRounds; ++round) {
     Baseline before;

@@ -20,7 +20,26 @@
 #include <string>
 #include <vector>
 
+#ifdef WEFT_SANITIZED
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#include <thread>
+
 namespace weft::testing {
+
+/// Starts what a sanitizer runtime starts lazily and keeps for the process's
+/// life, so that a leak check's baseline taken afterwards includes it:
+/// ThreadSanitizer's background thread (started with the first thread
+/// created) and the external symbolizer (llvm-symbolizer on two pipes,
+/// started the first time a report or a suppression needs a symbol).
+inline void start_sanitizer_helpers() {
+  std::thread([] {}).join();
+#ifdef WEFT_SANITIZED
+  char frame[256];
+  __sanitizer_symbolize_pc(__builtin_return_address(0), "%p %F %L", frame, sizeof frame);
+#endif
+}
 
 /// Iteration counts shrink under sanitizers (never raise timeouts instead).
 constexpr long scaled(long n) {

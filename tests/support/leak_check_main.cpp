@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <weft/detail/task_core.hpp>
 
+#include "weft_test.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -48,6 +50,7 @@ std::string describe(const std::map<int, std::string>& fds) {
 class LeakCheck : public ::testing::Environment {
  public:
   void SetUp() override {
+    weft::testing::start_sanitizer_helpers();
     fds_ = open_fds();
     tasks_ = weft::detail::live_task_count();
   }
