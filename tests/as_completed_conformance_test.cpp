@@ -1,5 +1,5 @@
 // Conformance tests for as_completed(), ASC-01..03 of
-// shared/spec/asyncio-behaviours.md (issue 2).
+// docs/asyncio-behaviours.md (issue 2).
 //
 // Completion order is driven by gate futures set by the test, so the order
 // is deterministic at every worker count (1, 2 and 8).

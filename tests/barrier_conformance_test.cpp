@@ -1,4 +1,4 @@
-// Barrier conformance: the BAR behaviours of shared/spec/asyncio-behaviours.md
+// Barrier conformance: the BAR behaviours of docs/asyncio-behaviours.md
 // (issue 4). WEFT_TEST bodies run at one worker (exact asyncio order); BarW
 // tests run at 1, 2 and 8 workers and check everything but order.
 #include <algorithm>

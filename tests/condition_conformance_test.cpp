@@ -1,4 +1,4 @@
-// Condition conformance: the COND behaviours of shared/spec/asyncio-behaviours.md
+// Condition conformance: the COND behaviours of docs/asyncio-behaviours.md
 // (issue 4). WEFT_TEST bodies run at one worker (exact asyncio order); CondW
 // tests run at 1, 2 and 8 workers and check everything but order.
 #include <atomic>

@@ -1,6 +1,6 @@
 // Conformance tests for coroutines and scheduling points, CORO-01..05 of
-// shared/spec/asyncio-behaviours.md (issue 2), plus the rest of api.md
-// section 1: awaiting a moved-from Coro, the never-awaited warning,
+// docs/asyncio-behaviours.md (issue 2), plus the rest of docs/api.md
+// (coroutines, tasks, futures): awaiting a moved-from Coro, the never-awaited warning,
 // ContextVar copy-on-create, current_task()/all_tasks(), and foreign (any
 // standard C++) awaitables.
 //

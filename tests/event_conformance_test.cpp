@@ -1,4 +1,4 @@
-// Event conformance: the EVT behaviours of shared/spec/asyncio-behaviours.md
+// Event conformance: the EVT behaviours of docs/asyncio-behaviours.md
 // (issue 4). WEFT_TEST bodies run at one worker (exact asyncio order); EventW
 // tests run at 1, 2 and 8 workers and check everything but order.
 #include <atomic>

@@ -1,4 +1,4 @@
-// Conformance tests for Future, FUT-01..11 of shared/spec/asyncio-behaviours.md
+// Conformance tests for Future, FUT-01..11 of docs/asyncio-behaviours.md
 // (issue 2).
 //
 // Order behaviours (FUT-07/08/10) run at workers = 1 or on a standalone

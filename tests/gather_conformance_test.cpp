@@ -1,5 +1,5 @@
 // Conformance tests for gather() and gather_settled(), GATH-01..09 and PROG-B /
-// PROG-C of shared/spec/asyncio-behaviours.md (issue 2).
+// PROG-C of docs/asyncio-behaviours.md (issue 2).
 //
 // Order behaviours (GATH-02, PROG-B, PROG-C, GATH-08's timing) run at
 // workers = 1; result, error and cancellation behaviours also at 2 and 8.

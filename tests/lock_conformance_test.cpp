@@ -1,4 +1,4 @@
-// Lock conformance: the LOCK behaviours of shared/spec/asyncio-behaviours.md
+// Lock conformance: the LOCK behaviours of docs/asyncio-behaviours.md
 // (issue 4). WEFT_TEST bodies run at one worker, where order is exactly
 // asyncio's; LockW tests run at 1, 2 and 8 workers and check everything but order.
 #include <atomic>

@@ -1,5 +1,5 @@
 // Conformance tests for the event loop, LOOP-01..14 of
-// shared/spec/asyncio-behaviours.md (issue 2).
+// docs/asyncio-behaviours.md (issue 2).
 //
 // Order behaviours run on a standalone EventLoop (plain single-threaded
 // asyncio) and, where they involve tasks, at workers = 1; behaviours that are

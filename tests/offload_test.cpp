@@ -1,5 +1,5 @@
 // run_in_executor, to_thread and the default executor in the runtime (issue 5).
-// EXEC-01..03 of ../shared/spec/asyncio-behaviours.md, plus the issue's checks.
+// EXEC-01..03 of docs/asyncio-behaviours.md, plus the issue's checks.
 // Python-only items without a C++ counterpart: wrap_future (weft futures are
 // already thread-safe), keyword arguments (C++ binds arguments positionally).
 #include <weft/weft.hpp>

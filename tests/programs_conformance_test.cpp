@@ -1,5 +1,5 @@
 // Exact-output programs PROG-A, PROG-C and PROG-D of
-// shared/spec/asyncio-behaviours.md (issue 2), at workers = 1. Output lines
+// docs/asyncio-behaviours.md (issue 2), at workers = 1. Output lines
 // go into a vector, not stdout. PROG-B uses gather and is covered by the
 // composition tests. PROG-C is written without gather (not part of the core):
 // the three workers are created as tasks in argument order and awaited in

@@ -1,5 +1,5 @@
 // Queue, LifoQueue, PriorityQueue conformance: the QUE behaviours of
-// shared/spec/asyncio-behaviours.md (issue 4), asyncio 3.13 shutdown included.
+// docs/asyncio-behaviours.md (issue 4), asyncio 3.13 shutdown included.
 // WEFT_TEST bodies run at one worker (exact asyncio order); QueueW tests run
 // at 1, 2 and 8 workers and check everything but order.
 #include <atomic>

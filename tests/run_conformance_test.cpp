@@ -1,5 +1,5 @@
 // Conformance tests for weft::run and the embeddable Runtime, RUN-01..05 of
-// shared/spec/asyncio-behaviours.md (issue 2), plus Runtime::block_on/spawn
+// docs/asyncio-behaviours.md (issue 2), plus Runtime::block_on/spawn
 // from foreign threads, shutdown(grace) and metrics().
 //
 // RUN-06 (SIGINT during run) belongs to the io signals work and is tested there.

@@ -1,5 +1,5 @@
 // Semaphore / BoundedSemaphore conformance: the SEM behaviours of
-// shared/spec/asyncio-behaviours.md (issue 4). WEFT_TEST bodies run at one
+// docs/asyncio-behaviours.md (issue 4). WEFT_TEST bodies run at one
 // worker (exact asyncio order); SemW tests run at 1, 2 and 8 workers.
 #include <atomic>
 #include <string>

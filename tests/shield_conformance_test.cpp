@@ -1,5 +1,5 @@
 // Conformance tests for shield(), SHLD-01..05 of
-// shared/spec/asyncio-behaviours.md (issue 2).
+// docs/asyncio-behaviours.md (issue 2).
 //
 // SHLD-05 (reporting through the loop's exception handler) runs at
 // workers = 1, where the report is made on the loop's own thread; the rest

@@ -1,4 +1,4 @@
-// Conformance tests for sleep(), SLEEP-01..02 of shared/spec/asyncio-behaviours.md
+// Conformance tests for sleep(), SLEEP-01..02 of docs/asyncio-behaviours.md
 // (issue 2). SLEEP-01 is about order (workers = 1); SLEEP-02's durations and
 // results also run at 2 and 8 workers. Timing checks are lower bounds only
 // (a sleep never ends early); upper bounds would be flaky on a loaded machine.

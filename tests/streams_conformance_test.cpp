@@ -1,5 +1,5 @@
 // Conformance tests for streams: every STRM behaviour of
-// shared/spec/asyncio-behaviours.md (issue 3), after CPython's
+// docs/asyncio-behaviours.md (issue 3), after CPython's
 // test_asyncio/test_streams.py.
 #include <weft/io.hpp>
 

@@ -1,5 +1,5 @@
 // Conformance tests for Task lifecycle and cancellation, TASK-01..16 of
-// shared/spec/asyncio-behaviours.md (issue 2).
+// docs/asyncio-behaviours.md (issue 2).
 //
 // Behaviours that observe an intermediate state or an order ("cancelling but
 // not yet cancelled", "F is cancelled synchronously", resume order) run at

@@ -1,5 +1,5 @@
 // Conformance tests for task_group(), TG-01..12 of
-// shared/spec/asyncio-behaviours.md (issue 2).
+// docs/asyncio-behaviours.md (issue 2).
 //
 // TG-11's outside-cancel-during-error case and TG-12's creation-during-abort
 // case depend on iteration order and run at workers = 1; the rest also at 2

@@ -1,5 +1,5 @@
 // Conformance tests for timeout() and timeout_at(), TMO-01..10 of
-// shared/spec/asyncio-behaviours.md (issue 2).
+// docs/asyncio-behaviours.md (issue 2).
 //
 // TMO-03 (the first suspension, even sleep(0), is cancelled) and TMO-04's
 // equal deadlines (both timers fire before the task resumes) are about

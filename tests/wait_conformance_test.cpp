@@ -1,5 +1,5 @@
 // Conformance tests for wait(), WAIT-01..05 of
-// shared/spec/asyncio-behaviours.md (issue 2).
+// docs/asyncio-behaviours.md (issue 2).
 //
 // Tasks that must still be pending wait on a gate future, so no assertion
 // depends on timing; every behaviour runs at 1, 2 and 8 workers.

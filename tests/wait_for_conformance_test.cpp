@@ -1,5 +1,5 @@
 // Conformance tests for wait_for() and timeout_at(when, aw), WFOR-01..08 of
-// shared/spec/asyncio-behaviours.md (issue 2).
+// docs/asyncio-behaviours.md (issue 2).
 //
 // WFOR-07's "inner finished in the same cycle" case is about iteration order
 // and runs at workers = 1; everything else also runs at 2 and 8 workers.

@@ -8,7 +8,7 @@
 //   inbox_count_, parked_, stopping_, closed_; everything else a foreign
 //   thread asks for (call_soon, call_later, add_reader, waking a pinned task)
 //   is handed over through the inbox.
-// - Parking (architecture invariant 4): before blocking in the selector the
+// - Parking (invariant 4 of docs/architecture.md): before blocking in the selector the
 //   owner stores parked_ = true, then re-reads inbox_count_ (both seq_cst); a
 //   producer enqueues, increments inbox_count_, then reads parked_ (seq_cst).
 //   One of the two sees the other, so a wake-up is never lost, and the

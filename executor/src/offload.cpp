@@ -1,4 +1,4 @@
-// The default executor and its place in the runtime (api.md section 8).
+// The default executor and its place in the runtime (docs/api.md, offloading).
 #include <weft/offload.hpp>
 #include <weft/thread_pool_executor.hpp>
 

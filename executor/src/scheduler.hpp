@@ -1,6 +1,6 @@
 // Scheduler and Worker: the multi-threaded runtime behind weft::Runtime.
 //
-// Invariants (architecture.md):
+// Invariants (docs/architecture.md, invariants 3, 4 and 9):
 // - Each Worker is one thread owning one EventLoop (its LoopImpl: ready list
 //   for loop-affine work, timers, selector, inbox) and one LocalQueue of
 //   stealable tasks. Only the owner pushes to its LocalQueue; anyone may steal.

@@ -1,6 +1,6 @@
 // Selector: the seam between a loop and the kernel's readiness API.
 //
-// The loop owns one Selector (architecture invariant 6: an fd is registered
+// The loop owns one Selector (docs/architecture.md, invariant 6: an fd is registered
 // with exactly one loop's selector). The interface is what an io_uring
 // selector would also provide: interest registration per fd, a blocking wait
 // with a timeout, and a wake-up that interrupts the wait from any thread.

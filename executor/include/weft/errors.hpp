@@ -1,4 +1,4 @@
-// weft's exception types (api.md section 5).
+// weft's exception types (docs/api.md).
 //
 // CancelledError deliberately does NOT derive from std::exception: asyncio's
 // CancelledError is a BaseException, so `catch (const std::exception&)` in user

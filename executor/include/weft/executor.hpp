@@ -1,5 +1,5 @@
 // Executor: where blocking or CPU-heavy calls run, off the event loops
-// (api.md section 8). Implementations: ThreadPoolExecutor (elastic pool for
+// (docs/api.md, offloading). Implementations: ThreadPoolExecutor (elastic pool for
 // blocking calls, the default executor) and TbbExecutor (a oneTBB arena for
 // CPU-bound work).
 #pragma once

@@ -1,4 +1,4 @@
-// Offloading blocking and CPU-heavy calls (api.md section 8):
+// Offloading blocking and CPU-heavy calls (docs/api.md, offloading):
 // EventLoop::run_in_executor and to_thread (asyncio.to_thread).
 //
 // The function runs on an Executor thread, never on a worker; its value (or

@@ -1,4 +1,4 @@
-// TbbExecutor: a oneTBB task_arena for CPU-bound work (api.md section 8).
+// TbbExecutor: a oneTBB task_arena for CPU-bound work (docs/api.md, offloading).
 #pragma once
 
 #include <weft/executor.hpp>

@@ -1,5 +1,5 @@
 // ThreadPoolExecutor: the elastic pool that runs blocking calls off the event
-// loops (api.md section 8; the default executor of run_in_executor/to_thread).
+// loops (docs/api.md, offloading; the default executor of run_in_executor/to_thread).
 #pragma once
 
 #include <weft/executor.hpp>

@@ -10,7 +10,7 @@
 // the last arriver resumes first, then the others in FIFO order (BAR-03),
 // which is the order the condition hands its lock on.
 //
-// Deviation from api.md: the constructor takes a signed count so that a
+// Deviation (docs/api.md, sync): the constructor takes a signed count so that a
 // negative one can be rejected with ValueError (BAR-01).
 #pragma once
 

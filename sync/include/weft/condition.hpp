@@ -17,7 +17,7 @@
 // state is separate (detail/permit_core.hpp); `mutex_` is never held while
 // taking the lock's mutex or the reverse.
 //
-// Deviations from api.md: acquire() returns detail::PermitAcquire (see
+// Deviations (docs/api.md, sync): acquire() returns detail::PermitAcquire (see
 // lock.hpp); wait_for(pred) returns pred's value (Coro<R>), as asyncio does.
 #pragma once
 

@@ -8,7 +8,7 @@
 // acquire and release are one atomic CAS each; see detail/permit_core.hpp for
 // the protocol.
 //
-// Deviation from api.md: acquire() returns detail::PermitAcquire, an
+// Deviation (docs/api.md, sync): acquire() returns detail::PermitAcquire, an
 // awaitable used exactly like the Coro<void> (`co_await lock.acquire();`)
 // that avoids a coroutine frame per call. It composes as it is:
 // `co_await weft::wait_for(lock.acquire(), 1s);` (a timed-out acquire never

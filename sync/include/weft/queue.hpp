@@ -33,7 +33,7 @@
 //   suspension. Only when it must wait does the awaiter touch the task
 //   (await_suspend re-checks under `hot_->mutex`, then links a waiter node).
 //
-// Deviation from api.md: put() and get() return awaitables (detail PutOp and
+// Deviation (docs/api.md, sync): put() and get() return awaitables (detail PutOp and
 // GetOp) used exactly like the Coro<void> / Coro<T> (`co_await q.put(v);`,
 // `T v = co_await q.get();`) that avoid a coroutine frame per call. Each is
 // awaitable once, inside a task. Every composition function takes them as

@@ -6,7 +6,7 @@
 // behind the waiters already there (no barging, SEM-03). Uncontended acquire
 // and release are one atomic CAS each; see detail/permit_core.hpp.
 //
-// Deviations from api.md: acquire() returns detail::PermitAcquire (see
+// Deviations (docs/api.md, sync): acquire() returns detail::PermitAcquire (see
 // lock.hpp); the constructors take a signed count so that a negative value
 // can be rejected with ValueError as asyncio does (SEM-01).
 #pragma once

@@ -1,5 +1,5 @@
 // weft::sync umbrella: Lock, Event, Condition, Semaphore, BoundedSemaphore,
-// Barrier, Queue family (api.md section 6).
+// Barrier, Queue family (docs/api.md, sync).
 //
 // Common contract: every member may be called from any thread; the awaiting
 // ones only inside a task. Waiters are served in FIFO order; a waiter that is

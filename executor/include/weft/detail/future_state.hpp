@@ -1,6 +1,6 @@
 // FutureBase / FutureState<T>: the shared state behind Future<T> and Task<T>.
 //
-// Protocol (architecture invariant 2):
+// Protocol (invariant 2 of docs/architecture.md):
 // - status_ moves from pending to result / exception / cancelled exactly
 //   once, under lock_, after the value or exception has been stored; it is
 //   published with release and read lock-free with acquire, so a reader that

@@ -1,6 +1,6 @@
 // TaskCore: the scheduling half of a task (the other half is its FutureState).
 //
-// State word (architecture invariant 1), `sched_`:
+// State word (invariant 1 of docs/architecture.md), `sched_`:
 //   idle      suspended, waiting for something; in no queue
 //   scheduled in exactly one ready queue (local run queue, injector, a loop's
 //             ready list or inbox)
