@@ -57,11 +57,14 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     TimerHandle backoff;      // loop-only
   };
 
-  ServerState(ClientHandler handler, std::size_t limit, SocketTuning tuning,
+  ServerState(ClientHandler handler, const ServerOptions& options, SocketTuning tuning,
               std::vector<Listener> listeners, std::string unix_path)
       : handler_(std::move(handler)),
-        limit_(limit),
+        limit_(options.limit),
         tuning_(tuning),
+        ssl_(options.ssl),
+        ssl_handshake_timeout_(options.ssl_handshake_timeout),
+        ssl_shutdown_timeout_(options.ssl_shutdown_timeout),
         listeners_(std::move(listeners)),
         unix_path_(std::move(unix_path)),
         open_listeners_(listeners_.size()),
@@ -243,12 +246,25 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     }
     t->on_closed([self = shared_from_this(), key = t.get()] { self->connection_closed(key); });
     auto owner = std::make_shared<StreamOwner>(t);
-    create_task(
-        run_handler(shared_from_this(), StreamReader(t->reader(), owner), StreamWriter(t, owner)));
+    create_task(run_handler(shared_from_this(), std::move(t), std::move(owner)));
   }
 
-  static Coro<void> run_handler(std::shared_ptr<ServerState> self, StreamReader reader,
-                                StreamWriter writer) {
+  static Coro<void> run_handler(std::shared_ptr<ServerState> self, std::shared_ptr<Transport> t,
+                                std::shared_ptr<StreamOwner> owner) {
+    if (self->ssl_) {
+      try {
+        co_await tls_handshake(t, self->ssl_->state(), true, {}, self->ssl_handshake_timeout_,
+                               self->ssl_shutdown_timeout_);
+      } catch (const std::exception&) {
+        // As asyncio (outside debug mode), a failed handshake is not
+        // reported: tls_handshake closed the connection.
+        co_return;
+      }
+    }
+    StreamReader reader(t->reader(), owner);
+    StreamWriter writer(t, owner);
+    owner.reset();
+    t.reset();
     try {
       co_await self->handler_(reader, writer);
     } catch (const std::exception&) {
@@ -289,6 +305,9 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   const ClientHandler handler_;
   const std::size_t limit_;
   const SocketTuning tuning_;
+  const std::optional<SslContext> ssl_;
+  const Duration ssl_handshake_timeout_;
+  const Duration ssl_shutdown_timeout_;
   std::vector<Listener> listeners_;
   const std::string unix_path_;
 
@@ -352,7 +371,7 @@ int open_listener(const Address& address, const ServerOptions& options, bool reu
 
 Server make_server(ClientHandler handler, const ServerOptions& options,
                    std::vector<ServerState::Listener> listeners, std::string unix_path) {
-  auto state = std::make_shared<ServerState>(std::move(handler), options.limit, tuning_of(options),
+  auto state = std::make_shared<ServerState>(std::move(handler), options, tuning_of(options),
                                              std::move(listeners), std::move(unix_path));
   if (options.start_serving) state->start_serving();
   return Server(state);
@@ -421,6 +440,8 @@ Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t
                           ServerOptions options) {
   if (!handler) throw ValueError("start_server: empty handler");
   if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  if (options.ssl && !options.ssl->is_server())
+    throw ValueError("start_server: ssl must be a server context (SslContext::server())");
   detail::check_tuning(detail::tuning_of(options), "start_server");
   if (options.sock) {
     if (!host.empty() || port != 0)
@@ -460,9 +481,19 @@ Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t
   co_return detail::make_server(std::move(handler), options, std::move(listeners), {});
 }
 
+Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port) {
+  return start_server(std::move(handler), std::move(host), port, ServerOptions());
+}
+
+Coro<Server> start_unix_server(ClientHandler handler, std::string path) {
+  return start_unix_server(std::move(handler), std::move(path), ServerOptions());
+}
+
 Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options) {
   if (!handler) throw ValueError("start_unix_server: empty handler");
   if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  if (options.ssl && !options.ssl->is_server())
+    throw ValueError("start_unix_server: ssl must be a server context (SslContext::server())");
   detail::check_tuning(detail::tuning_of(options), "start_unix_server");
   if (options.sock) {
     if (!path.empty())

@@ -129,6 +129,18 @@ bool ReaderState::consume_locked(std::size_t n) {
   return false;
 }
 
+std::string ReaderState::take_buffered() {
+  std::string taken;
+  bool resume;
+  {
+    std::lock_guard lock(mu_);
+    taken.assign(buffer_, pos_);
+    resume = consume_locked(taken.size());
+  }
+  if (resume) resume_transport();
+  return taken;
+}
+
 void ReaderState::resume_transport() {
   std::shared_ptr<Transport> t;
   {

@@ -33,9 +33,8 @@ detail::SocketTuning tuning_of(const ConnectOptions& o) {
 }
 
 // Adopts options.sock (asyncio's sock=): checks first, so that the caller
-// still owns the fd if anything is wrong.
-std::pair<StreamReader, StreamWriter> adopt_connection(const ConnectOptions& options,
-                                                       const char* where) {
+// still owns the fd if anything is wrong. Returns the fd, now weft's.
+int adopt_connection(const ConnectOptions& options, const char* where) {
   const int fd = *options.sock;
   const std::string what = std::string(where) + " sock=" + std::to_string(fd);
   const int family = detail::check_stream_socket(fd, what);
@@ -45,10 +44,34 @@ std::pair<StreamReader, StreamWriter> adopt_connection(const ConnectOptions& opt
     detail::throw_os_error(errno, what);  // ENOTCONN: not connected
   detail::apply_tuning(fd, family, tuning_of(options), what);
   detail::adopt_fd(fd, what);
-  return detail::make_fd_streams(fd, detail::FdKind::socket, options.limit);
+  return fd;
 }
 
 }  // namespace
+
+namespace detail {
+
+Coro<std::pair<StreamReader, StreamWriter>> connected_streams(int fd,
+                                                              const ConnectOptions& options) {
+  if (!options.ssl) co_return make_fd_streams(fd, FdKind::socket, options.limit);
+  const SslContext& ctx = *options.ssl;
+  if (ctx.is_server()) {
+    ::close(fd);
+    throw ValueError("open_connection: ssl must be a client context (SslContext::client())");
+  }
+  if (ctx.check_hostname() && options.server_hostname.empty()) {
+    ::close(fd);
+    throw ValueError("You must set server_hostname when using ssl without a host");
+  }
+  auto t = make_transport(fd, FdKind::socket, true, true, options.limit);
+  auto owner = std::make_shared<StreamOwner>(t);  // closes the connection if we throw
+  co_await tls_handshake(t, ctx.state(), false, options.server_hostname,
+                         options.ssl_handshake_timeout, options.ssl_shutdown_timeout);
+  co_return std::pair<StreamReader, StreamWriter>(StreamReader(t->reader(), owner),
+                                                  StreamWriter(t, owner));
+}
+
+}  // namespace detail
 
 Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, std::uint16_t port,
                                                             ConnectOptions options) {
@@ -58,8 +81,11 @@ Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, st
   if (options.sock) {
     if (!host.empty() || port != 0)
       throw ValueError("open_connection: host/port and sock can not be specified at the same time");
-    co_return adopt_connection(options, "open_connection");
+    int fd = adopt_connection(options, "open_connection");
+    co_return co_await detail::connected_streams(fd, options);
   }
+  // asyncio: the host is the name TLS sends and checks unless one is given.
+  if (options.ssl && options.server_hostname.empty()) options.server_hostname = host;
   std::vector<AddrInfo> infos;
   try {
     Address literal = Address::ip(host, port);  // IP literals skip the resolver (as asyncio)
@@ -233,20 +259,24 @@ Coro<std::pair<StreamReader, StreamWriter>> open_connection_to(std::vector<AddrI
   int interleave = options.interleave;
   if (options.happy_eyeballs_delay && interleave == 0) interleave = 1;
   if (interleave > 0) infos = interleave_addrinfos(std::move(infos), interleave);
+  // The TLS handshake comes after the loop: its failure is not a reason to
+  // try the next address (as asyncio).
+  int fd = -1;
   if (options.happy_eyeballs_delay && infos.size() > 1) {
-    int fd = co_await race(std::move(infos), options);
-    co_return make_fd_streams(fd, FdKind::socket, options.limit);
-  }
-  std::vector<std::exception_ptr> errors;
-  for (const AddrInfo& info : infos) {
-    try {
-      int fd = co_await connect_one(info, options);
-      co_return make_fd_streams(fd, FdKind::socket, options.limit);
-    } catch (const std::exception&) {
-      errors.push_back(std::current_exception());
+    fd = co_await race(std::move(infos), options);
+  } else {
+    std::vector<std::exception_ptr> errors;
+    for (const AddrInfo& info : infos) {
+      try {
+        fd = co_await connect_one(info, options);
+        break;
+      } catch (const std::exception&) {
+        errors.push_back(std::current_exception());
+      }
     }
+    if (fd < 0) raise_all(errors);
   }
-  raise_all(errors);
+  co_return co_await connected_streams(fd, options);
 }
 
 }  // namespace detail
@@ -258,7 +288,8 @@ Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string pat
   if (options.sock) {
     if (!path.empty())
       throw ValueError("open_unix_connection: path and sock can not be specified at the same time");
-    co_return adopt_connection(options, "open_unix_connection");
+    int fd = adopt_connection(options, "open_unix_connection");
+    co_return co_await detail::connected_streams(fd, options);
   }
   Address address = Address::unix_path(path);
   int fd = detail::make_socket(AF_UNIX, SOCK_STREAM);
@@ -269,7 +300,15 @@ Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string pat
     throw;
   }
   co_await detail::connect_socket(fd, address, options.timeout);
-  co_return detail::make_fd_streams(fd, detail::FdKind::socket, options.limit);
+  co_return co_await detail::connected_streams(fd, options);
+}
+
+Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, std::uint16_t port) {
+  return open_connection(std::move(host), port, ConnectOptions());
+}
+
+Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path) {
+  return open_unix_connection(std::move(path), ConnectOptions());
 }
 
 }  // namespace weft

@@ -18,6 +18,7 @@
 
 #include "../../executor/src/loop_impl.hpp"
 #include "socket_util.hpp"
+#include "tls_engine.hpp"
 
 namespace weft {
 namespace detail {
@@ -60,6 +61,8 @@ Transport::Transport(EventLoop& loop, int fd, FdKind kind, bool readable, bool w
 }
 
 Transport::~Transport() {
+  // The engine goes first: it only refers to this transport.
+  tls_owner_.reset();
   // Reached with the fd open only when its loop went away first (its
   // registrations or ring requests, which held us, were dropped with it) or
   // start() never ran.
@@ -129,13 +132,13 @@ void Transport::on_recv(int res, std::uint32_t flags) noexcept {
       // The recv takes at most the reader's room, so the completion that
       // pauses the reader is the recv's last (io_ring.hpp). Bytes that arrive
       // after a close are dropped.
-      if (!closed_ && reader_->feed_data(ring_->buffer(res, flags)))
+      if (!closed_ && deliver(ring_->buffer(res, flags)))
         reading_ = false;  // paused until a read brings the buffer back to the limit
     } else if (res == 0) {
       if (!closed_ && !reader_eof_) {
         reading_ = false;
         reader_eof_ = true;
-        reader_->feed_eof();  // the socket stays open for writing (half-close)
+        deliver_eof();  // the socket stays open for writing (half-close)
       }
     } else if (res != -ENOBUFS && res != -ECANCELED && res != -EINTR && !closed_) {
       teardown(std::make_exception_ptr(os_error(-res, op_name("recv from", "read"))));
@@ -297,6 +300,16 @@ void Transport::on_sent(int res) noexcept {
   op_done();
 }
 
+bool Transport::deliver(std::string_view data) {
+  if (TlsEngine* tls = this->tls()) return tls->on_data(data);
+  return reader_->feed_data(data);
+}
+
+void Transport::deliver_eof() {
+  if (TlsEngine* tls = this->tls()) return tls->on_eof();
+  reader_->feed_eof();
+}
+
 void Transport::on_readable() {
   if (closed_ || !reading_) return;
   thread_local std::string chunk(kReadChunk, '\0');
@@ -306,7 +319,7 @@ void Transport::on_readable() {
                                 : ::read(fd_, chunk.data(), chunk.size());
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
-    if (reader_->feed_data(std::string_view(chunk.data(), static_cast<std::size_t>(n)))) {
+    if (deliver(std::string_view(chunk.data(), static_cast<std::size_t>(n)))) {
       loop_->remove_reader(fd_);  // paused until a read brings the buffer back to the limit
       reading_ = false;
     }
@@ -316,7 +329,7 @@ void Transport::on_readable() {
     loop_->remove_reader(fd_);
     reading_ = false;
     reader_eof_ = true;
-    reader_->feed_eof();
+    deliver_eof();
     // A pipe's read end has nothing left to do; a socket stays open for
     // writing (half-close, as asyncio's StreamReaderProtocol.eof_received).
     if (!writable_) teardown(nullptr);
@@ -437,11 +450,13 @@ void Transport::teardown(std::exception_ptr error) {
       reader_->feed_eof();
   }
   complete_all(waiters);
+  if (TlsEngine* tls = this->tls()) tls->on_closed(error);
   if (ops_outstanding_ == 0) finish_close();
 }
 
 void Transport::finish_close() {
   std::vector<std::function<void()>> hooks;
+  shutdown_timer_.cancel();
   ::close(fd_);
   fd_closed_ = true;
   {
@@ -495,6 +510,13 @@ ssize_t Transport::send_iov(const ::iovec* iov, int count) {
 
 void Transport::write(std::span<const std::string_view> pieces, WriteChunk* owned) {
   if (!writable_) throw RuntimeError("write: this stream is not writable");
+  if (TlsEngine* tls = this->tls()) return tls->write(pieces);  // owned bytes are encrypted: copied
+  write_plain(pieces, owned);
+}
+
+void Transport::raw_write(std::string_view data) { write_plain({&data, 1}, nullptr); }
+
+void Transport::write_plain(std::span<const std::string_view> pieces, WriteChunk* owned) {
   std::exception_ptr error;
   bool arm = false, kick = false;
   {
@@ -588,6 +610,7 @@ Coro<void> Transport::drain(std::shared_ptr<Transport> self) {
 }
 
 void Transport::write_eof() {
+  if (TlsEngine* tls = this->tls()) tls->write_eof();  // close_notify, then the FIN
   bool close_pipe = false;
   {
     std::lock_guard lock(mu_);
@@ -604,12 +627,67 @@ void Transport::write_eof() {
 }
 
 void Transport::close() {
+  TlsEngine* tls = this->tls();
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return;
+  }
+  // close_notify goes out with the rest of the buffer (before closing_ is
+  // set, which makes raw_write drop bytes).
+  if (tls) tls->close_notify();
   {
     std::lock_guard lock(mu_);
     if (closing_) return;
     closing_ = true;
   }
-  run_on_loop(*loop_, [self = shared_from_this()] { self->close_on_loop(); });
+  run_on_loop(*loop_, [self = shared_from_this(), tls] {
+    self->close_on_loop();
+    // A peer that stops reading would keep a TLS close waiting for the flush
+    // forever: ssl_shutdown_timeout bounds it (asyncio's), then the
+    // connection is aborted.
+    if (tls && !self->closed_) {
+      std::weak_ptr<Transport> weak = self;
+      Duration timeout = self->tls_shutdown_timeout_;
+      self->shutdown_timer_ = self->loop_->call_later(timeout, [weak, timeout] {
+        if (std::shared_ptr<Transport> t = weak.lock())
+          t->teardown(std::make_exception_ptr(TimeoutError(
+              t->op_name("TLS shutdown with", "TLS shutdown") + ": timed out after " +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+              " ms; the connection was aborted")));
+      });
+    }
+  });
+}
+
+TlsEngine& Transport::attach_tls(std::shared_ptr<SslContextState> ctx, bool server_side,
+                                 std::string server_hostname, Duration shutdown_timeout) {
+  TlsEngine* engine;
+  {
+    std::lock_guard lock(mu_);
+    if (tls_owner_) throw RuntimeError("start_tls: the connection already uses TLS");
+    if (closing_ || closed_) throw RuntimeError("start_tls: the connection is closed");
+    tls_shutdown_timeout_ = shutdown_timeout;
+    tls_owner_ =
+        std::make_unique<TlsEngine>(*this, std::move(ctx), server_side, std::move(server_hostname));
+    engine = tls_owner_.get();
+  }
+  tls_.store(engine, std::memory_order_release);
+  std::string early = reader_->take_buffered();
+  engine->start();
+  if (!early.empty()) {
+    if (engine->on_data(early)) {
+      // The reader asked to pause: stop reading until it drains.
+      if (reading_) {
+        if (ring_)
+          ring_->prep_cancel(recv_op_);
+        else
+          loop_->remove_reader(fd_);
+        reading_ = false;
+      }
+    }
+  }
+  return *engine;
 }
 
 void Transport::abort() {
@@ -754,5 +832,21 @@ void StreamWriter::set_write_buffer_limits(std::size_t high, std::optional<std::
 std::optional<Address> StreamWriter::peername() const { return transport_->peername(); }
 std::optional<Address> StreamWriter::sockname() const { return transport_->sockname(); }
 int StreamWriter::fileno() const { return transport_->fileno(); }
+
+std::optional<TlsInfo> StreamWriter::tls_info() const {
+  if (detail::TlsEngine* tls = transport_->tls()) return tls->info();
+  return std::nullopt;
+}
+
+Coro<void> StreamWriter::start_tls(SslContext ctx, std::string server_hostname,
+                                   Duration handshake_timeout, Duration shutdown_timeout) {
+  std::shared_ptr<detail::Transport> t = transport_;
+  if (t->kind() != detail::FdKind::socket) throw ValueError("start_tls: not a socket");
+  if (!ctx.is_server() && ctx.check_hostname() && server_hostname.empty())
+    throw ValueError("start_tls: server_hostname is required when the context checks host names");
+  co_await detail::Transport::drain(t);
+  co_await detail::tls_handshake(t, ctx.state(), ctx.is_server(), std::move(server_hostname),
+                                 handshake_timeout, shutdown_timeout);
+}
 
 }  // namespace weft

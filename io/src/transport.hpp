@@ -41,6 +41,13 @@
 //   reference to itself (keepalive_), and close(fd) waits until the last one
 //   has completed (after teardown cancelled them), so the kernel never sees
 //   a reused fd number or freed bytes.
+//
+// TLS (tls_engine.hpp): a transport may carry a TlsEngine, published once
+// through the atomic tls_ (at creation, or by start_tls on a live
+// connection) and owned until the transport goes. With one, received bytes
+// go to the engine instead of the reader (deliver / deliver_eof), and
+// write / write_eof / close pass through it; raw_write is the plain write
+// the engine sends its records with.
 #pragma once
 
 #include <weft/address.hpp>
@@ -52,6 +59,7 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -68,6 +76,8 @@
 namespace weft::detail {
 
 class Transport;
+class TlsEngine;
+struct SslContextState;
 
 class ReaderState {
  public:
@@ -83,6 +93,8 @@ class ReaderState {
   /// this is a lower bound however the readers consume meanwhile.
   std::size_t room() const;
   void feed_eof();
+  /// Removes and returns every unread byte (start_tls: they are TLS records).
+  std::string take_buffered();
   void set_exception(std::exception_ptr e);
   std::exception_ptr exception() const;
   bool at_eof() const;
@@ -207,8 +219,30 @@ class Transport : public std::enable_shared_from_this<Transport> {
   /// Resumes reading after a pause (any thread).
   void resume_reading();
 
+  // --- TLS ---
+  /// Loop thread only (so no received byte can pass between the plain reader
+  /// and the engine): creates and publishes this connection's TLS engine,
+  /// hands it the bytes the reader holds unread (they can only be the
+  /// peer's first records), and starts the handshake; await
+  /// tls()->handshake(). @throws RuntimeError if the connection already has
+  /// one or is closed, SSLError if OpenSSL refuses.
+  TlsEngine& attach_tls(std::shared_ptr<SslContextState> ctx, bool server_side,
+                        std::string server_hostname, Duration shutdown_timeout);
+  /// The engine, or null for a plain connection.
+  TlsEngine* tls() const noexcept { return tls_.load(std::memory_order_acquire); }
+  /// The plain write, under the engine (ciphertext).
+  void raw_write(std::string_view data);
+  /// Ends the connection now, without flushing: teardown with `error` on the loop.
+  void abort(std::exception_ptr error) { fail(std::move(error)); }
+
  private:
   // loop-only
+  /// write() without the engine.
+  void write_plain(std::span<const std::string_view> pieces, WriteChunk* owned);
+  /// Bytes read from the fd: to the engine or the reader; true = pause.
+  bool deliver(std::string_view data);
+  /// The fd's EOF: to the engine or the reader.
+  void deliver_eof();
   void on_readable();
   void on_writable();
   void arm_reader();
@@ -279,6 +313,12 @@ class Transport : public std::enable_shared_from_this<Transport> {
   unsigned ops_outstanding_ = 0;
   std::shared_ptr<Transport> keepalive_;  // set while ops_outstanding_ > 0
   std::exception_ptr close_error_;        // teardown's error, for wait_closed
+  TimerHandle shutdown_timer_;            // TLS: bounds a close's flush
+
+  // ordering: acquire/release: whoever sees the engine sees it constructed.
+  std::atomic<TlsEngine*> tls_{nullptr};
+  std::unique_ptr<TlsEngine> tls_owner_;  // guarded by mu_ (set once); owns *tls_
+  Duration tls_shutdown_timeout_{};       // written before tls_ is published
 
   mutable std::mutex mu_;
   WriteQueue wbuf_;     // guarded by mu_: unsent bytes not in flight
@@ -308,6 +348,14 @@ class StreamOwner {
   ~StreamOwner() { transport->close(); }
   std::shared_ptr<Transport> transport;
 };
+
+/// Attaches a TLS engine to `t` and waits for its handshake. On failure,
+/// timeout or cancellation the connection is closed (aborted on timeout).
+/// @throws SSLError, SSLCertVerificationError, std::system_error
+///         (connection_reset, connection_aborted on timeout), ValueError.
+Coro<void> tls_handshake(std::shared_ptr<Transport> t, std::shared_ptr<SslContextState> ctx,
+                         bool server_side, std::string server_hostname, Duration handshake_timeout,
+                         Duration shutdown_timeout);
 
 /// Wraps an fd into a started transport on the running loop.
 std::shared_ptr<Transport> make_transport(int fd, FdKind kind, bool readable, bool writable,

@@ -6,6 +6,7 @@
 #include <weft/datagram.hpp>
 #include <weft/server.hpp>
 #include <weft/signals.hpp>
+#include <weft/ssl.hpp>
 #include <weft/stream_reader.hpp>
 #include <weft/stream_writer.hpp>
 #include <weft/streams.hpp>

@@ -22,6 +22,10 @@
 
 #include <weft/address.hpp>
 #include <weft/coro.hpp>
+#include <weft/event_loop.hpp>
+#include <weft/ssl.hpp>
+
+#include <chrono>
 
 #include <cstddef>
 #include <memory>
@@ -64,13 +68,18 @@ class StreamWriter {
   /// @throws std::system_error with the connection's error if it broke, or
   ///         connection_reset if the writer was closed (STRM-12).
   Coro<void> drain();
-  /// True for sockets (half-close); false for pipes.
+  /// True for sockets (half-close, TLS ones too); false for pipes.
   bool can_write_eof() const;
   /// Shuts down the sending side once the buffer is flushed (half-close);
-  /// reading goes on. On a pipe it closes the pipe.
+  /// reading goes on. On a pipe it closes the pipe. On a TLS connection it
+  /// sends close_notify first (the peer's reader sees EOF) and goes on
+  /// decrypting what the peer sends (asyncio refuses half-close over TLS).
   void write_eof();
   /// Stops reading, flushes what is buffered, then closes the fd. The paired
-  /// reader sees EOF. Idempotent.
+  /// reader sees EOF. Idempotent. Over TLS it sends close_notify first and
+  /// aborts the connection if the flush takes longer than the
+  /// ssl_shutdown_timeout (wait_closed() then throws TimeoutError); it does
+  /// not wait for the peer's close_notify.
   void close();
   /// Closes at once, dropping the bytes still buffered (asyncio's
   /// writer.transport.abort()); the paired reader sees EOF and wait_closed()
@@ -91,6 +100,23 @@ class StreamWriter {
   std::optional<Address> sockname() const;
   /// The file descriptor (owned by the connection; -1 once closed).
   int fileno() const;
+
+  /// The TLS details (asyncio's get_extra_info: peercert, cipher, version,
+  /// ALPN); empty for a plain connection.
+  std::optional<TlsInfo> tls_info() const;
+  /// Upgrades the connection to TLS (asyncio 3.11's StreamWriter.start_tls):
+  /// waits for the write buffer to drain, then runs the handshake as a client
+  /// or a server according to `ctx`. Bytes the reader already holds stay
+  /// plaintext; everything after is TLS. `server_hostname` is sent in SNI and
+  /// checked (a client context that checks host names needs one). The peer
+  /// must not send TLS bytes before this is called (as with asyncio).
+  /// @throws SSLError, SSLCertVerificationError, std::system_error
+  ///         (connection_reset, connection_aborted after handshake_timeout),
+  ///         RuntimeError if the connection already uses TLS, ValueError.
+  ///         On failure the connection is closed.
+  Coro<void> start_tls(SslContext ctx, std::string server_hostname = {},
+                       Duration handshake_timeout = std::chrono::seconds(60),
+                       Duration shutdown_timeout = std::chrono::seconds(30));
 
   /// Internal: a writer for a connection.
   StreamWriter(std::shared_ptr<detail::Transport> transport,

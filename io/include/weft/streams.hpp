@@ -6,15 +6,30 @@
 // operation and the address ("connect to 127.0.0.1:1: Connection refused");
 // name resolution failures use gai_category() ("getaddrinfo nosuch.invalid:80:
 // Name or service not known"). All functions must be awaited from a task.
+//
+// TLS (<weft/ssl.hpp>, docs/tls.md): set `ssl` in the options. The functions
+// return (and a server runs the handler) once the handshake is done; a
+// failed handshake throws SSLError / SSLCertVerificationError, a peer that
+// leaves mid-handshake std::system_error(connection_reset), one slower than
+// ssl_handshake_timeout std::system_error(connection_aborted) (asyncio's
+// ConnectionAbortedError). A server does not report failed handshakes
+// (asyncio logs them only in debug mode); the connection is closed.
+//
+// GCC 12: the options hold strings and shared handles; name them before the
+// co_await (`ConnectOptions opts; opts.ssl = ctx; co_await
+// open_connection(host, 443, opts);`), never build them inside it. The
+// overloads without options build theirs outside the coroutine.
 #pragma once
 
 #include <weft/address.hpp>
 #include <weft/coro.hpp>
 #include <weft/event_loop.hpp>
 #include <weft/server.hpp>
+#include <weft/ssl.hpp>
 #include <weft/stream_reader.hpp>
 #include <weft/stream_writer.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -64,6 +79,16 @@ struct ConnectOptions {
   /// @throws ValueError if negative.
   int recv_buffer_size = 0;
   int send_buffer_size = 0;
+  /// TLS: a client context (SslContext::client()); empty = plain TCP.
+  std::optional<SslContext> ssl = {};
+  /// The name sent in SNI and checked against the certificate. Empty: the
+  /// host passed to open_connection (open_unix_connection and sock= need one
+  /// when the context checks host names: ValueError otherwise).
+  std::string server_hostname = {};
+  /// asyncio's defaults: 60 s to finish the handshake, 30 s for a close to
+  /// flush its close_notify before the connection is aborted.
+  Duration ssl_handshake_timeout = std::chrono::seconds(60);
+  Duration ssl_shutdown_timeout = std::chrono::seconds(30);
 };
 
 struct ServerOptions {
@@ -93,6 +118,10 @@ struct ServerOptions {
   /// default. @throws ValueError if negative.
   int recv_buffer_size = 0;
   int send_buffer_size = 0;
+  /// TLS: a server context with a certificate loaded; empty = plain TCP.
+  std::optional<SslContext> ssl = {};
+  Duration ssl_handshake_timeout = std::chrono::seconds(60);
+  Duration ssl_shutdown_timeout = std::chrono::seconds(30);
 };
 
 /// Resolves `host` (an IP literal skips the resolver), then connects to each
@@ -107,23 +136,27 @@ struct ServerOptions {
 ///         std::system_error for a closed fd (EBADF) or an unconnected
 ///         socket (ENOTCONN).
 Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, std::uint16_t port,
-                                                            ConnectOptions options = {});
+                                                            ConnectOptions options);
+Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, std::uint16_t port);
 /// options.sock as for open_connection (path must then be "").
 /// @throws std::system_error, ValueError.
 Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path,
-                                                                 ConnectOptions options = {});
+                                                                 ConnectOptions options);
+Coro<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path);
 /// Listens on every address `host` resolves to ("" = all interfaces, port 0
 /// = a free port: see Server::sockets()); with options.sock, on that socket.
 /// @throws std::system_error (bind/listen failures name the address; EBADF
 ///         for a closed sock); ValueError for sock with a host or port, a
 ///         sock that is not a stream socket, or a negative buffer size.
 Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port,
-                          ServerOptions options = {});
+                          ServerOptions options);
+Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t port);
 /// Listens on a Unix socket path; a stale socket file there is replaced, and
 /// the file is removed when the server closes. With options.sock (path ""),
 /// serves on that socket and removes no file.
 /// @throws std::system_error, ValueError (as start_server).
-Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options = {});
+Coro<Server> start_unix_server(ClientHandler handler, std::string path, ServerOptions options);
+Coro<Server> start_unix_server(ClientHandler handler, std::string path);
 
 /// The listening sockets systemd passed to this process (socket activation:
 /// LISTEN_PID is this process, LISTEN_FDS of them from fd 3), for

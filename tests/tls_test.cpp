@@ -1,0 +1,584 @@
+// TLS streams (issue 16): handshake and echo with many concurrent clients at
+// 1, 2 and 8 workers, each certificate verification failure, handshake
+// timeouts both ways, garbage instead of records, half-close, start_tls mid
+// stream, 64 MiB each way, session resumption, ALPN, Unix sockets, and
+// interop with `openssl s_server` / `s_client` and Python's ssl module.
+// Registered again as epoll:* (io_uring off) and single:* (tests/CMakeLists.txt).
+//
+// The certificates are made here with OpenSSL's API: a CA, a server
+// certificate for localhost and 127.0.0.1, an expired one, one for another
+// host, and a self-signed one no one trusts.
+#include <weft/io.hpp>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "weft_test.hpp"
+
+using namespace std::chrono_literals;
+using weft::Coro;
+using weft::StreamReader;
+using weft::StreamWriter;
+
+namespace {
+
+// ------------------------------------------------------------ certificates
+
+std::string pem_of(X509* cert) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, cert);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string s(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  return s;
+}
+
+std::string pem_of(EVP_PKEY* key) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string s(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  return s;
+}
+
+void add_ext(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, ctx, nid, value);
+  if (!ext) throw std::runtime_error(std::string("X509V3_EXT_conf_nid ") + value);
+  X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+}
+
+// A certificate for `key`, signed by issuer (self-signed when null), valid
+// from now + not_before to now + not_after (seconds).
+X509* make_cert(EVP_PKEY* key, const char* cn, X509* issuer, EVP_PKEY* issuer_key, bool ca,
+                long not_before, long not_after, const char* san) {
+  static std::atomic<long> serial{1};
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), serial.fetch_add(1));
+  X509_gmtime_adj(X509_getm_notBefore(x), not_before);
+  X509_gmtime_adj(X509_getm_notAfter(x), not_after);
+  X509_set_pubkey(x, key);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn),
+                             -1, -1, 0);
+  X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer ? issuer : x, x, nullptr, nullptr, 0);
+  add_ext(x, &ctx, NID_subject_key_identifier, "hash");
+  if (issuer) add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always");
+  if (ca) {
+    add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+    add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+  } else {
+    add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE");
+    add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature");
+    add_ext(x, &ctx, NID_ext_key_usage, "serverAuth,clientAuth");
+    if (san) add_ext(x, &ctx, NID_subject_alt_name, san);
+  }
+  X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256());
+  return x;
+}
+
+struct Pair {
+  std::string cert;
+  std::string key;
+};
+
+struct Certs {
+  std::string ca;
+  Pair server;      // localhost, 127.0.0.1, ::1
+  Pair expired;     // localhost, expired yesterday
+  Pair wrong_host;  // other.example only
+  Pair untrusted;   // self-signed localhost
+  std::string dir;  // the same as files: ca.pem, server.pem, server.key
+};
+
+const Certs& certs() {
+  static Certs c;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    constexpr long kDay = 24 * 3600;
+    EVP_PKEY* ca_key = EVP_EC_gen("P-256");
+    X509* ca = make_cert(ca_key, "weft test CA", nullptr, nullptr, true, -kDay, 30 * kDay, nullptr);
+    c.ca = pem_of(ca);
+    auto leaf = [&](const char* san, long nb, long na, bool self_signed) {
+      EVP_PKEY* key = EVP_EC_gen("P-256");
+      X509* x = make_cert(key, "localhost", self_signed ? nullptr : ca,
+                          self_signed ? nullptr : ca_key, false, nb, na, san);
+      Pair p{pem_of(x), pem_of(key)};
+      X509_free(x);
+      EVP_PKEY_free(key);
+      return p;
+    };
+    const char* local = "DNS:localhost,IP:127.0.0.1,IP:::1";
+    c.server = leaf(local, -kDay, 30 * kDay, false);
+    c.expired = leaf(local, -3 * kDay, -kDay, false);
+    c.wrong_host = leaf("DNS:other.example", -kDay, 30 * kDay, false);
+    c.untrusted = leaf(local, -kDay, 30 * kDay, true);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    char tmpl[] = "/tmp/weft-tls-XXXXXX";
+    c.dir = ::mkdtemp(tmpl);
+    std::ofstream(c.dir + "/ca.pem") << c.ca;
+    std::ofstream(c.dir + "/server.pem") << c.server.cert;
+    std::ofstream(c.dir + "/server.key") << c.server.key;
+  });
+  return c;
+}
+
+weft::SslContext client_ctx() {
+  weft::SslContext ctx = weft::SslContext::client();
+  ctx.load_verify_pem(certs().ca);
+  return ctx;
+}
+
+weft::SslContext server_ctx(const Pair& pair) {
+  weft::SslContext ctx = weft::SslContext::server();
+  ctx.load_cert_chain_pem(pair.cert, pair.key);
+  return ctx;
+}
+
+weft::ConnectOptions tls_options(weft::SslContext ctx, std::string host = "localhost") {
+  weft::ConnectOptions o;
+  o.ssl = std::move(ctx);
+  o.server_hostname = std::move(host);
+  return o;
+}
+
+weft::ServerOptions tls_server_options(const Pair& pair) {
+  weft::ServerOptions o;
+  o.ssl = server_ctx(pair);
+  return o;
+}
+
+std::string pattern(std::size_t seed, std::size_t size) {
+  std::string s(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + (seed * 7 + i) % 26);
+  return s;
+}
+
+// Echoes until EOF (the client's close_notify), then closes.
+Coro<void> echo_handler(StreamReader r, StreamWriter w) {
+  for (;;) {
+    std::string data = co_await r.read(64 * 1024);
+    if (data.empty()) break;
+    w.write(data);
+    co_await w.drain();
+  }
+  w.close();
+}
+
+[[maybe_unused]] bool have_program(const char* name) {
+  std::string cmd = std::string("command -v ") + name + " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------- many clients
+
+class TlsWorkers : public weft::testing::WorkersTest {};
+
+namespace {
+Coro<void> one_client(std::uint16_t port, std::size_t index, std::atomic<std::size_t>* ok,
+                      weft::SslContext ctx) {
+  weft::ConnectOptions opts = tls_options(ctx);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", port, opts);
+  std::string sent = pattern(index, 1000 + (index % 7) * 1500);
+  w.write(sent);
+  co_await w.drain();
+  w.write_eof();  // close_notify, then FIN: the server's reader sees EOF
+  std::string got = co_await r.read(-1);
+  std::optional<weft::TlsInfo> info = w.tls_info();
+  if (got == sent && info && info->version == "TLSv1.3" && info->peer_subject == "/CN=localhost")
+    ok->fetch_add(1);
+  w.close();
+  co_await w.wait_closed();
+}
+}  // namespace
+
+WEFT_TEST_P(TlsWorkers, ThousandConcurrentClientsHandshakeAndEcho) {
+  weft::ServerOptions options = tls_server_options(certs().server);
+  options.backlog = 1024;
+  options.reuse_port = workers > 1;
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  std::uint16_t port = server.sockets().at(0).port();
+  const std::size_t clients = static_cast<std::size_t>(weft::testing::scaled(1000));
+  weft::SslContext ctx = client_ctx();
+  std::atomic<std::size_t> ok{0};
+  std::vector<weft::Task<void>> tasks;
+  for (std::size_t i = 0; i < clients; ++i)
+    tasks.push_back(weft::create_task(one_client(port, i, &ok, ctx)));
+  for (auto& t : tasks) co_await t;
+  CO_ASSERT_EQ(ok.load(), clients);
+  server.close();
+  co_await server.wait_closed();
+}
+
+namespace {
+Coro<void> send_all(StreamWriter w, const std::string* data) {
+  for (std::size_t at = 0; at < data->size(); at += 256 * 1024) {
+    w.write(std::string_view(*data).substr(at, 256 * 1024));
+    co_await w.drain();
+  }
+  w.write_eof();
+}
+}  // namespace
+
+WEFT_TEST_P(TlsWorkers, SixtyFourMiBEachWayIntact) {
+  weft::ServerOptions options = tls_server_options(certs().server);
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+  const std::size_t size = static_cast<std::size_t>(weft::testing::scaled(64L << 20));
+  const std::string sent = pattern(3, size);
+  weft::Task<void> sender = weft::create_task(send_all(w, &sent));
+  std::string got;
+  got.reserve(size);
+  for (;;) {
+    std::string chunk = co_await r.read(1 << 20);
+    if (chunk.empty()) break;
+    got += chunk;
+  }
+  co_await sender;
+  CO_ASSERT_EQ(got.size(), sent.size());
+  CO_ASSERT_TRUE(got == sent);
+  w.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, TlsWorkers, weft::testing::kWorkerCounts,
+                         weft::testing::worker_name);
+
+// ----------------------------------------------------------- verification
+
+namespace {
+// The verify code the client's handshake fails with, or -1 if it succeeded,
+// -2 for any other error.
+Coro<long> verify_failure(const Pair& server_pair, weft::SslContext client,
+                          std::string host = "localhost") {
+  weft::ServerOptions options = tls_server_options(server_pair);
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  weft::ConnectOptions opts = tls_options(std::move(client), std::move(host));
+  long code = -1;
+  try {
+    auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+    w.write("x");
+    w.write_eof();
+    EXPECT_EQ(co_await r.read(-1), "x");
+    w.close();
+  } catch (const weft::SSLCertVerificationError& e) {
+    code = e.verify_code();
+    EXPECT_NE(std::string(e.what()).find("certificate verify failed"), std::string::npos)
+        << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "unexpected error: " << e.what();
+    code = -2;
+  }
+  server.close();
+  co_await server.wait_closed();
+  co_return code;
+}
+}  // namespace
+
+WEFT_TEST(Tls, ExpiredCertificateFailsVerification) {
+  long code = co_await verify_failure(certs().expired, client_ctx());
+  CO_ASSERT_EQ(code, X509_V_ERR_CERT_HAS_EXPIRED);
+}
+
+WEFT_TEST(Tls, UntrustedIssuerFailsVerification) {
+  long code = co_await verify_failure(certs().untrusted, client_ctx());
+  CO_ASSERT_EQ(code, X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT);
+  // Our CA is not in the system store.
+  long code2 = co_await verify_failure(certs().server, weft::SslContext::client());
+  CO_ASSERT_EQ(code2, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+}
+
+WEFT_TEST(Tls, HostnameMismatchFailsVerification) {
+  long code = co_await verify_failure(certs().wrong_host, client_ctx());
+  CO_ASSERT_EQ(code, X509_V_ERR_HOSTNAME_MISMATCH);
+  long code2 = co_await verify_failure(certs().server, client_ctx(), "not-localhost.example");
+  CO_ASSERT_EQ(code2, X509_V_ERR_HOSTNAME_MISMATCH);
+  // An IP literal is checked against the certificate's IP addresses.
+  long code3 = co_await verify_failure(certs().server, client_ctx(), "127.0.0.1");
+  CO_ASSERT_EQ(code3, -1);
+}
+
+WEFT_TEST(Tls, VerificationOffAcceptsAnyCertificate) {
+  weft::SslContext ctx = weft::SslContext::client();
+  ctx.set_check_hostname(false);
+  ctx.set_verify_mode(weft::VerifyMode::none);
+  long code = co_await verify_failure(certs().untrusted, ctx, "other.example");
+  CO_ASSERT_EQ(code, -1);
+}
+
+TEST(TlsContext, MisuseIsRejected) {
+  weft::SslContext ctx = weft::SslContext::client();
+  EXPECT_THROW(ctx.set_verify_mode(weft::VerifyMode::none), weft::ValueError);
+  EXPECT_THROW(ctx.load_verify_file("/nonexistent/ca.pem"), weft::SSLError);
+  EXPECT_THROW(ctx.load_verify_pem("not a certificate"), weft::SSLError);
+  weft::SslContext srv = weft::SslContext::server();
+  EXPECT_THROW(srv.load_cert_chain_pem(certs().server.cert, certs().expired.key), weft::SSLError);
+  EXPECT_THROW(srv.set_alpn_protocols({""}), weft::ValueError);
+  EXPECT_NO_THROW(srv.load_cert_chain(certs().dir + "/server.pem", certs().dir + "/server.key"));
+}
+
+// ------------------------------------------------------- timeouts, garbage
+
+WEFT_TEST(Tls, ClientHandshakeTimesOutAgainstSilentPeer) {
+  weft::Future<void> release;
+  weft::ClientHandler silent = [release](StreamReader, StreamWriter) -> Coro<void> {
+    co_await release;  // accepts and sends nothing
+  };
+  weft::Server server = co_await weft::start_server(silent, "127.0.0.1", 0);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  opts.ssl_handshake_timeout = 200ms;
+  bool aborted = false;
+  try {
+    auto rw = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+  } catch (const std::system_error& e) {
+    aborted = e.code() == std::errc::connection_aborted;
+    EXPECT_NE(std::string(e.what()).find("taking longer than 0.2 seconds"), std::string::npos)
+        << e.what();
+  }
+  CO_ASSERT_TRUE(aborted);
+  release.set_result();
+  server.close();
+  co_await server.wait_closed();
+}
+
+WEFT_TEST(Tls, ServerHandshakeTimesOutAgainstSilentClient) {
+  weft::ServerOptions options = tls_server_options(certs().server);
+  options.ssl_handshake_timeout = 200ms;
+  std::atomic<int> handled{0};
+  weft::ClientHandler handler = [&handled](StreamReader, StreamWriter w) -> Coro<void> {
+    handled.fetch_add(1);
+    w.close();
+    co_return;
+  };
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port());
+  std::string got = co_await r.read(-1);  // the server gives up: EOF
+  CO_ASSERT_TRUE(got.empty());
+  CO_ASSERT_EQ(handled.load(), 0);
+  w.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
+WEFT_TEST(Tls, GarbageInsteadOfServerHelloIsAnSslError) {
+  weft::ClientHandler garbage = [](StreamReader r, StreamWriter w) -> Coro<void> {
+    (void)co_await r.read(4096);
+    w.write("HTTP/1.1 400 Bad Request\r\n\r\nthis is not TLS at all\r\n");
+    w.close();
+  };
+  weft::Server server = co_await weft::start_server(garbage, "127.0.0.1", 0);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  std::string reason;
+  try {
+    auto rw = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+  } catch (const weft::SSLError& e) {
+    reason = e.reason();
+  }
+  CO_ASSERT_TRUE(!reason.empty());
+  server.close();
+  co_await server.wait_closed();
+}
+
+WEFT_TEST(Tls, GarbageClientGetsAnAlertAndTheServerGoesOn) {
+  weft::ServerOptions options = tls_server_options(certs().server);
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  std::uint16_t port = server.sockets()[0].port();
+  for (int i = 0; i < 20; ++i) {
+    auto [r, w] = co_await weft::open_connection("127.0.0.1", port);
+    std::string junk = pattern(static_cast<std::size_t>(i), 5000);
+    junk[0] = static_cast<char>(0x16);  // looks like a handshake record, is not one
+    w.write(junk);
+    std::string got = co_await r.read(-1);  // an alert at most, then EOF
+    CO_ASSERT_TRUE(got.size() < 64);
+    w.close();
+  }
+  // The server still serves.
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", port, opts);
+  w.write("still here");
+  w.write_eof();
+  CO_ASSERT_EQ(co_await r.read(-1), "still here");
+  w.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
+// -------------------------------------------------- half-close, start_tls
+
+WEFT_TEST(Tls, HalfCloseBothWays) {
+  weft::ServerOptions options = tls_server_options(certs().server);
+  weft::ClientHandler handler = [](StreamReader r, StreamWriter w) -> Coro<void> {
+    std::string all = co_await r.read(-1);  // until the client's close_notify
+    w.write("got " + std::to_string(all.size()));
+    co_await w.drain();
+    w.write_eof();
+    // The client may still send after our close_notify.
+    std::string more = co_await r.read(-1);
+    (void)more;
+    w.close();
+  };
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+  CO_ASSERT_TRUE(w.can_write_eof());
+  w.write(std::string(100000, 'q'));
+  w.write_eof();
+  CO_ASSERT_EQ(co_await r.read(-1), "got 100000");
+  CO_ASSERT_TRUE(r.at_eof());
+  bool raised = false;
+  try {
+    w.write("x");
+  } catch (const weft::RuntimeError&) {
+    raised = true;
+  }
+  CO_ASSERT_TRUE(raised);
+  w.close();
+  co_await w.wait_closed();
+  server.close();
+  co_await server.wait_closed();
+}
+
+WEFT_TEST(Tls, StartTlsUpgradesMidStream) {
+  weft::SslContext sctx = server_ctx(certs().server);
+  weft::ClientHandler handler = [sctx](StreamReader r, StreamWriter w) -> Coro<void> {
+    std::string line = co_await r.readline();
+    if (line != "STARTTLS\n") co_return w.close();
+    w.write("OK\n");
+    co_await w.start_tls(sctx);
+    std::string secret = co_await r.readline();
+    w.write("secret was " + secret);
+    co_await w.drain();
+    w.close();
+  };
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port());
+  w.write("STARTTLS\n");
+  CO_ASSERT_EQ(co_await r.readline(), "OK\n");
+  CO_ASSERT_TRUE(!w.tls_info());
+  weft::SslContext cctx = client_ctx();
+  co_await w.start_tls(cctx, "localhost");
+  std::optional<weft::TlsInfo> info = w.tls_info();
+  CO_ASSERT_TRUE(info.has_value());
+  CO_ASSERT_EQ(info->peer_subject, "/CN=localhost");
+  w.write("swordfish\n");
+  CO_ASSERT_EQ(co_await r.read(-1), "secret was swordfish\n");
+  bool again = false;
+  try {
+    co_await w.start_tls(cctx, "localhost");
+  } catch (const weft::RuntimeError&) {
+    again = true;
+  }
+  CO_ASSERT_TRUE(again);
+  w.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
+// ------------------------------------------ info, resumption, ALPN, unix
+
+WEFT_TEST(Tls, SessionResumptionAlpnAndInfo) {
+  weft::ServerOptions options = tls_server_options(certs().server);
+  std::vector<std::string> server_alpn{"h2", "http/1.1"};
+  options.ssl->set_alpn_protocols(server_alpn);
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  weft::SslContext ctx = client_ctx();
+  std::vector<std::string> client_alpn{"http/1.1"};
+  ctx.set_alpn_protocols(client_alpn);
+  weft::ConnectOptions opts = tls_options(ctx);
+  std::vector<bool> reused;
+  for (int i = 0; i < 2; ++i) {
+    auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+    w.write("ping");
+    w.write_eof();
+    CO_ASSERT_EQ(co_await r.read(-1), "ping");  // the session ticket arrived with it
+    weft::TlsInfo info = w.tls_info().value();
+    EXPECT_EQ(info.alpn_protocol, "http/1.1");
+    EXPECT_EQ(info.version, "TLSv1.3");
+    EXPECT_FALSE(info.cipher.empty());
+    EXPECT_GE(info.cipher_bits, 128);
+    EXPECT_EQ(info.server_hostname, "localhost");
+    EXPECT_NE(info.peer_certificate_pem.find("BEGIN CERTIFICATE"), std::string::npos);
+    EXPECT_NE(info.peer_issuer.find("weft test CA"), std::string::npos);
+    reused.push_back(info.session_reused);
+    w.close();
+    co_await w.wait_closed();
+  }
+  CO_ASSERT_TRUE(!reused[0]);
+  CO_ASSERT_TRUE(reused[1]);
+  server.close();
+  co_await server.wait_closed();
+}
+
+WEFT_TEST(Tls, UnixSocketConnection) {
+  std::string path = certs().dir + "/tls.sock";
+  weft::ServerOptions options = tls_server_options(certs().server);
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_unix_server(handler, path, options);
+  weft::ConnectOptions no_host = tls_options(client_ctx(), "");
+  bool refused = false;
+  try {
+    auto rw = co_await weft::open_unix_connection(path, no_host);
+  } catch (const weft::ValueError&) {
+    refused = true;
+  }
+  CO_ASSERT_TRUE(refused);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  auto [r, w] = co_await weft::open_unix_connection(path, opts);
+  w.write("over unix");
+  w.write_eof();
+  CO_ASSERT_EQ(co_await r.read(-1), "over unix");
+  w.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
+WEFT_TEST(Tls, EofWithoutCloseNotifyIsEof) {
+  // A plain server that completes no TLS: the client sees the handshake
+  // fail with connection_reset, as asyncio's ConnectionResetError.
+  weft::ClientHandler closer = [](StreamReader r, StreamWriter w) -> Coro<void> {
+    (void)co_await r.read(10);
+    w.close();
+  };
+  weft::Server server = co_await weft::start_server(closer, "127.0.0.1", 0);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  bool reset = false;
+  try {
+    auto rw = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+  } catch (const std::system_error& e) {
+    reset = e.code() == std::errc::connection_reset;
+  }
+  CO_ASSERT_TRUE(reset);
+  server.close();
+  co_await server.wait_closed();
+}
