@@ -1,0 +1,138 @@
+// http_hello over TLS (issue 16):
+//
+//   https_hello [PORT] [WORKERS] --cert FILE --key FILE [--duration SECONDS]
+//   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+//     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+//     -keyout key.pem -out cert.pem
+//   https_hello 8443 0 --cert cert.pem --key key.pem
+//   curl --cacert cert.pem https://localhost:8443/
+//
+// The handshake happens before serve_client runs (ServerOptions::ssl); the
+// handler is http_hello's, word for word: a TLS stream reads and writes as a
+// plain one.
+//
+// Every request gets "Hello, World!". Connections stay open until the client
+// sends "Connection: close" or goes away. With more than one worker each
+// worker has its own listening socket (SO_REUSEPORT), so accepts spread over
+// the cores. Only what wrk and curl send is parsed: the request head; a
+// request body (Content-Length) is read and discarded.
+#include <weft/weft.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+constexpr std::string_view kResponse =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 13\r\n"
+    "\r\n"
+    "Hello, World!";
+constexpr std::string_view kResponseClose =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 13\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "Hello, World!";
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// The value of header `name` (lower case) in a request head, or "".
+std::string header(const std::string& head_lower, const std::string& name) {
+  std::size_t at = head_lower.find("\r\n" + name + ":");
+  if (at == std::string::npos) return {};
+  std::size_t start = at + name.size() + 3;
+  std::size_t end = head_lower.find("\r\n", start);
+  std::string v = head_lower.substr(start, end - start);
+  v.erase(0, v.find_first_not_of(' '));
+  return v;
+}
+
+weft::Coro<void> serve_client(weft::StreamReader reader, weft::StreamWriter writer) {
+  try {
+    for (;;) {
+      std::string head = co_await reader.readuntil("\r\n\r\n");
+      std::string h = lower(head);
+      bool http10 = h.find(" http/1.0\r\n") != std::string::npos;
+      std::string connection = header(h, "connection");
+      bool close = connection == "close" || (http10 && connection != "keep-alive");
+      if (std::string length = header(h, "content-length"); !length.empty())
+        co_await reader.readexactly(std::atol(length.c_str()));
+      writer.write(close ? kResponseClose : kResponse);
+      co_await writer.drain();
+      if (close) break;
+    }
+  } catch (const weft::IncompleteReadError&) {
+    // The client closed the connection between requests.
+  } catch (const std::system_error&) {
+    // The client reset the connection.
+  } catch (const weft::LimitOverrunError&) {
+    writer.write("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n");
+  }
+  writer.close();
+}
+
+weft::Coro<void> main_coro(std::uint16_t port, double duration, weft::SslContext ctx) {
+  weft::ServerOptions options;
+  options.ssl = ctx;
+  options.reuse_port = true;
+  options.backlog = 1024;
+  weft::ClientHandler handler = serve_client;  // named: see echo_server.cpp
+  weft::Server server = co_await weft::start_server(handler, "0.0.0.0", port, options);
+  std::printf("https_hello: serving on %s with %zu listening socket(s)\n",
+              server.sockets().at(0).to_string().c_str(), server.sockets().size());
+  std::fflush(stdout);
+  if (duration > 0) {
+    weft::get_running_loop().call_later(
+        std::chrono::duration_cast<weft::Duration>(std::chrono::duration<double>(duration)),
+        [server]() mutable { server.close(); });
+  }
+  co_await server.serve_forever();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::uint16_t port = 8080;
+  unsigned workers = 0;
+  double duration = 0;
+  std::string cert, key;
+  int positional = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--duration") == 0 && i + 1 < argc)
+      duration = std::atof(argv[++i]);
+    else if (std::strcmp(argv[i], "--cert") == 0 && i + 1 < argc)
+      cert = argv[++i];
+    else if (std::strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+      key = argv[++i];
+    else if (positional++ == 0)
+      port = static_cast<std::uint16_t>(std::atoi(argv[i]));
+    else
+      workers = static_cast<unsigned>(std::atoi(argv[i]));
+  }
+  if (cert.empty()) {
+    std::fprintf(
+        stderr,
+        "usage: https_hello [PORT] [WORKERS] --cert FILE --key FILE [--duration SECONDS]\n");
+    return 2;
+  }
+  weft::SslContext ctx = weft::SslContext::server();
+  try {
+    ctx.load_cert_chain(cert, key);
+  } catch (const weft::SSLError& e) {
+    std::fprintf(stderr, "https_hello: %s\n", e.what());
+    return 1;
+  }
+  weft::run(main_coro(port, duration, ctx), {.workers = workers});
+  return 0;
+}
