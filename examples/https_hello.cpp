@@ -1,9 +1,9 @@
 // http_hello over TLS (issue 16):
 //
 //   https_hello [PORT] [WORKERS] --cert FILE --key FILE [--duration SECONDS]
-//   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-//     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-//     -keyout key.pem -out cert.pem
+//   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30
+//     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1
+//     -keyout key.pem -out cert.pem               (one command)
 //   https_hello 8443 0 --cert cert.pem --key key.pem
 //   curl --cacert cert.pem https://localhost:8443/
 //

@@ -360,11 +360,9 @@ void TlsEngine::on_closed(std::exception_ptr error) {
 }
 
 void TlsEngine::settle_handshake(std::exception_ptr error) {
-  {
-    std::lock_guard lock(mu_);
-    if (settled_) return;
-    settled_ = true;
-  }
+  // ordering: relaxed: the exchange only elects one settler; the future
+  // itself publishes the outcome.
+  if (settled_.exchange(true, std::memory_order_relaxed)) return;
   // No-ops if the waiter cancelled the future (a handshake timeout).
   if (error) {
     // Marked retrieved: nobody may be left to await it.

@@ -24,6 +24,7 @@
 
 #include <openssl/ssl.h>
 
+#include <atomic>
 #include <exception>
 #include <map>
 #include <memory>
@@ -107,14 +108,14 @@ class TlsEngine {
   Future<void> handshake_;
 
   mutable std::mutex mu_;
-  SSL* ssl_;                     // guarded by mu_
-  BIO* rbio_;                    // guarded by mu_ (owned by ssl_)
-  BIO* wbio_;                    // guarded by mu_ (owned by ssl_)
-  bool handshake_done_ = false;  // guarded by mu_
-  bool failed_ = false;          // guarded by mu_
-  bool notify_sent_ = false;     // guarded by mu_
-  std::string pending_;          // guarded by mu_: written before the handshake finished
-  bool settled_ = false;         // guarded by mu_: handshake_ completed
+  SSL* ssl_;                          // guarded by mu_
+  BIO* rbio_;                         // guarded by mu_ (owned by ssl_)
+  BIO* wbio_;                         // guarded by mu_ (owned by ssl_)
+  bool handshake_done_ = false;       // guarded by mu_
+  bool failed_ = false;               // guarded by mu_
+  bool notify_sent_ = false;          // guarded by mu_
+  std::string pending_;               // guarded by mu_: written before the handshake finished
+  std::atomic<bool> settled_{false};  // handshake_ completed (no lock: teardown may run under mu_)
 
   bool plain_eof_ = false;  // loop-only: EOF fed to the reader
 };

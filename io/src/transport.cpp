@@ -489,6 +489,16 @@ void Transport::fail(std::exception_ptr error) {
     if (!error_) error_ = error;
     closing_ = true;
   }
+  // Under TLS the caller may be the engine, holding its lock: teardown calls
+  // into the engine (on_closed), so it must not run inline there.
+  if (tls()) {
+    try {
+      loop_->call_soon([self = shared_from_this(), error] { self->teardown(error); });
+    } catch (...) {
+      // The loop is closed: its connections go with it.
+    }
+    return;
+  }
   run_on_loop(*loop_, [self = shared_from_this(), error] { self->teardown(error); });
 }
 
