@@ -9,21 +9,15 @@
 //
 // The handshake happens before serve_client runs (ServerOptions::ssl); the
 // handler is http_hello's, word for word: a TLS stream reads and writes as a
-// plain one.
-//
-// Every request gets "Hello, World!". Connections stay open until the client
-// sends "Connection: close" or goes away. With more than one worker each
-// worker has its own listening socket (SO_REUSEPORT), so accepts spread over
-// the cores. Only what wrk and curl send is parsed: the request head; a
-// request body (Content-Length) is read and discarded.
+// plain one. The request parsing is http_hello's (http_request.hpp).
 #include <weft/weft.hpp>
 
-#include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "http_request.hpp"
 
 namespace {
 
@@ -33,6 +27,11 @@ constexpr std::string_view kResponse =
     "Content-Length: 13\r\n"
     "\r\n"
     "Hello, World!";
+constexpr std::string_view kBadRequest =
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Content-Length: 0\r\n"
+    "Connection: close\r\n"
+    "\r\n";
 constexpr std::string_view kResponseClose =
     "HTTP/1.1 200 OK\r\n"
     "Content-Type: text/plain\r\n"
@@ -41,36 +40,21 @@ constexpr std::string_view kResponseClose =
     "\r\n"
     "Hello, World!";
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-// The value of header `name` (lower case) in a request head, or "".
-std::string header(const std::string& head_lower, const std::string& name) {
-  std::size_t at = head_lower.find("\r\n" + name + ":");
-  if (at == std::string::npos) return {};
-  std::size_t start = at + name.size() + 3;
-  std::size_t end = head_lower.find("\r\n", start);
-  std::string v = head_lower.substr(start, end - start);
-  v.erase(0, v.find_first_not_of(' '));
-  return v;
-}
-
 weft::Coro<void> serve_client(weft::StreamReader reader, weft::StreamWriter writer) {
   try {
     for (;;) {
       std::string head = co_await reader.readuntil("\r\n\r\n");
-      std::string h = lower(head);
-      bool http10 = h.find(" http/1.0\r\n") != std::string::npos;
-      std::string connection = header(h, "connection");
-      bool close = connection == "close" || (http10 && connection != "keep-alive");
-      if (std::string length = header(h, "content-length"); !length.empty())
-        co_await reader.readexactly(std::atol(length.c_str()));
-      writer.write(close ? kResponseClose : kResponse);
+      http_hello::RequestHead request = http_hello::parse_request_head(head);
+      if (request.bad) {
+        writer.write(kBadRequest);
+        co_await writer.drain();
+        break;
+      }
+      if (request.body_length != 0)
+        co_await reader.readexactly(static_cast<ssize_t>(request.body_length));
+      writer.write(request.close ? kResponseClose : kResponse);
       co_await writer.drain();
-      if (close) break;
+      if (request.close) break;
     }
   } catch (const weft::IncompleteReadError&) {
     // The client closed the connection between requests.
