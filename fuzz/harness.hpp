@@ -19,7 +19,8 @@
   X(local_queue)               \
   X(queue)                     \
   X(lock)                      \
-  X(semaphore)
+  X(semaphore)                 \
+  X(condition)
 
 #define WEFT_FUZZ_DECLARE(name) int weft_fuzz_##name(const std::uint8_t* data, std::size_t size);
 WEFT_FUZZ_HARNESSES(WEFT_FUZZ_DECLARE)

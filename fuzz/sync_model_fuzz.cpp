@@ -1,4 +1,4 @@
-// Lock, Semaphore and Queue against models of asyncio's (3.12) at one worker
+// Lock, Semaphore, Condition and Queue against models of asyncio's (3.12) at one worker
 // (a standalone EventLoop: asyncio's order exactly). The driver starts actor
 // tasks that acquire / get / put, releases, puts and gets without waiting,
 // cancels waiting actors, runs timed acquires / gets / puts (wait_for with a
@@ -423,6 +423,111 @@ weft::Coro<void> drive_queue(FuzzInput& in) {
     if (!t.done()) weft::fuzz::fail(harness, "an actor still runs at the end");
 }
 
+// ------------------------------------------------------------------ Condition
+
+weft::Coro<void> cond_waiter(weft::Condition* c, Rec* r) {
+  co_await c->acquire();
+  try {
+    co_await c->wait();
+  } catch (const weft::CancelledError&) {
+    r->st = St::kCancelled;  // wait() holds the lock again when it raises
+    c->release();
+    throw;
+  }
+  r->st = St::kDone;
+  c->release();
+}
+
+weft::Coro<void> drive_condition(FuzzInput& in) {
+  const char* harness = "condition";
+  weft::Condition cond;
+  std::deque<std::size_t> waiters;
+  std::deque<Rec> recs, model;
+  std::deque<weft::Task<void>> tasks;
+  auto check = [&](const char* step) {
+    for (std::size_t i = 0; i < recs.size(); ++i)
+      if (recs[i].st != model[i].st)
+        weft::fuzz::fail(harness, std::string(step) + ": actor " + std::to_string(i) + " is " +
+                                      name(recs[i].st) + ", asyncio's would be " +
+                                      name(model[i].st));
+    if (cond.locked()) weft::fuzz::fail(harness, std::string(step) + ": the lock is left held");
+  };
+  auto wake = [&](std::size_t n) {
+    for (; n > 0 && !waiters.empty(); --n) {
+      model[waiters.front()].st = St::kDone;
+      waiters.pop_front();
+    }
+  };
+  for (int step = 0; step < 48 && !in.empty(); ++step) {
+    unsigned op = in.byte() % 7;
+    if (op <= 1) {  // an actor waits
+      recs.emplace_back();
+      model.emplace_back();
+      waiters.push_back(recs.size() - 1);
+      tasks.push_back(weft::create_task(cond_waiter(&cond, &recs.back())));
+      co_await settle();
+      check("wait");
+    } else if (op <= 3) {  // notify(1-3), or notify_all
+      std::size_t n = in.range(0, 3);
+      co_await cond.acquire();
+      if (n == 0) {
+        cond.notify_all();
+        wake(waiters.size());
+      } else {
+        cond.notify(n);
+        wake(n);
+      }
+      cond.release();
+      co_await settle();
+      check("notify");
+    } else if (op == 4) {  // cancel a waiter
+      if (waiters.empty()) continue;
+      std::size_t at = in.byte() % waiters.size();
+      std::size_t id = waiters[at];
+      waiters.erase(waiters.begin() + static_cast<long>(at));
+      model[id].st = St::kCancelled;
+      tasks[id].cancel();
+      co_await settle();
+      check("cancel");
+    } else if (op == 5) {  // race: notify(1), then cancel the waiter it woke
+      if (waiters.empty()) continue;
+      std::size_t first = waiters.front();
+      co_await cond.acquire();
+      cond.notify(1);
+      cond.release();
+      tasks[first].cancel();
+      co_await settle();
+      waiters.pop_front();
+      if (recs[first].st == St::kDone) {
+        model[first].st = St::kDone;
+      } else if (recs[first].st == St::kCancelled) {
+        model[first].st = St::kCancelled;  // the notification passes on (asyncio 3.13)
+        wake(1);
+      } else {
+        weft::fuzz::fail(harness, "notify meeting a cancel: the woken waiter still waits");
+      }
+      check("notify meeting a cancel");
+    } else {  // notify without the lock: RuntimeError
+      bool raised = false;
+      try {
+        cond.notify(1);
+      } catch (const weft::RuntimeError&) {
+        raised = true;
+      }
+      if (!raised) weft::fuzz::fail(harness, "notify() without the lock did not raise");
+      check("notify unlocked");
+    }
+  }
+  for (std::size_t id : waiters) {
+    tasks[id].cancel();
+    model[id].st = St::kCancelled;
+  }
+  co_await settle();
+  for (auto& t : tasks)
+    if (!t.done()) weft::fuzz::fail(harness, "an actor still runs at the end");
+  check("end");
+}
+
 template <class Fn>
 int run_loop(Fn fn) {
   weft::EventLoop loop;
@@ -443,6 +548,11 @@ int weft_fuzz_semaphore(const std::uint8_t* data, std::size_t size) {
   long permits = static_cast<long>(in.range(0, 3));
   weft::Semaphore sem(permits);
   return run_loop([&] { return drive_permits(in, sem, permits, "semaphore"); });
+}
+
+int weft_fuzz_condition(const std::uint8_t* data, std::size_t size) {
+  FuzzInput in(data, size);
+  return run_loop([&] { return drive_condition(in); });
 }
 
 int weft_fuzz_queue(const std::uint8_t* data, std::size_t size) {
