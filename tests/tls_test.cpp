@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <string>
@@ -140,6 +141,8 @@ const Certs& certs() {
     EVP_PKEY_free(ca_key);
     char tmpl[] = "/tmp/weft-tls-XXXXXX";
     c.dir = ::mkdtemp(tmpl);
+    // The directory goes when the test program exits.
+    std::atexit([] { std::filesystem::remove_all(certs().dir); });
     std::ofstream(c.dir + "/ca.pem") << c.ca;
     std::ofstream(c.dir + "/server.pem") << c.server.cert;
     std::ofstream(c.dir + "/server.key") << c.server.key;
