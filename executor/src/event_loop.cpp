@@ -2,6 +2,7 @@
 // protocol, event_loop.hpp for the iteration model.
 #include "loop_impl.hpp"
 
+#include <weft/detail/cpu_relax.hpp>
 #include <weft/errors.hpp>
 #include <weft/sleep.hpp>
 
@@ -250,18 +251,9 @@ void LoopImpl::collect_due_timers() {
                                 std::memory_order_relaxed);
 }
 
-namespace {
-// Issued every few polls, the clock read pacing the others: neither
-// sched_yield nor a tight pause loop (both measured to wreck the round trip
-// on the 2-vCPU VM; see cpu_relax in thread_pool_executor.cpp).
-inline void spin_hint() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
-}  // namespace
+// cpu_relax is issued every few polls, the clock read pacing the others:
+// neither sched_yield nor a tight pause loop (both measured to wreck the round
+// trip on the 2-vCPU VM; see thread_pool_executor.cpp).
 
 bool LoopImpl::spin_for_remote_wake(TimePoint until) noexcept {
   // ordering: only hints, read before the parking protocol re-checks them.
@@ -272,7 +264,7 @@ bool LoopImpl::spin_for_remote_wake(TimePoint until) noexcept {
     if (scheduler && (scheduler->injected() > 0 || worker->unpark_requested() ||
                       scheduler->stopped.load(std::memory_order_relaxed)))
       return true;
-    if (i % 4 == 0) spin_hint();
+    if (i % 4 == 0) cpu_relax();
     if (Clock::now() >= until) return false;
   }
 }

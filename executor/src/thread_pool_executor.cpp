@@ -52,6 +52,7 @@
 // `last_retired` and joins them outside mutex_ (a joined retiree has joined
 // its own predecessor), then sets `joined`; any other shutdown(true) caller
 // waits on joined_cv_ for it.
+#include <weft/detail/cpu_relax.hpp>
 #include <weft/errors.hpp>
 #include <weft/thread_pool_executor.hpp>
 
@@ -95,20 +96,14 @@ std::size_t max_spinning_for(const ThreadPoolExecutor::Options& options) {
   return std::max(1u, cpus / 4);
 }
 
-// The spin-wait hint, issued once every few polls (each poll reads the clock,
-// which paces the loop). Measured on the 2-vCPU VM (bench/results/offload-*):
-// a tight pause loop made every spin fail (round trips of 110 us: the vCPUs
-// seem to lose the CPU on pause-loop exits), and sched_yield let the spinner
-// queue behind other runnable threads under EEVDF (round trips of 0.1-3 ms).
-// Spinning pays only while submitter and spinner run on different CPUs; when
-// they share one, the spin times out and the backoff makes it rare.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
+// The spin-wait hint (detail::cpu_relax) is issued once every few polls (each
+// poll reads the clock, which paces the loop). Measured on the 2-vCPU VM
+// (bench/results/offload-*): a tight pause loop made every spin fail (round
+// trips of 110 us: the vCPUs seem to lose the CPU on pause-loop exits), and
+// sched_yield let the spinner queue behind other runnable threads under EEVDF
+// (round trips of 0.1-3 ms). Spinning pays only while submitter and spinner
+// run on different CPUs; when they share one, the spin times out and the
+// backoff makes it rare.
 
 // Spinning that keeps failing (the next function comes later than `spin`, or
 // the machine is too busy for submitter and spinner to meet) backs off: after
@@ -131,7 +126,7 @@ void note_spin_outcome(bool found_work, unsigned& failures, unsigned& to_skip) n
 void lock_spinning(std::unique_lock<std::mutex>& lock) {
   for (int i = 0; i < 128; ++i) {
     if (lock.try_lock()) return;
-    cpu_relax();
+    detail::cpu_relax();
   }
   lock.lock();
 }
@@ -282,7 +277,7 @@ void ThreadPoolExecutor::spin_until(std::chrono::steady_clock::time_point until)
         synced_.shut_down.load(std::memory_order_relaxed))
       return;
     if (std::chrono::steady_clock::now() >= until) return;
-    if (i % 4 == 0) cpu_relax();
+    if (i % 4 == 0) detail::cpu_relax();
   }
 }
 

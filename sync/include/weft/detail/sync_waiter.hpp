@@ -23,10 +23,9 @@
 //   CancelledError leaves. Nothing granted is ever kept by a cancelled waiter.
 #pragma once
 
+#include <weft/detail/spin_lock.hpp>
 #include <weft/detail/task_core.hpp>
 #include <weft/errors.hpp>
-
-#include <sched.h>
 
 #include <atomic>
 #include <cstddef>
@@ -36,32 +35,10 @@
 
 namespace weft::detail {
 
-/// A tiny lock for a primitive's bookkeeping: spins briefly, then yields the
-/// CPU (workers may outnumber cores; a preempted holder must get to run).
-/// Never held across a wake-up of a task, a callback or user code.
-class SyncMutex {
- public:
-  void lock() noexcept {
-    // ordering: acquire on success pairs with the release in unlock().
-    if (!locked_.exchange(true, std::memory_order_acquire)) return;
-    lock_slow();
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
- private:
-  void lock_slow() noexcept {
-    for (unsigned spins = 0;; ++spins) {
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins < 64)
-          __builtin_ia32_pause();
-        else
-          sched_yield();
-      }
-      if (!locked_.exchange(true, std::memory_order_acquire)) return;
-    }
-  }
-  std::atomic<bool> locked_{false};
-};
+/// A primitive's bookkeeping lock: the executor's SpinLock (spins briefly,
+/// then yields the CPU). Never held across a wake-up of a task, a callback or
+/// user code.
+using SyncMutex = SpinLock;
 
 /// RAII holder for a SyncMutex.
 class SyncLockGuard {
