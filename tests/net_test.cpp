@@ -1037,5 +1037,253 @@ TEST(NetInterleave, AlternatesFamiliesAsAsyncio) {
   EXPECT_TRUE(weft::detail::interleave_addrinfos({}, 1).empty());
 }
 
+// ---------------------------------------------------------------- sendfile
+
+namespace {
+// A temporary file of `size` patterned bytes, removed at once (the fd keeps it).
+int temp_file(std::size_t size) {
+  char path[] = "/tmp/weft-net-sendfile-XXXXXX";
+  int fd = ::mkstemp(path);
+  ::unlink(path);
+  std::string data = block(7, size);
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+  return fd;
+}
+
+// Reads everything into *out, then closes.
+Coro<void> collect(StreamReader r, StreamWriter w, std::string* out) {
+  *out = co_await r.read(-1);
+  w.close();
+}
+
+struct Collector {
+  std::string* out;
+  weft::Future<void>* done;
+  Coro<void> operator()(StreamReader r, StreamWriter w) const {
+    co_await collect(r, w, out);
+    done->set_result();
+  }
+};
+}  // namespace
+
+WEFT_TEST_P(NetWorkers, SendfileSendsTheFileAfterWhatWasWritten) {
+  const std::size_t size = static_cast<std::size_t>(weft::testing::scaled(8 * 1024 * 1024));
+  int file = temp_file(size);
+  const std::string content = block(7, size);
+  std::string got;
+  weft::Future<void> done;
+  weft::ClientHandler handler = Collector{&got, &done};
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  w.write("header:");
+  std::size_t sent = co_await w.sendfile(file);
+  EXPECT_EQ(sent, size);
+  w.write(":middle:");
+  sent = co_await w.sendfile(file, 10, 1000);  // a slice
+  EXPECT_EQ(sent, 1000u);
+  EXPECT_EQ(::lseek(file, 0, SEEK_CUR), static_cast<off_t>(size));  // the file position stays
+  w.write_eof();
+  co_await done;
+  const std::string want = "header:" + content + ":middle:" + content.substr(10, 1000);
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want);
+  w.close();
+  ::close(file);
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+WEFT_TEST_P(NetWorkers, SendfileFromAPipeFallsBackToReadAndWrite) {
+  int pipe_fds[2];
+  CO_ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  std::string got;
+  weft::Future<void> done;
+  weft::ClientHandler handler = Collector{&got, &done};
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  std::string piped = block(3, 50000);
+  CO_ASSERT_EQ(::write(pipe_fds[1], piped.data(), piped.size()),
+               static_cast<ssize_t>(piped.size()));
+  ::close(pipe_fds[1]);
+  std::size_t sent = co_await w.sendfile(pipe_fds[0]);  // to EOF
+  EXPECT_EQ(sent, piped.size());
+  w.write_eof();
+  co_await done;
+  EXPECT_TRUE(got == piped);
+  ::close(pipe_fds[0]);
+  w.close();
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+WEFT_TEST_P(NetWorkers, SendfileOfAFileThatShrinksIsASendfileError) {
+  // The reader reads nothing until the file was cut, so the send is held
+  // back by the socket buffers well before the file's end.
+  const std::size_t size = 32 * 1024 * 1024;
+  int file = temp_file(size);
+  weft::Future<void> cut;
+  weft::Future<void> done;
+  std::string got;
+  weft::ClientHandler handler = [&](StreamReader r, StreamWriter w) -> Coro<void> {
+    co_await cut;
+    got = co_await r.read(-1);
+    w.close();
+    done.set_result();
+  };
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  auto sending = weft::create_task(w.sendfile(file));
+  co_await weft::sleep(20ms);
+  // Meanwhile writes are refused (they would interleave with the file).
+  bool refused = false;
+  try {
+    w.write("x");
+  } catch (const weft::RuntimeError&) {
+    refused = true;
+  }
+  EXPECT_TRUE(refused);
+  CO_ASSERT_EQ(::ftruncate(file, 1024 * 1024), 0);
+  cut.set_result();
+  std::size_t short_sent = 0;
+  bool raised = false;
+  try {
+    co_await sending;
+  } catch (const weft::SendfileError& e) {
+    raised = true;
+    short_sent = e.sent();
+  }
+  EXPECT_TRUE(raised);
+  EXPECT_LT(short_sent, size);
+  // The connection is still usable: what was sent stays sent.
+  w.write_eof();
+  co_await done;
+  EXPECT_EQ(got.size(), short_sent);
+  w.close();
+  ::close(file);
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+WEFT_TEST(Net, SendfileRejectsBadInputWithTypedErrors) {
+  int file = temp_file(1000);
+  std::string got;
+  weft::Future<void> done;
+  weft::ClientHandler handler = Collector{&got, &done};
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  int value_errors = 0;
+  for (int round = 0; round < 2; ++round) {
+    try {
+      if (round == 0)
+        co_await w.sendfile(file, -1);
+      else
+        co_await w.sendfile(file, 0, 0);
+    } catch (const weft::ValueError&) {
+      ++value_errors;
+    }
+  }
+  EXPECT_EQ(value_errors, 2);
+  // Shorter than the count asked for: everything is sent, then the error.
+  std::size_t sent = 0;
+  try {
+    co_await w.sendfile(file, 900, 500);
+  } catch (const weft::SendfileError& e) {
+    sent = e.sent();
+  }
+  EXPECT_EQ(sent, 100u);
+  // Past the end without a count: nothing to send.
+  std::size_t none = co_await w.sendfile(file, 5000);
+  EXPECT_EQ(none, 0u);
+  // A closed fd, a directory.
+  int closed = ::dup(file);
+  ::close(closed);
+  bool ebadf = false;
+  try {
+    co_await w.sendfile(closed);
+  } catch (const std::system_error& e) {
+    ebadf = e.code() == std::errc::bad_file_descriptor;
+  }
+  EXPECT_TRUE(ebadf);
+  int dir = ::open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  bool eisdir = false;
+  try {
+    co_await w.sendfile(dir);
+  } catch (const std::system_error& e) {
+    eisdir = e.code() == std::errc::is_a_directory;
+  }
+  EXPECT_TRUE(eisdir);
+  ::close(dir);
+  // After write_eof.
+  w.write_eof();
+  bool runtime_error = false;
+  try {
+    co_await w.sendfile(file);
+  } catch (const weft::RuntimeError&) {
+    runtime_error = true;
+  }
+  EXPECT_TRUE(runtime_error);
+  co_await done;
+  EXPECT_EQ(got, block(7, 1000).substr(900, 100));
+  w.close();
+  ::close(file);
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
+WEFT_TEST_P(NetWorkers, CloseDuringSendfileWaitsAndAbortCutsIt) {
+  const std::size_t size = static_cast<std::size_t>(weft::testing::scaled(16 * 1024 * 1024));
+  int file = temp_file(size);
+  std::string got;
+  weft::Future<void> done;
+  weft::ClientHandler handler = Collector{&got, &done};
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  // close() while the file is being sent: the whole file arrives, then EOF.
+  {
+    auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+    auto sending = weft::create_task(w.sendfile(file));
+    co_await weft::sleep(1ms);
+    w.close();
+    std::size_t sent = co_await sending;
+    EXPECT_EQ(sent, size);
+    co_await done;
+    EXPECT_EQ(got.size(), size);
+    co_await w.wait_closed();
+  }
+  // abort() while it waits for room: the sendfile stops with an error.
+  {
+    weft::Future<void> never;
+    weft::ClientHandler stalled = [never](StreamReader, StreamWriter) -> Coro<void> {
+      co_await never;  // reads nothing
+    };
+    weft::Server slow = co_await weft::start_server(stalled, "127.0.0.1", 0);
+    auto [r, w] = co_await weft::open_connection("127.0.0.1", slow.sockets().at(0).port());
+    int big = temp_file(32 * 1024 * 1024);
+    auto sending = weft::create_task(w.sendfile(big));
+    co_await weft::sleep(20ms);
+    w.abort();
+    bool reset = false;
+    try {
+      co_await sending;
+    } catch (const std::system_error& e) {
+      reset = true;
+    }
+    EXPECT_TRUE(reset);
+    auto closed = weft::create_task(w.wait_closed());
+    co_await weft::wait_for(closed, 10s);
+    ::close(big);
+    slow.close();
+    slow.abort_clients();
+    never.cancel();
+  }
+  ::close(file);
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
 INSTANTIATE_TEST_SUITE_P(Workers, NetWorkers, ::testing::Values(1u, 2u, 4u, 8u),
                          weft::testing::worker_name);

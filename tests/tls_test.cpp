@@ -476,6 +476,31 @@ WEFT_TEST(Tls, HalfCloseBothWays) {
   co_await server.wait_closed();
 }
 
+// StreamWriter::sendfile over TLS (issue 19): the bytes must be encrypted,
+// so it reads and writes (asyncio's fallback) instead of sendfile(2).
+WEFT_TEST(Tls, SendfileIsEncryptedThroughTheFallback) {
+  weft::ServerOptions options = tls_server_options(certs().server);
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+  char path[] = "/tmp/weft-tls-sendfile-XXXXXX";
+  int file = ::mkstemp(path);
+  ::unlink(path);
+  const std::string content = pattern(5, 300000);
+  CO_ASSERT_EQ(::write(file, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  auto reading = weft::create_task(r.readexactly(static_cast<ssize_t>(content.size())));
+  std::size_t sent = co_await w.sendfile(file);
+  CO_ASSERT_EQ(sent, content.size());
+  std::string echoed = co_await reading;
+  CO_ASSERT_TRUE(echoed == content);
+  ::close(file);
+  w.close();
+  co_await w.wait_closed();
+  server.close();
+  co_await server.wait_closed();
+}
+
 WEFT_TEST(Tls, StartTlsUpgradesMidStream) {
   weft::SslContext sctx = server_ctx(certs().server);
   weft::ClientHandler handler = [sctx](StreamReader r, StreamWriter w) -> Coro<void> {

@@ -285,9 +285,10 @@ void Transport::on_sent(int res) noexcept {
             eof_sent_ = true;
           }
           finish = closing_;
+          take_empty_waiters_locked(waiters);
         }
       }
-      if (pending_locked() <= low_) waiters.swap(drain_waiters_);
+      if (pending_locked() <= low_) take_waiters_locked(waiters);
     }
   } catch (...) {
     error = std::current_exception();
@@ -380,8 +381,9 @@ void Transport::on_writable() {
           eof_sent_ = true;
         }
         finish_close = closing_;
+        take_empty_waiters_locked(waiters);
       }
-      if (pending_locked() <= low_) waiters.swap(drain_waiters_);
+      if (pending_locked() <= low_) take_waiters_locked(waiters);
     }
   }
   complete_all(waiters);
@@ -405,6 +407,8 @@ void Transport::close_on_loop() {
     }
     std::lock_guard lock(mu_);
     if (closed_) return;
+    // A sendfile in progress is flushed too: its end calls us again.
+    if (sendfile_active_ && !error_) return;
     flush = pending_locked() > 0 && !error_;
     if (flush && ring_ && !send_active_) start_send_locked();
   } catch (...) {
@@ -423,7 +427,11 @@ void Transport::teardown(std::exception_ptr error) {
     closed_ = true;
     closing_ = true;
     if (error && !error_) error_ = error;
-    waiters.swap(drain_waiters_);
+    take_waiters_locked(waiters);
+    take_empty_waiters_locked(waiters);
+    // A sendfile waiting for room must wake (and see closed_) before the fd
+    // can be closed: finish_close waits for it.
+    if (sendfile_active_) ::shutdown(fd_, SHUT_RDWR);
     wbuf_.clear();
     if (!send_active_)
       sending_.clear();  // else the kernel still reads them: cleared by the completion
@@ -456,6 +464,13 @@ void Transport::teardown(std::exception_ptr error) {
 
 void Transport::finish_close() {
   std::vector<std::function<void()>> hooks;
+  {
+    std::lock_guard lock(mu_);
+    if (sendfile_active_) {  // its sendfile(2) calls use the fd: end_sendfile closes it
+      close_after_sendfile_ = true;
+      return;
+    }
+  }
   shutdown_timer_.cancel();
   ::close(fd_);
   fd_closed_ = true;
@@ -532,6 +547,7 @@ void Transport::write_plain(std::span<const std::string_view> pieces, WriteChunk
   {
     std::lock_guard lock(mu_);
     if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
+    if (sendfile_active_) throw RuntimeError("unable to write; sendfile is in progress");
     if (closing_ || closed_ || error_) return;
     std::size_t total = 0;
     for (std::string_view p : pieces) total += p.size();
@@ -626,6 +642,7 @@ void Transport::write_eof() {
     std::lock_guard lock(mu_);
     if (closing_ || closed_ || eof_requested_) return;
     eof_requested_ = true;
+    if (sendfile_active_) return;  // end_sendfile sends it
     if (kind_ == FdKind::pipe) {
       close_pipe = true;
     } else if (pending_locked() == 0) {

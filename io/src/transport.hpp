@@ -202,6 +202,14 @@ class Transport : public std::enable_shared_from_this<Transport> {
   void write(std::span<const std::string_view> pieces, WriteChunk* owned);
   /// Static so that the frame holds the transport alive.
   static Coro<void> drain(std::shared_ptr<Transport> self);
+  /// StreamWriter::sendfile (sendfile.cpp).
+  static Coro<std::size_t> sendfile(std::shared_ptr<Transport> self, int file, off_t offset,
+                                    std::optional<std::int64_t> count);
+  /// sendfile: waits until nothing is buffered or in flight, then claims the
+  /// fd (write() refuses meanwhile). @throws as drain(), RuntimeError.
+  static Coro<void> begin_sendfile(std::shared_ptr<Transport> self);
+  /// Gives the fd back: a close, write_eof or fd close that waited goes on.
+  void end_sendfile() noexcept;
   void write_eof();
   void close();
   /// Drops what is buffered and closes at once (asyncio's transport.abort()).
@@ -290,7 +298,15 @@ class Transport : public std::enable_shared_from_this<Transport> {
   /// sent, or -errno on failure (-EAGAIN when it would block).
   ssize_t send_iov(const ::iovec* iov, int count);
   std::size_t pending_locked() const noexcept { return wbuf_.bytes() + sending_.bytes(); }
-  void take_waiters_locked(std::vector<Future<void>>& out);
+  /// Appends the drain waiters to `out`.
+  void take_waiters_locked(std::vector<Future<void>>& out) {
+    for (auto& w : drain_waiters_) out.push_back(std::move(w));
+    drain_waiters_.clear();
+  }
+  void take_empty_waiters_locked(std::vector<Future<void>>& out) {
+    for (auto& w : empty_waiters_) out.push_back(std::move(w));
+    empty_waiters_.clear();
+  }
 
   EventLoop* const loop_;
   IoRing* const ring_;
@@ -338,7 +354,13 @@ class Transport : public std::enable_shared_from_this<Transport> {
   std::vector<Future<void>> drain_waiters_;       // guarded by mu_
   std::vector<std::function<void()>> on_closed_;  // guarded by mu_
   bool hooks_ran_ = false;                        // guarded by mu_: finish_close took on_closed_
-  Future<void> closed_future_;                    // completed by teardown
+  // sendfile (sendfile.cpp): while active, the calling task owns the fd's
+  // sending side; write() refuses, close and write_eof wait for its end, and
+  // finish_close leaves the fd open (close_after_sendfile_) until then.
+  bool sendfile_active_ = false;             // guarded by mu_
+  bool close_after_sendfile_ = false;        // guarded by mu_
+  std::vector<Future<void>> empty_waiters_;  // guarded by mu_: nothing buffered or in flight
+  Future<void> closed_future_;               // completed by teardown
 };
 
 /// Closes its transport when the last user handle (reader or writer) goes.

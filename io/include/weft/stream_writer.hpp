@@ -22,12 +22,14 @@
 
 #include <weft/address.hpp>
 #include <weft/coro.hpp>
+#include <weft/errors.hpp>
 #include <weft/event_loop.hpp>
 #include <weft/ssl.hpp>
 
 #include <chrono>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +42,18 @@ namespace detail {
 class Transport;
 class StreamOwner;
 }  // namespace detail
+
+/// StreamWriter::sendfile(): the file ended before the bytes expected were
+/// sent (it shrank while being sent, or was shorter than the count asked for).
+class SendfileError : public RuntimeError {
+ public:
+  SendfileError(const std::string& what, std::size_t sent);
+  /// The bytes that were sent before the file ended.
+  std::size_t sent() const noexcept { return sent_; }
+
+ private:
+  std::size_t sent_;
+};
 
 /// Default flow-control marks (asyncio's): drain() waits above high until low.
 inline constexpr std::size_t kDefaultHighWater = 64 * 1024;
@@ -63,6 +77,22 @@ class StreamWriter {
   void writelines(const std::vector<std::string>& lines);
   /// As above, taking the strings over: nothing is copied.
   void writelines(std::vector<std::string>&& lines);
+  /// Sends `count` bytes of the open file `file` from `offset` (count
+  /// empty: to its end, for a regular file its size now) without copying
+  /// them through user space: sendfile(2), after everything written before
+  /// is sent. A file sendfile(2) cannot read (a pipe) is read and written
+  /// instead (asyncio's fallback). Returns the bytes sent. Only the file's
+  /// own offset argument is used: the fd's file position does not move. While
+  /// it runs, write() raises RuntimeError; close() and write_eof() wait for
+  /// it. If the awaiting task is cancelled, what was sent stays sent.
+  /// @throws ValueError if offset < 0, count <= 0, or offset > 0 for a
+  ///         file that cannot seek (a pipe); std::system_error for a
+  ///         file that cannot be read (EBADF, EISDIR) or a broken connection;
+  ///         SendfileError if the file ends before the bytes expected (it
+  ///         shrank while being sent, or was shorter than count);
+  ///         RuntimeError after write_eof() or during another sendfile.
+  Coro<std::size_t> sendfile(int file, std::int64_t offset = 0,
+                             std::optional<std::int64_t> count = std::nullopt);
   /// Waits until the buffer is at or below the low-water mark when it is
   /// above the high-water mark; returns at once otherwise.
   /// @throws std::system_error with the connection's error if it broke, or
