@@ -23,11 +23,6 @@ int make_socket(int family, int type, int protocol) {
   return fd;
 }
 
-void set_nodelay(int fd) noexcept {
-  int one = 1;
-  (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 void check_tuning(const SocketTuning& tuning, const char* where) {
   if (tuning.recv_buffer_size < 0 || tuning.send_buffer_size < 0)
     throw ValueError(std::string(where) + ": buffer sizes cannot be negative");

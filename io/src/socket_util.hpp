@@ -18,8 +18,6 @@ std::system_error os_error(int err, const std::string& op);
 
 /// A non-blocking, close-on-exec socket. @throws std::system_error.
 int make_socket(int family, int type, int protocol = 0);
-/// Sets TCP_NODELAY (ignored for non-TCP sockets).
-void set_nodelay(int fd) noexcept;
 
 /// Socket options common to ConnectOptions and ServerOptions.
 struct SocketTuning {
