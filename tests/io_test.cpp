@@ -414,10 +414,12 @@ WEFT_TEST(Io, ConnectTimeoutRaisesTimeoutError) {
   std::uint16_t port = ntohs(sa.sin_port);
   std::vector<std::pair<StreamReader, StreamWriter>> held;
   bool timed_out = false;
+  // Named before the co_await: ConnectOptions has members with destructors,
+  // which GCC 12 destroys twice as a temporary inside a co_await expression.
+  weft::ConnectOptions options{.timeout = std::chrono::milliseconds(200), .limit = 1024};
   for (int i = 0; i < 16 && !timed_out; ++i) {
     try {
-      held.push_back(co_await weft::open_connection(
-          "127.0.0.1", port, {.timeout = std::chrono::milliseconds(200), .limit = 1024}));
+      held.push_back(co_await weft::open_connection("127.0.0.1", port, options));
     } catch (const weft::TimeoutError&) {
       timed_out = true;
     }

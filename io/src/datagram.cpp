@@ -1,4 +1,4 @@
-// Datagram sockets: create_datagram_endpoint and DatagramSocket (issue 3).
+// Datagram sockets: create_datagram_endpoint and DatagramSocket.
 // Contract in <weft/datagram.hpp>.
 //
 // Protocol:

@@ -1,4 +1,4 @@
-// SslContext and TlsEngine (issue 16). The engine's protocol is described in
+// SslContext and TlsEngine. The engine's protocol is described in
 // tls_engine.hpp.
 #include <weft/errors.hpp>
 #include <weft/ssl.hpp>

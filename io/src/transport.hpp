@@ -3,7 +3,7 @@
 //
 // Ownership and threads:
 // - A Transport owns one fd, registered with exactly one loop (`loop_`, the
-//   running loop when it was created; architecture invariant 6). Every
+//   running loop when it was created; docs/architecture.md, invariant 6). Every
 //   selector registration change and the final close(fd) happen on that
 //   loop's thread (run_on_loop); a call from elsewhere is queued there.
 //   Because the fd is closed on its loop's thread after its registrations

@@ -1,5 +1,5 @@
 // Address: a socket address (IPv4, IPv6 or a Unix path) and AddrInfo, one
-// result of name resolution (api.md section 7).
+// result of name resolution (docs/api.md, io).
 //
 // An Address is a plain value (a sockaddr_storage plus its length): copyable,
 // comparable, safe to share between threads once built. It prints as

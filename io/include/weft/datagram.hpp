@@ -1,12 +1,12 @@
 // Datagram sockets: asyncio's create_datagram_endpoint, in the shape of a
-// socket with awaitable recvfrom / sendto (issue 3, api.md section 7).
+// socket with awaitable recvfrom / sendto (docs/api.md, io).
 //
 //   auto sock = co_await weft::create_datagram_endpoint(weft::Address::ip("127.0.0.1", 0));
 //   co_await sock.sendto("ping", peer);
 //   auto [data, from] = co_await sock.recvfrom();
 //
 // UDP over IPv4 / IPv6, or Unix datagram sockets. The socket's fd is
-// registered with the loop that created it (architecture invariant 6); tasks
+// registered with the loop that created it (docs/architecture.md, invariant 6); tasks
 // on any worker may send and receive on it, and several may wait at once
 // (each readiness report wakes every waiter; those that find nothing wait
 // again). Datagrams are never split or merged: a datagram longer than

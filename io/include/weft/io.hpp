@@ -1,5 +1,5 @@
 // weft::io umbrella: addresses, sockets, streams, servers, datagrams,
-// signals, subprocesses (api.md section 7).
+// signals, subprocesses (docs/api.md, io).
 #pragma once
 
 #include <weft/address.hpp>

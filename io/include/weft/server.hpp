@@ -1,5 +1,5 @@
 // Server: asyncio.Server, what start_server / start_unix_server return
-// (api.md section 7).
+// (docs/api.md, io).
 //
 // A Server is a cheap copyable handle. Each accepted connection gets a new
 // task running the ClientHandler (unpinned: it may run on any worker); its

@@ -1,4 +1,4 @@
-// Unix signals on the event loop (issue 3, api.md section 7), and the SIGINT
+// Unix signals on the event loop (docs/api.md, io), and the SIGINT
 // handling of weft::run() (RUN-06).
 //
 // EventLoop::add_signal_handler(sig, cb) / remove_signal_handler(sig) are

@@ -1,5 +1,5 @@
 // TLS: SslContext, TLS errors and connection details (asyncio's ssl=
-// arguments; issue 16).
+// arguments).
 //
 //   weft::SslContext ctx = weft::SslContext::client();   // verifies, checks the host name
 //   weft::ConnectOptions opts;

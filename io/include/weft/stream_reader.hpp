@@ -1,4 +1,4 @@
-// StreamReader: asyncio.StreamReader (api.md section 7, STRM-01..10).
+// StreamReader: asyncio.StreamReader (docs/api.md, io; STRM-01..10).
 //
 // A StreamReader is a cheap copyable handle to one shared buffer. The buffer
 // is fed by a connection (open_connection, start_server, a subprocess pipe)

@@ -1,4 +1,4 @@
-// StreamWriter: asyncio.StreamWriter (api.md section 7, STRM-11..13).
+// StreamWriter: asyncio.StreamWriter (docs/api.md, io; STRM-11..13).
 //
 // A StreamWriter is a cheap copyable handle to one connection (a socket or a
 // pipe). The connection closes when close() is called or when the last

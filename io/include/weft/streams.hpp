@@ -1,5 +1,5 @@
 // Stream functions: asyncio.open_connection / start_server and their Unix
-// socket variants (api.md section 7).
+// socket variants (docs/api.md, io).
 //
 // Connected sockets are non-blocking, close-on-exec, and TCP sockets have
 // TCP_NODELAY set. Errors are std::system_error carrying the errno, the

@@ -1,5 +1,5 @@
 // Subprocesses: asyncio.create_subprocess_exec / create_subprocess_shell and
-// asyncio.subprocess.Process (issues 3 and 19, api.md section 7).
+// asyncio.subprocess.Process (docs/api.md, io).
 //
 //   std::vector<std::string> args{"-c", "tr a-z A-Z"};
 //   weft::SubprocessOptions options{.stdin_pipe = true, .stdout_pipe = true};
