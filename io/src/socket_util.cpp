@@ -9,6 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
+#include <utility>
+
 namespace weft::detail {
 
 std::system_error os_error(int err, const std::string& op) {
@@ -109,12 +112,26 @@ bool run_on_loop(EventLoop& loop, Callback fn) noexcept {
 }
 
 void close_on_loop(EventLoop& loop, int fd) noexcept {
-  auto fn = [&loop, fd] {
-    loop.remove_reader(fd);
-    loop.remove_writer(fd);
-    ::close(fd);
+  // The fd is closed exactly once: by the callback on the loop's thread, or,
+  // when the loop never runs it (refused, or torn down with the callback still
+  // queued: the fd leaked there before, found by the leak check), when the
+  // last copy of the callback goes; no loop watches the fd then.
+  struct Closer {
+    int fd;
+    explicit Closer(int f) noexcept : fd(f) {}
+    Closer(const Closer&) = delete;
+    Closer& operator=(const Closer&) = delete;
+    ~Closer() {
+      if (fd >= 0) ::close(fd);
+    }
   };
-  if (!run_on_loop(loop, fn)) ::close(fd);
+  auto closer = std::make_shared<Closer>(fd);
+  auto fn = [&loop, closer] {
+    loop.remove_reader(closer->fd);
+    loop.remove_writer(closer->fd);
+    ::close(std::exchange(closer->fd, -1));
+  };
+  (void)run_on_loop(loop, fn);
 }
 
 }  // namespace weft::detail
