@@ -16,60 +16,15 @@
 #include <cstring>
 #include <string>
 
-#include "http_request.hpp"
+#include "http_serve.hpp"
 
 namespace {
-
-constexpr std::string_view kResponse =
-    "HTTP/1.1 200 OK\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 13\r\n"
-    "\r\n"
-    "Hello, World!";
-constexpr std::string_view kBadRequest =
-    "HTTP/1.1 400 Bad Request\r\n"
-    "Content-Length: 0\r\n"
-    "Connection: close\r\n"
-    "\r\n";
-constexpr std::string_view kResponseClose =
-    "HTTP/1.1 200 OK\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 13\r\n"
-    "Connection: close\r\n"
-    "\r\n"
-    "Hello, World!";
-
-weft::Coro<void> serve_client(weft::StreamReader reader, weft::StreamWriter writer) {
-  try {
-    for (;;) {
-      std::string head = co_await reader.readuntil("\r\n\r\n");
-      http_hello::RequestHead request = http_hello::parse_request_head(head);
-      if (request.bad) {
-        writer.write(kBadRequest);
-        co_await writer.drain();
-        break;
-      }
-      if (request.body_length != 0)
-        co_await reader.readexactly(static_cast<ssize_t>(request.body_length));
-      writer.write(request.close ? kResponseClose : kResponse);
-      co_await writer.drain();
-      if (request.close) break;
-    }
-  } catch (const weft::IncompleteReadError&) {
-    // The client closed the connection between requests.
-  } catch (const std::system_error&) {
-    // The client reset the connection.
-  } catch (const weft::LimitOverrunError&) {
-    writer.write("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n");
-  }
-  writer.close();
-}
 
 weft::Coro<void> main_coro(std::uint16_t port, double duration) {
   weft::ServerOptions options;
   options.reuse_port = true;
   options.backlog = 1024;
-  weft::ClientHandler handler = serve_client;  // named: see echo_server.cpp
+  weft::ClientHandler handler = http_hello::serve_client;  // named: see echo_server.cpp
   weft::Server server = co_await weft::start_server(handler, "0.0.0.0", port, options);
   std::printf("http_hello: serving on %s with %zu listening socket(s)\n",
               server.sockets().at(0).to_string().c_str(), server.sockets().size());

@@ -7,9 +7,9 @@
 //   https_hello 8443 0 --cert cert.pem --key key.pem
 //   curl --cacert cert.pem https://localhost:8443/
 //
-// The handshake happens before serve_client runs (ServerOptions::ssl); the
-// handler is http_hello's, word for word: a TLS stream reads and writes as a
-// plain one. The request parsing is http_hello's (http_request.hpp).
+// The handshake happens before the handler runs (ServerOptions::ssl); the
+// handler is http_hello's (http_serve.hpp): a TLS stream reads and writes as a
+// plain one.
 #include <weft/weft.hpp>
 
 #include <cstdio>
@@ -17,61 +17,16 @@
 #include <cstring>
 #include <string>
 
-#include "http_request.hpp"
+#include "http_serve.hpp"
 
 namespace {
-
-constexpr std::string_view kResponse =
-    "HTTP/1.1 200 OK\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 13\r\n"
-    "\r\n"
-    "Hello, World!";
-constexpr std::string_view kBadRequest =
-    "HTTP/1.1 400 Bad Request\r\n"
-    "Content-Length: 0\r\n"
-    "Connection: close\r\n"
-    "\r\n";
-constexpr std::string_view kResponseClose =
-    "HTTP/1.1 200 OK\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 13\r\n"
-    "Connection: close\r\n"
-    "\r\n"
-    "Hello, World!";
-
-weft::Coro<void> serve_client(weft::StreamReader reader, weft::StreamWriter writer) {
-  try {
-    for (;;) {
-      std::string head = co_await reader.readuntil("\r\n\r\n");
-      http_hello::RequestHead request = http_hello::parse_request_head(head);
-      if (request.bad) {
-        writer.write(kBadRequest);
-        co_await writer.drain();
-        break;
-      }
-      if (request.body_length != 0)
-        co_await reader.readexactly(static_cast<ssize_t>(request.body_length));
-      writer.write(request.close ? kResponseClose : kResponse);
-      co_await writer.drain();
-      if (request.close) break;
-    }
-  } catch (const weft::IncompleteReadError&) {
-    // The client closed the connection between requests.
-  } catch (const std::system_error&) {
-    // The client reset the connection.
-  } catch (const weft::LimitOverrunError&) {
-    writer.write("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n");
-  }
-  writer.close();
-}
 
 weft::Coro<void> main_coro(std::uint16_t port, double duration, weft::SslContext ctx) {
   weft::ServerOptions options;
   options.ssl = ctx;
   options.reuse_port = true;
   options.backlog = 1024;
-  weft::ClientHandler handler = serve_client;  // named: see echo_server.cpp
+  weft::ClientHandler handler = http_hello::serve_client;  // named: see echo_server.cpp
   weft::Server server = co_await weft::start_server(handler, "0.0.0.0", port, options);
   std::printf("https_hello: serving on %s with %zu listening socket(s)\n",
               server.sockets().at(0).to_string().c_str(), server.sockets().size());
