@@ -1,0 +1,368 @@
+// Scheduler and Worker: see scheduler.hpp for the invariants.
+#include "scheduler.hpp"
+
+#include <weft/executor.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <string>
+
+namespace weft {
+namespace detail {
+namespace {
+thread_local Worker* t_worker = nullptr;
+constexpr unsigned kMaxWorkers = 1024;
+
+unsigned resolve_workers(unsigned requested) {
+  if (requested == 0) {
+    if (const char* env = std::getenv("WEFT_WORKERS"); env && *env) {
+      char* end = nullptr;
+      long v = std::strtol(env, &end, 10);
+      if (!std::isdigit(static_cast<unsigned char>(*env)) || *end != '\0' || v <= 0 ||
+          v > static_cast<long>(kMaxWorkers))
+        throw ValueError(std::string("WEFT_WORKERS must be an integer in 1..1024, got '") + env +
+                         "'");
+      return static_cast<unsigned>(v);
+    }
+    requested = std::max(1u, std::thread::hardware_concurrency());
+  }
+  if (requested > kMaxWorkers)
+    throw ValueError("RunOptions::workers = " + std::to_string(requested) +
+                     " is above the limit of 1024");
+  return requested;
+}
+}  // namespace
+
+Worker* current_worker() noexcept { return t_worker; }
+
+// ---------------------------------------------------------------------- Worker
+
+Worker::Worker(Scheduler* scheduler, unsigned index)
+    : scheduler_(scheduler),
+      index_(index),
+      loop_(std::make_unique<LoopImpl>(nullptr, this, scheduler)),
+      run_queue_(scheduler->options.local_queue_capacity),
+      rng_(0x9E3779B9u * (index + 1)) {
+  loop_.impl().debug.store(scheduler->options.debug || loop_.impl().debug.load());
+  loop_.impl().slow_callback_ns.store(scheduler->options.slow_callback_duration.count());
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { main(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::main() {
+  t_worker = this;
+  LoopImpl& loop = loop_.impl();
+  loop.bind_owner_thread();
+  loop.running.store(true, std::memory_order_release);
+  RunningLoopScope scope(&loop);
+  const unsigned budget = std::max(1u, scheduler_->options.event_interval);
+  while (!scheduler_->stopped.load(std::memory_order_acquire)) {
+    // The asyncio iteration: inbox, I/O, timers, loop-affine callbacks and tasks.
+    loop.iterate(false);
+    // Stealable tasks, a bounded batch so the loop above keeps its rhythm.
+    unsigned ran = 0;
+    for (; ran < budget; ++ran) {
+      TaskCore* task = next_local_task();
+      if (!task) break;
+      polled_.fetch_add(1, std::memory_order_relaxed);
+      task->run();
+    }
+    loop.count_steps(ran);
+    if (loop.has_ready() || !run_queue_.empty() || loop.inbox_nonempty()) continue;
+    if (TaskCore* task = find_work()) {
+      polled_.fetch_add(1, std::memory_order_relaxed);
+      task->run();
+      continue;
+    }
+    park();
+  }
+  loop.running.store(false, std::memory_order_release);
+  t_worker = nullptr;
+}
+
+TaskCore* Worker::next_local_task() noexcept {
+  // Every global_queue_interval ticks the injector goes first, so work
+  // injected from outside cannot starve behind a busy local queue.
+  if (++tick_ % scheduler_->options.global_queue_interval == 0) {
+    if (TaskCore* t = scheduler_->pop_injected()) return t;
+  }
+  return run_queue_.pop();
+}
+
+void Worker::push_local(TaskCore* task) noexcept {
+  bool overflowed = false;
+  run_queue_.push_back(task, [&](TaskCore* t) {
+    overflowed = true;
+    scheduler_->injector_.enqueue(t);
+    scheduler_->injector_count_.fetch_add(1, std::memory_order_seq_cst);
+  });
+  if (!searching_ && (overflowed || run_queue_.len() > 1)) {
+    scheduler_->notify_parked();
+  }
+}
+
+TaskCore* Worker::find_work() noexcept {
+  if (woken_as_searcher_.exchange(false, std::memory_order_acq_rel)) searching_ = true;
+  if (TaskCore* t = scheduler_->pop_injected()) {
+    if (searching_) transition_from_searching();
+    return t;
+  }
+  if (!transition_to_searching()) return nullptr;
+  TaskCore* t = steal();
+  if (!t) t = scheduler_->pop_injected();
+  if (t) transition_from_searching();
+  return t;
+}
+
+bool Worker::transition_to_searching() noexcept {
+  if (searching_) return true;
+  std::size_t n = scheduler_->workers.size();
+  // At most half of the workers search at once (Tokio, Go).
+  auto& state = scheduler_->idle_state_;
+  std::uint64_t s = state.load(std::memory_order_seq_cst);
+  do {
+    if (2 * static_cast<std::size_t>(Scheduler::searching_of(s)) >= n) return false;
+  } while (
+      !state.compare_exchange_weak(s, s + Scheduler::kOneSearching, std::memory_order_seq_cst));
+  searching_ = true;
+  return true;
+}
+
+void Worker::transition_from_searching() noexcept {
+  searching_ = false;
+  // The last searcher to find work hands the search over to a parked worker,
+  // if there is work left to find (scheduler.hpp: read after the RMW).
+  Scheduler& s = *scheduler_;
+  std::uint64_t before =
+      s.idle_state_.fetch_sub(Scheduler::kOneSearching, std::memory_order_seq_cst);
+  if (Scheduler::searching_of(before) == 1 && (s.injected() > 0 || s.any_stealable_work()))
+    s.notify_parked();
+}
+
+TaskCore* Worker::steal() noexcept {
+  auto& all = scheduler_->workers;
+  std::size_t n = all.size();
+  if (n < 2) return nullptr;
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 17;
+  rng_ ^= rng_ << 5;
+  std::size_t start = rng_ % n;
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker* victim = all[(start + i) % n].get();
+    if (victim == this) continue;
+    steal_attempts_.fetch_add(1, std::memory_order_relaxed);
+    std::uint32_t stolen = 0;
+    if (TaskCore* t = victim->run_queue_.steal_into(run_queue_, stolen)) {
+      steal_successes_.fetch_add(1, std::memory_order_relaxed);
+      stolen_.fetch_add(stolen, std::memory_order_relaxed);
+      return t;
+    }
+  }
+  return nullptr;
+}
+
+void Worker::park() {
+  Scheduler& s = *scheduler_;
+  {
+    std::lock_guard lock(s.idle_mu_);
+    s.idle_.push_back(this);
+    // ordering: seq_cst RMW on the shared word before re-reading the queues
+    // (the lost-wake-up argument in scheduler.hpp).
+    s.idle_state_.fetch_add(Scheduler::kOneIdle - (searching_ ? Scheduler::kOneSearching : 0),
+                            std::memory_order_seq_cst);
+    searching_ = false;
+  }
+  if (s.injected() > 0 || s.any_stealable_work() || s.stopped.load(std::memory_order_seq_cst)) {
+    leave_idle();
+    return;
+  }
+  loop_.impl().iterate(true);  // blocks in the selector until a timer, I/O or a wake-up
+  leave_idle();
+}
+
+void Worker::leave_idle() noexcept {
+  Scheduler& s = *scheduler_;
+  std::lock_guard lock(s.idle_mu_);
+  auto it = std::find(s.idle_.begin(), s.idle_.end(), this);
+  if (it != s.idle_.end()) {
+    s.idle_.erase(it);
+    s.idle_state_.fetch_sub(Scheduler::kOneIdle, std::memory_order_seq_cst);
+  }
+}
+
+WorkerMetrics Worker::metrics() const {
+  WorkerMetrics m;
+  const LoopImpl& loop = const_cast<Worker*>(this)->loop_.impl();
+  m.tasks_spawned = spawned_.load(std::memory_order_relaxed);
+  m.steps_polled = polled_.load(std::memory_order_relaxed);
+  m.steal_attempts = steal_attempts_.load(std::memory_order_relaxed);
+  m.steal_successes = steal_successes_.load(std::memory_order_relaxed);
+  m.tasks_stolen = stolen_.load(std::memory_order_relaxed);
+  m.parks = loop.counters.parks.load(std::memory_order_relaxed);
+  m.remote_wakeups = loop.counters.remote_wakeups.load(std::memory_order_relaxed);
+  m.io_events = loop.counters.io_events.load(std::memory_order_relaxed);
+  m.local_queue_depth = run_queue_.len();
+  m.remote_queue_depth = loop.counters.ready_depth.load(std::memory_order_relaxed);
+  m.timers_pending = loop.counters.timers_pending.load(std::memory_order_relaxed);
+  return m;
+}
+
+// ------------------------------------------------------------------- Scheduler
+
+Scheduler::Scheduler(const RunOptions& opts) : options(opts) {
+  options.workers = resolve_workers(opts.workers);
+  if (options.global_queue_interval == 0)
+    throw ValueError("RunOptions::global_queue_interval must be > 0");
+  workers.reserve(options.workers);
+  for (unsigned i = 0; i < options.workers; ++i)
+    workers.push_back(std::make_unique<Worker>(this, i));
+  for (auto& w : workers) w->start();
+}
+
+Scheduler::~Scheduler() {
+  stop_and_join();
+  abandon_leftovers();
+}
+
+void Scheduler::inject(TaskCore* task) noexcept {
+  // Count and notify first, publish last (as LoopImpl::enqueue_remote): a
+  // foreign thread must not touch the scheduler once a worker can take the
+  // task, run it to completion and let the runtime shut down. The count is
+  // what parkers re-check (injected()), so it stands for "work exists" in the
+  // lost-wake-up argument; pop_injected() tolerates a count that is ahead of
+  // the queue.
+  injector_count_.fetch_add(1, std::memory_order_seq_cst);
+  notify_parked();
+  tsan_handoff_release(&injector_);
+  while (!injector_.enqueue(task)) std::this_thread::yield();
+}
+
+TaskCore* Scheduler::pop_injected() noexcept {
+  if (injector_count_.load(std::memory_order_acquire) <= 0) return nullptr;
+  TaskCore* t = nullptr;
+  if (!injector_.try_dequeue(t)) return nullptr;
+  tsan_handoff_acquire(&injector_);
+  injector_count_.fetch_sub(1, std::memory_order_acq_rel);
+  return t;
+}
+
+bool Scheduler::any_stealable_work() const noexcept {
+  for (const auto& w : workers)
+    if (!w->run_queue_.empty()) return true;
+  return false;
+}
+
+void Scheduler::notify_parked() noexcept {
+  // ordering: an RMW, not a load, so that it takes part in the modification
+  // order of idle_state_ with the parkers' RMWs.
+  std::uint64_t s = idle_state_.fetch_add(0, std::memory_order_seq_cst);
+  if (searching_of(s) != 0 || idle_of(s) == 0) return;
+  unpark_one();
+}
+
+bool Scheduler::unpark_one() noexcept {
+  Worker* w;
+  {
+    std::lock_guard lock(idle_mu_);
+    if (idle_.empty() || searching_of(idle_state_.load(std::memory_order_seq_cst)) != 0)
+      return false;
+    w = idle_.back();
+    idle_.pop_back();
+    idle_state_.fetch_add(kOneSearching - kOneIdle, std::memory_order_seq_cst);
+    // ordering: seq_cst store, then wake_if_parked's seq_cst read of parked_
+    // (the pairing with LoopImpl::poll is in scheduler.hpp).
+    w->woken_as_searcher_.store(true, std::memory_order_seq_cst);
+  }
+  w->loop_.impl().wake_if_parked();
+  return true;
+}
+
+bool Scheduler::cancel_all_and_wait(TimePoint deadline, std::vector<TaskRef>* cancelled) {
+  for (;;) {
+    std::vector<TaskRef> pending;
+    registry.for_each([&](TaskCore* t) {
+      if (!t->as_future().done()) pending.emplace_back(t);
+    });
+    if (pending.empty()) return true;
+    for (TaskRef& t : pending) {
+      // A task already cancelled once is not asked again each round.
+      if (t.cancelling() == 0) t.cancel();
+      if (cancelled) cancelled->push_back(t);
+    }
+    // Wait for this round; tasks created meanwhile are caught by the next one.
+    for (TaskRef& t : pending) {
+      while (!t.done()) {
+        if (Clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+  }
+}
+
+void Scheduler::shutdown_executors() {
+  for (auto& w : workers) {
+    std::shared_ptr<Executor> executor;
+    {
+      LoopImpl& loop = w->loop_.impl();
+      std::lock_guard lock(loop.config_mu);
+      executor = std::move(loop.default_executor);
+    }
+    if (executor) shutdown_executor(*executor);
+  }
+  std::shared_ptr<Executor> shared;
+  {
+    std::lock_guard lock(executor_mu);
+    shared = std::move(default_executor);
+  }
+  if (shared) shutdown_executor(*shared);
+}
+
+void Scheduler::stop_and_join() {
+  if (joined_) return;
+  stopped.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers) w->loop_.impl().force_wake();
+  for (auto& w : workers) w->join();
+  joined_ = true;
+}
+
+void Scheduler::abandon_leftovers() noexcept {
+  // Queued pointers first: the tasks they point to are about to go.
+  TaskCore* t;
+  while (injector_.try_dequeue(t)) {
+  }
+  injector_count_.store(0);
+  for (auto& w : workers)
+    while (w->run_queue_.pop()) {
+    }
+  for (auto& w : workers) w->loop_.impl().discard_queued();
+  shutdown_abandon_tasks(registry);
+  for (auto& w : workers) w->loop_.impl().discard_queued();
+}
+
+void shutdown_abandon_tasks(TaskRegistry& registry) noexcept {
+  registry.for_each([](TaskCore* t) { abandon_task(t); });
+}
+
+void abandon_task(TaskCore* task) noexcept {
+  if (task->sched_.load(std::memory_order_acquire) == TaskCore::kDone) return;
+  std::fprintf(stderr, "weft: Task was destroyed but it is pending: %s\n", task->name().c_str());
+  task->sched_.store(TaskCore::kDone, std::memory_order_release);
+  if (task->root_) {
+    auto root = std::exchange(task->root_, {});
+    root.destroy();
+  }
+  task->as_future().set_cancelled("the runtime was shut down while the task was pending");
+  task->registry->erase(task);
+  task->as_future().release();
+}
+
+}  // namespace detail
+
+}  // namespace weft
