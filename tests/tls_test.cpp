@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -54,6 +55,22 @@ std::string pem_of(X509* cert) {
 std::string pem_of(EVP_PKEY* key) {
   BIO* bio = BIO_new(BIO_s_mem());
   PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string s(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  return s;
+}
+
+// key_pem again, as PKCS#8 encrypted with AES-256-CBC under `password`.
+std::string encrypted_pem(const std::string& key_pem, const std::string& password) {
+  BIO* in = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(in, nullptr, nullptr, nullptr);
+  BIO_free(in);
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PKCS8PrivateKey(bio, key, EVP_aes_256_cbc(), nullptr, 0, nullptr,
+                                const_cast<char*>(password.c_str()));
+  EVP_PKEY_free(key);
   char* data = nullptr;
   long n = BIO_get_mem_data(bio, &data);
   std::string s(data, static_cast<std::size_t>(n));
@@ -352,6 +369,53 @@ TEST(TlsContext, MisuseIsRejected) {
   EXPECT_NO_THROW(srv.load_cert_chain(certs().dir + "/server.pem", certs().dir + "/server.key"));
 }
 
+// asyncio's load_cert_chain(certfile, keyfile, password=...).
+TEST(TlsContext, PasswordProtectedPrivateKey) {
+  const std::string encrypted = encrypted_pem(certs().server.key, "s3cret");
+  ASSERT_NE(encrypted.find("BEGIN ENCRYPTED PRIVATE KEY"), std::string::npos);
+  weft::SslContext srv = weft::SslContext::server();
+  EXPECT_NO_THROW(srv.load_cert_chain_pem(certs().server.cert, encrypted, "s3cret"));
+  // No password: an SSLError that says so, not a prompt on the terminal.
+  try {
+    srv.load_cert_chain_pem(certs().server.cert, encrypted);
+    ADD_FAILURE() << "an encrypted key loaded without a password";
+  } catch (const weft::SSLError& e) {
+    EXPECT_NE(std::string(e.what()).find("encrypted and no password"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(srv.load_cert_chain_pem(certs().server.cert, encrypted, "wrong"), weft::SSLError);
+  EXPECT_THROW(srv.load_cert_chain_pem(certs().server.cert, encrypted, std::string(1025, 'x')),
+               weft::ValueError);
+  // The same from files; a password given for a plain key is not needed and harmless.
+  const std::string keyfile = certs().dir + "/server-encrypted.key";
+  std::ofstream(keyfile) << encrypted;
+  EXPECT_NO_THROW(srv.load_cert_chain(certs().dir + "/server.pem", keyfile, "s3cret"));
+  EXPECT_THROW(srv.load_cert_chain(certs().dir + "/server.pem", keyfile), weft::SSLError);
+  EXPECT_THROW(srv.load_cert_chain(certs().dir + "/server.pem", keyfile, "wrong"), weft::SSLError);
+  EXPECT_NO_THROW(
+      srv.load_cert_chain(certs().dir + "/server.pem", certs().dir + "/server.key", "unused"));
+  EXPECT_THROW(srv.load_cert_chain(certs().dir + "/server.pem", certs().dir + "/missing.key"),
+               weft::SSLError);
+}
+
+WEFT_TEST(Tls, ServerWithPasswordProtectedKeyServes) {
+  weft::ServerOptions options;
+  options.ssl = weft::SslContext::server();
+  options.ssl->load_cert_chain_pem(certs().server.cert, encrypted_pem(certs().server.key, "pw"),
+                                   "pw");
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+  w.write("with a decrypted key");
+  w.write_eof();
+  std::string got = co_await r.read(-1);
+  CO_ASSERT_EQ(got, "with a decrypted key");
+  w.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
 // ------------------------------------------------------- timeouts, garbage
 
 WEFT_TEST(Tls, ClientHandshakeTimesOutAgainstSilentPeer) {
@@ -438,6 +502,116 @@ WEFT_TEST(Tls, GarbageClientGetsAnAlertAndTheServerGoesOn) {
   w.close();
   server.close();
   co_await server.wait_closed();
+}
+
+// Garbage after a completed handshake, in both directions: the side that
+// receives it gets an SSLError from its reader, the other side an alert or
+// EOF, and the server goes on.
+namespace {
+// Bytes that are not TLS at all, and a record that looks like application
+// data (type 23, TLS 1.2 on the wire, a plausible length) but fails its MAC.
+std::string garbage(bool plausible_record) {
+  if (!plausible_record) return "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" + pattern(9, 200);
+  std::string record = "\x17\x03\x03";
+  record.push_back(static_cast<char>(0x01));  // 300 bytes
+  record.push_back(static_cast<char>(0x2c));
+  return record + pattern(11, 300);
+}
+
+// Writes `bytes` on the socket under the TLS stream, once what TLS queued
+// has been sent.
+Coro<void> write_raw(StreamWriter& w, const std::string& bytes) {
+  co_await w.drain();
+  while (w.buffered() > 0) co_await weft::sleep(1ms);
+  EXPECT_EQ(::write(w.fileno(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+}
+}  // namespace
+
+WEFT_TEST(Tls, GarbageFromClientAfterHandshakeIsAnSslErrorOnTheServer) {
+  for (bool plausible : {false, true}) {
+    weft::ServerOptions options = tls_server_options(certs().server);
+    auto outcome = std::make_shared<std::string>();
+    weft::ClientHandler handler = [outcome](StreamReader r, StreamWriter w) -> Coro<void> {
+      try {
+        std::string first = co_await r.readexactly(5);
+        *outcome = "read " + first;
+        // The client sends its garbage once this arrived: the reader raises
+        // at once, data left buffered or not (as asyncio's).
+        w.write("ack");
+        co_await w.drain();
+        std::string more = co_await r.read(-1);
+        *outcome += " then EOF";
+      } catch (const weft::SSLError& e) {
+        *outcome += " then SSLError: " + e.reason();
+      }
+      w.close();
+    };
+    weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+    weft::ConnectOptions opts = tls_options(client_ctx());
+    auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+    w.write("hello");
+    std::string ack = co_await r.readexactly(3);
+    CO_ASSERT_EQ(ack, "ack");
+    co_await write_raw(w, garbage(plausible));
+    // The server's alert, then EOF: an SSLError or EOF here, never a hang.
+    try {
+      std::string rest = co_await r.read(-1);
+      EXPECT_TRUE(rest.empty());
+    } catch (const weft::SSLError&) {
+    }
+    w.close();
+    server.close();
+    co_await server.wait_closed();
+    EXPECT_EQ(outcome->rfind("read hello then SSLError: ", 0), 0u) << *outcome;
+  }
+  // Still serving.
+  weft::ServerOptions options = tls_server_options(certs().server);
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+  w.write("ok");
+  w.write_eof();
+  std::string got = co_await r.read(-1);
+  CO_ASSERT_EQ(got, "ok");
+  w.close();
+  server.close();
+  co_await server.wait_closed();
+}
+
+WEFT_TEST(Tls, GarbageFromServerAfterHandshakeIsAnSslErrorOnTheClient) {
+  for (bool plausible : {false, true}) {
+    weft::ServerOptions options = tls_server_options(certs().server);
+    weft::ClientHandler handler = [plausible](StreamReader r, StreamWriter w) -> Coro<void> {
+      (void)co_await r.readexactly(2);  // the handshake is complete on both sides
+      w.write("data before");
+      (void)co_await r.readexactly(1);  // the client read it
+      co_await write_raw(w, garbage(plausible));
+      try {
+        (void)co_await r.read(-1);  // the client's alert, or EOF
+      } catch (const weft::SSLError&) {
+      }
+      w.close();
+    };
+    weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+    weft::ConnectOptions opts = tls_options(client_ctx());
+    auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+    w.write("go");
+    std::string got = co_await r.readexactly(11);
+    CO_ASSERT_EQ(got, "data before");
+    w.write("k");
+    bool raised = false;
+    try {
+      (void)co_await r.read(-1);
+    } catch (const weft::SSLError& e) {
+      raised = !e.reason().empty();
+    }
+    CO_ASSERT_TRUE(raised);
+    w.close();
+    co_await w.wait_closed();
+    server.close();
+    co_await server.wait_closed();
+  }
 }
 
 // -------------------------------------------------- half-close, start_tls

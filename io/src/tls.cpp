@@ -10,6 +10,7 @@
 #include <openssl/x509v3.h>
 
 #include <cerrno>
+#include <cstring>
 #include <sstream>
 #include <system_error>
 
@@ -56,6 +57,46 @@ struct MemBio {
 
 [[noreturn]] void throw_ssl(const std::string& where, const char* fallback) {
   std::rethrow_exception(ssl_error(where, fallback));
+}
+
+// Python's limit for load_cert_chain's password (OpenSSL's PEM_BUFSIZE).
+void check_password(const char* where, const std::optional<std::string>& password) {
+  if (password && password->size() > PEM_BUFSIZE)
+    throw ValueError(std::string(where) + ": the password is longer than " +
+                     std::to_string(PEM_BUFSIZE) + " bytes");
+}
+
+struct PasswordArg {
+  const std::optional<std::string>* password;
+  bool asked = false;  // the key is encrypted
+};
+
+// Gives OpenSSL the password, or none. Never OpenSSL's default callback:
+// that one prompts on the terminal, which would block a worker (and a
+// service has no terminal to answer on).
+int password_callback(char* buf, int size, int /*rwflag*/, void* user) {
+  auto* arg = static_cast<PasswordArg*>(user);
+  arg->asked = true;
+  if (!*arg->password) return -1;
+  const std::string& pw = **arg->password;
+  if (pw.size() > static_cast<std::size_t>(size)) return -1;
+  std::memcpy(buf, pw.data(), pw.size());
+  return static_cast<int>(pw.size());
+}
+
+// The first private key in `bio`, decrypted with `password` where it is
+// encrypted. @throws SSLError naming `where`: no key, an encrypted key and
+// no password, or a wrong one (OpenSSL's reason, "bad decrypt").
+EVP_PKEY* read_private_key(BIO* bio, const std::optional<std::string>& password,
+                           const std::string& where) {
+  PasswordArg arg{&password};
+  EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio, nullptr, password_callback, &arg);
+  if (pkey) return pkey;
+  if (arg.asked && !password) {
+    ERR_clear_error();
+    throw SSLError(where, "the private key is encrypted and no password was given");
+  }
+  throw_ssl(where, arg.asked ? "cannot decrypt the private key" : "no private key in the PEM data");
 }
 
 bool is_ip_literal(const std::string& host) {
@@ -550,17 +591,32 @@ void SslContext::load_default_certs() {
     detail::throw_ssl("load_default_certs", "cannot load the system CA store");
 }
 
-void SslContext::load_cert_chain(const std::string& certfile, const std::string& keyfile) {
+void SslContext::load_cert_chain(const std::string& certfile, const std::string& keyfile,
+                                 const std::optional<std::string>& password) {
   const std::string& key = keyfile.empty() ? certfile : keyfile;
+  detail::check_password("load_cert_chain", password);
   if (SSL_CTX_use_certificate_chain_file(state_->ctx, certfile.c_str()) != 1)
     detail::throw_ssl("load_cert_chain " + certfile, "cannot load the certificate");
-  if (SSL_CTX_use_PrivateKey_file(state_->ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
-    detail::throw_ssl("load_cert_chain " + key, "cannot load the private key");
+  BIO* bio = BIO_new_file(key.c_str(), "r");
+  if (!bio) detail::throw_ssl("load_cert_chain " + key, "cannot open the private key file");
+  EVP_PKEY* pkey = nullptr;
+  try {
+    pkey = detail::read_private_key(bio, password, "load_cert_chain " + key);
+  } catch (...) {
+    BIO_free(bio);
+    throw;
+  }
+  BIO_free(bio);
+  int ok = SSL_CTX_use_PrivateKey(state_->ctx, pkey);
+  EVP_PKEY_free(pkey);
+  if (ok != 1) detail::throw_ssl("load_cert_chain " + key, "cannot use the private key");
   if (SSL_CTX_check_private_key(state_->ctx) != 1)
     detail::throw_ssl("load_cert_chain " + key, "the key does not match the certificate");
 }
 
-void SslContext::load_cert_chain_pem(const std::string& cert_pem, const std::string& key_pem) {
+void SslContext::load_cert_chain_pem(const std::string& cert_pem, const std::string& key_pem,
+                                     const std::optional<std::string>& password) {
+  detail::check_password("load_cert_chain_pem", password);
   detail::MemBio certs(cert_pem);
   X509* leaf = PEM_read_bio_X509(certs.bio, nullptr, nullptr, nullptr);
   if (!leaf) detail::throw_ssl("load_cert_chain_pem", "no certificate in the PEM data");
@@ -576,8 +632,7 @@ void SslContext::load_cert_chain_pem(const std::string& cert_pem, const std::str
   }
   ERR_clear_error();
   detail::MemBio keys(key_pem);
-  EVP_PKEY* pkey = PEM_read_bio_PrivateKey(keys.bio, nullptr, nullptr, nullptr);
-  if (!pkey) detail::throw_ssl("load_cert_chain_pem", "no private key in the PEM data");
+  EVP_PKEY* pkey = detail::read_private_key(keys.bio, password, "load_cert_chain_pem");
   ok = SSL_CTX_use_PrivateKey(state_->ctx, pkey);
   EVP_PKEY_free(pkey);
   if (ok != 1) detail::throw_ssl("load_cert_chain_pem", "cannot use the private key");

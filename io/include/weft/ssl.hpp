@@ -101,10 +101,16 @@ class SslContext {
   /// The system's CA store (client() does this). @throws SSLError.
   void load_default_certs();
   /// This side's certificate chain and private key from PEM files; the key
-  /// may be in the certificate file (keyfile empty). @throws SSLError.
-  void load_cert_chain(const std::string& certfile, const std::string& keyfile = {});
-  /// The same from PEM text. @throws SSLError.
-  void load_cert_chain_pem(const std::string& cert_pem, const std::string& key_pem);
+  /// may be in the certificate file (keyfile empty). An encrypted key is
+  /// decrypted with `password` (asyncio's password=); without one it is an
+  /// SSLError, never a prompt on the terminal. @throws SSLError (no key, an
+  /// encrypted key without a password, a wrong password, a key that does
+  /// not match), ValueError for a password over 1024 bytes.
+  void load_cert_chain(const std::string& certfile, const std::string& keyfile = {},
+                       const std::optional<std::string>& password = std::nullopt);
+  /// The same from PEM text. @throws SSLError, ValueError.
+  void load_cert_chain_pem(const std::string& cert_pem, const std::string& key_pem,
+                           const std::optional<std::string>& password = std::nullopt);
   /// ALPN protocols, most preferred first ("h2", "http/1.1"). A server picks
   /// the first of its list that the client offers. @throws ValueError for an
   /// empty name or one over 255 bytes.
