@@ -1,4 +1,4 @@
-// The loop's io_uring (executor/src/io_ring.hpp, issue 3): requests complete
+// The loop's io_uring (reactor/include/weft/reactor/io_ring.hpp, issue 3): requests complete
 // through it, cancels and destruction hand every op back exactly once,
 // provided buffers are recycled, the epoll set's readiness ends a wait, and
 // stream transports use a ring where the kernel offers one. Where io_uring is
@@ -6,6 +6,7 @@
 // the streams run on epoll; the stream suites run under both (CMakeLists).
 #include <weft/detail/fd_stream.hpp>
 #include <weft/io.hpp>
+#include <weft/reactor/io_ring.hpp>
 
 #include <poll.h>
 #include <sys/epoll.h>
@@ -24,7 +25,6 @@
 #include <thread>
 #include <vector>
 
-#include "../executor/src/io_ring.hpp"
 #include "weft_test.hpp"
 
 using namespace std::chrono_literals;

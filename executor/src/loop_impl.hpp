@@ -27,6 +27,7 @@
 #pragma once
 
 #include <weft/event_loop.hpp>
+#include <weft/reactor/selector.hpp>
 
 #include <concurrentqueue/concurrentqueue.h>
 
@@ -35,7 +36,6 @@
 #include <thread>
 #include <vector>
 
-#include "selector.hpp"
 #include "tsan.hpp"
 
 namespace weft::detail {

@@ -1,5 +1,5 @@
 // Signals: EventLoop::add_signal_handler / remove_signal_handler over a
-// signalfd per loop, and run()'s SIGINT handling (RUN-06). Issue 3.
+// signalfd per loop (reactor/: SignalFd), and run()'s SIGINT handling (RUN-06). Issue 3.
 //
 // Protocol (the contract is in <weft/signals.hpp>):
 //
@@ -30,13 +30,14 @@
 //   while running a user callback.
 // - The forwarder runs in signal context and reads only ForwardTable's
 //   lock-free atomics.
+#include <weft/detail/loop_reactor.hpp>
 #include <weft/event_loop.hpp>
+#include <weft/reactor/signal_fd.hpp>
 #include <weft/runtime.hpp>
 #include <weft/signals.hpp>
 
 #include <pthread.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,8 +51,6 @@
 #include <system_error>
 #include <thread>
 #include <unordered_map>
-
-#include "../../executor/src/loop_impl.hpp"
 
 namespace weft {
 namespace detail {
@@ -166,12 +165,7 @@ void release_slot_locked(int sig, Slot& slot) {
 
 class LoopSignals {
  public:
-  explicit LoopSignals(EventLoop& loop) : loop_(&loop), tid_(this_tid()) {
-    sigemptyset(&mask_);
-    sigemptyset(&blocked_by_us_);
-    fd_ = ::signalfd(-1, &mask_, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (fd_ < 0) throw_errno(errno, "signalfd");
-  }
+  explicit LoopSignals(EventLoop& loop) : loop_(&loop), tid_(this_tid()) {}
   LoopSignals(const LoopSignals&) = delete;
   LoopSignals& operator=(const LoopSignals&) = delete;
 
@@ -179,86 +173,46 @@ class LoopSignals {
   // with handlers still registered (then possibly on another thread).
   ~LoopSignals() {
     Callback dead[kSignals];  // destroyed after the lock is released
-    {
-      Registry& r = registry();
-      std::lock_guard lock(r.mu);
-      for (int sig = 1; sig < kSignals; ++sig) {
-        Slot& slot = r.slots[sig];
-        if (slot.owner != this) continue;
-        dead[sig] = std::move(slot.callback);
-        release_slot_locked(sig, slot);
-      }
-      auto it = r.loops.find(loop_);
-      if (it != r.loops.end() && it->second == this) r.loops.erase(it);
+    Registry& r = registry();
+    std::lock_guard lock(r.mu);
+    for (int sig = 1; sig < kSignals; ++sig) {
+      Slot& slot = r.slots[sig];
+      if (slot.owner != this) continue;
+      dead[sig] = std::move(slot.callback);
+      release_slot_locked(sig, slot);
     }
-    ::close(fd_);
+    auto it = r.loops.find(loop_);
+    if (it != r.loops.end() && it->second == this) r.loops.erase(it);
   }
 
   EventLoop* loop() const noexcept { return loop_; }
   pid_t tid() const noexcept { return tid_; }
-  int fd() const noexcept { return fd_; }
-  bool empty() const noexcept { return watched_ == 0; }
+  int fd() const noexcept { return signals_.fd(); }
+  bool empty() const noexcept { return signals_.empty(); }
 
   // Owner thread. Blocks `sig` here and adds it to the signalfd.
-  void watch(int sig) {
-    if (sigismember(&mask_, sig)) return;
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    sigset_t old;
-    if (int err = ::pthread_sigmask(SIG_BLOCK, &one, &old); err != 0)
-      throw_errno(err, "pthread_sigmask");
-    if (!sigismember(&old, sig)) sigaddset(&blocked_by_us_, sig);
-    sigaddset(&mask_, sig);
-    if (::signalfd(fd_, &mask_, 0) < 0) {
-      int err = errno;
-      sigdelset(&mask_, sig);
-      restore_mask(sig);
-      throw_errno(err, "signalfd");
-    }
-    ++watched_;
-  }
+  void watch(int sig) { signals_.watch(sig); }
 
   // Owner thread. Stops reading `sig`; what is still pending for it goes to
   // the signal's current owner (forward) or is dropped.
   void unwatch(int sig, bool forward) {
-    if (!sigismember(&mask_, sig)) return;
-    sigdelset(&mask_, sig);
-    --watched_;
-    ::signalfd(fd_, &mask_, 0);
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    timespec zero{};
-    while (::sigtimedwait(&one, nullptr, &zero) == sig) {
-      if (forward) route(sig);
-    }
-    restore_mask(sig);
+    int pending = signals_.unwatch(sig);
+    if (forward)
+      for (; pending > 0; --pending) route(sig);
   }
 
   // Owner thread: the selector found the signalfd readable.
   void on_readable() {
-    signalfd_siginfo infos[16];
+    constexpr std::size_t kBatch = 16;
+    int sigs[kBatch];
     for (;;) {
-      ssize_t n = ::read(fd_, infos, sizeof infos);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;  // EAGAIN: drained
-      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof infos[0]); ++i)
-        dispatch(static_cast<int>(infos[i].ssi_signo));
-      if (static_cast<std::size_t>(n) < sizeof infos) return;
+      std::size_t n = signals_.read(sigs, kBatch);
+      for (std::size_t i = 0; i < n; ++i) dispatch(sigs[i]);
+      if (n < kBatch) return;
     }
   }
 
  private:
-  void restore_mask(int sig) noexcept {
-    if (!sigismember(&blocked_by_us_, sig)) return;
-    sigdelset(&blocked_by_us_, sig);
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    ::pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-  }
-
   // A signal read here that another loop now owns goes there.
   static void route(int sig) {
     Registry& r = registry();
@@ -297,10 +251,7 @@ class LoopSignals {
 
   EventLoop* const loop_;
   const pid_t tid_;
-  int fd_ = -1;
-  sigset_t mask_;           // owner thread: the signals the signalfd reads
-  sigset_t blocked_by_us_;  // owner thread: blocked by watch(), unblocked by unwatch()
-  int watched_ = 0;         // owner thread
+  SignalFd signals_;  // owner thread (signal_fd.hpp)
 };
 
 void check_signal(const char* what, int sig) {
@@ -536,7 +487,7 @@ void EventLoop::add_signal_handler(int sig, Callback cb) {
   detail::check_signal("add_signal_handler", sig);
   if (!cb) throw ValueError("add_signal_handler: empty callback");
   check_open("add_signal_handler");
-  if (impl().on_owner_thread()) {
+  if (detail::on_loop_thread(*this)) {
     detail::add_on_owner(*this, sig, std::move(cb));
     return;
   }
@@ -547,7 +498,7 @@ void EventLoop::add_signal_handler(int sig, Callback cb) {
 
 bool EventLoop::remove_signal_handler(int sig) {
   detail::check_signal("remove_signal_handler", sig);
-  if (impl().on_owner_thread()) return detail::remove_on_owner(*this, sig, 0);
+  if (detail::on_loop_thread(*this)) return detail::remove_on_owner(*this, sig, 0);
   bool held = detail::holds(*this, sig);
   call_soon([this, sig] { detail::remove_on_owner(*this, sig, 0); });
   return held;

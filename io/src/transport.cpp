@@ -4,7 +4,9 @@
 // everything shared is under mu_, and futures are completed unlocked.
 #include "transport.hpp"
 
+#include <weft/detail/loop_reactor.hpp>
 #include <weft/errors.hpp>
+#include <weft/reactor/selector.hpp>
 #include <weft/stream_writer.hpp>
 
 #include <signal.h>
@@ -16,7 +18,6 @@
 #include <cerrno>
 #include <mutex>
 
-#include "../../executor/src/loop_impl.hpp"
 #include "socket_util.hpp"
 #include "tls_engine.hpp"
 
@@ -780,7 +781,7 @@ std::shared_ptr<Transport> make_transport(int fd, FdKind kind, bool readable, bo
   EventLoop& loop = get_running_loop();
   std::shared_ptr<Transport> t;
   try {
-    IoRing* ring = kind == FdKind::socket ? loop.impl().selector.io_ring() : nullptr;
+    IoRing* ring = kind == FdKind::socket ? detail::loop_selector(loop).io_ring() : nullptr;
     t = std::make_shared<Transport>(loop, fd, kind, readable, writable, limit, ring);
   } catch (...) {
     ::close(fd);

@@ -54,6 +54,7 @@
 #include <weft/detail/fd_stream.hpp>
 #include <weft/event_loop.hpp>
 #include <weft/future.hpp>
+#include <weft/reactor/io_ring.hpp>
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -70,8 +71,6 @@
 #include <span>
 #include <string>
 #include <vector>
-
-#include "../../executor/src/io_ring.hpp"
 
 namespace weft::detail {
 

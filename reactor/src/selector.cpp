@@ -1,4 +1,4 @@
-#include "selector.hpp"
+#include <weft/reactor/selector.hpp>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>

@@ -22,7 +22,7 @@
 #include <memory>
 #include <vector>
 
-#include "io_ring.hpp"
+#include <weft/reactor/io_ring.hpp>
 
 namespace weft::detail {
 

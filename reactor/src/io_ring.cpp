@@ -1,6 +1,6 @@
 // IoRing: raw io_uring (no liburing: it is not among our Debian packages).
 // The invariants are listed in io_ring.hpp.
-#include "io_ring.hpp"
+#include <weft/reactor/io_ring.hpp>
 
 #include <linux/io_uring.h>
 #include <poll.h>
