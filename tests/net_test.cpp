@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <span>
 #include <string>
@@ -293,6 +294,129 @@ WEFT_TEST(Net, ReadTakingEverythingHandsTheBufferOver) {
   r.feed_data("again");
   std::string again = co_await r.read(5);
   EXPECT_EQ(again, "again");
+}
+
+WEFT_TEST(Net, PeekShowsTheBufferWithoutConsumingIt) {
+  StreamReader r;
+  r.feed_data("hello");
+  std::string_view v = co_await r.peek();
+  EXPECT_EQ(v, "hello");
+  // Bytes fed while the view is out do not move it; the next peek sees them.
+  const char* at = v.data();
+  r.feed_data(std::string(100000, 'x'));
+  EXPECT_EQ(v.data(), at);
+  EXPECT_EQ(v, "hello");
+  v = co_await r.peek();
+  EXPECT_EQ(v.size(), 100005u);
+  EXPECT_EQ(v.substr(0, 6), "hellox");
+  r.consume(5);
+  v = co_await r.peek(100000);
+  EXPECT_EQ(v, std::string(100000, 'x'));
+  r.consume(99998);
+  // peek(min) waits until min bytes are there.
+  auto waiting = weft::create_task(r.peek(4));
+  co_await weft::sleep(1ms);
+  EXPECT_FALSE(waiting.done());
+  r.feed_data("y");
+  co_await weft::sleep(1ms);
+  EXPECT_FALSE(waiting.done());
+  r.feed_data("z");
+  v = co_await waiting;
+  EXPECT_EQ(v, "xxyz");
+  // Reads see exactly what peek showed; consume(0) and peek(0) never wait.
+  r.consume(0);
+  std::string two = co_await r.read(2);
+  EXPECT_EQ(two, "xx");
+  v = co_await r.peek(0);
+  EXPECT_EQ(v, "yz");
+  // consume past the buffered bytes is a ValueError and drops nothing.
+  bool raised = false;
+  try {
+    r.consume(3);
+  } catch (const weft::ValueError& e) {
+    raised = true;
+    EXPECT_NE(std::string(e.what()).find("only 2 bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(raised);
+  // A peek cancelled while waiting leaves everything intact.
+  auto cancelled = weft::create_task(r.peek(10));
+  co_await weft::sleep(1ms);
+  cancelled.cancel();
+  bool was_cancelled = co_await weft::testing::raises_cancelled(cancelled);
+  EXPECT_TRUE(was_cancelled);
+  // At EOF peek returns what is left, fewer than min, then nothing.
+  r.feed_data("!");
+  r.feed_eof();
+  v = co_await r.peek(10);
+  EXPECT_EQ(v, "yz!");
+  EXPECT_FALSE(r.at_eof());
+  r.consume(3);
+  v = co_await r.peek(10);
+  EXPECT_TRUE(v.empty());
+  EXPECT_TRUE(r.at_eof());
+  // The stored error is raised.
+  StreamReader failing;
+  failing.set_exception(std::make_exception_ptr(weft::RuntimeError("boom")));
+  raised = false;
+  try {
+    co_await failing.peek();
+  } catch (const weft::RuntimeError&) {
+    raised = true;
+  }
+  EXPECT_TRUE(raised);
+}
+
+namespace {
+std::string block(std::size_t step, std::size_t size);
+// Length-prefixed frames ("<4 hex digits><payload>") parsed through
+// peek/consume: the parser looks at the header and payload in place.
+Coro<void> frame_echo(StreamReader r, StreamWriter w) {
+  for (;;) {
+    std::string_view head = co_await r.peek(4);
+    if (head.size() < 4) break;  // EOF
+    const std::size_t len = std::stoul(std::string(head.substr(0, 4)), nullptr, 16);
+    std::string_view frame = co_await r.peek(4 + len);
+    if (frame.size() < 4 + len) break;
+    w.write(frame.substr(4, len));  // copied by write before the next reader call
+    r.consume(4 + len);
+    co_await w.drain();
+  }
+  w.close();
+}
+}  // namespace
+
+WEFT_TEST_P(NetWorkers, PeekAndConsumeParseFramesInPlace) {
+  weft::ClientHandler handler = frame_echo;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  std::string expected;
+  std::string wire;
+  const int frames = static_cast<int>(weft::testing::scaled(2000));
+  for (int i = 0; i < frames; ++i) {
+    const std::size_t len = static_cast<std::size_t>(i * 7919 % 0xffff);
+    std::string payload = block(static_cast<std::size_t>(i), len);
+    char head[8];
+    std::snprintf(head, sizeof head, "%04zx", len);
+    wire += head;
+    wire += payload;
+    expected += payload;
+  }
+  auto writer = [](StreamWriter w, const std::string* data) -> Coro<void> {
+    // Odd-sized writes, so frames straddle reads.
+    for (std::size_t off = 0; off < data->size(); off += 7777) {
+      w.write(std::string_view(*data).substr(off, 7777));
+      co_await w.drain();
+    }
+    w.write_eof();
+  };
+  auto sending = weft::create_task(writer(w, &wire));
+  std::string got = co_await r.read();
+  co_await sending;
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected);
+  w.close();
+  server.close();
+  co_await closed_within(server, 10s);
 }
 
 // ------------------------------------------------------ writes, no copies
@@ -839,6 +963,50 @@ WEFT_TEST_P(NetWorkers, SockRecvIntoFillsTheCallersBuffer) {
   bool ebadf = false;
   try {
     co_await loop.sock_recv_into(fds[0], buf);
+  } catch (const std::system_error& e) {
+    ebadf = e.code() == std::errc::bad_file_descriptor;
+  }
+  EXPECT_TRUE(ebadf);
+}
+
+WEFT_TEST_P(NetWorkers, SockRecvfromIntoFillsTheBufferAndNamesTheSender) {
+  weft::EventLoop& loop = weft::get_running_loop();
+  int a = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int b = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  Address any = Address::ip("127.0.0.1", 0);
+  CO_ASSERT_EQ(::bind(a, any.sockaddr_ptr(), any.length()), 0);
+  CO_ASSERT_EQ(::bind(b, any.sockaddr_ptr(), any.length()), 0);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(b, reinterpret_cast<sockaddr*>(&ss), &len);
+  Address to_b = Address::from_storage(ss, len);
+  len = sizeof ss;
+  ::getsockname(a, reinterpret_cast<sockaddr*>(&ss), &len);
+  Address from_a = Address::from_storage(ss, len);
+  std::vector<std::byte> buf(6);
+  auto receiving = weft::create_task(loop.sock_recvfrom_into(b, buf));
+  co_await weft::sleep(1ms);
+  std::string msg = "dgram";
+  co_await loop.sock_sendto(a, msg, to_b);
+  auto [n, sender] = co_await receiving;
+  CO_ASSERT_EQ(n, 5u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), n), "dgram");
+  EXPECT_EQ(sender, from_a);
+  // A longer datagram is cut to the buffer; the next one is whole.
+  std::string longer = "0123456789";
+  co_await loop.sock_sendto(a, longer, to_b);
+  co_await loop.sock_sendto(a, msg, to_b);
+  auto [cut, s1] = co_await loop.sock_recvfrom_into(b, buf);
+  EXPECT_EQ(cut, 6u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), cut), "012345");
+  auto [next, s2] = co_await loop.sock_recvfrom_into(b, buf);
+  EXPECT_EQ(next, 5u);
+  EXPECT_EQ(s2, from_a);
+  ::close(a);
+  ::close(b);
+  bool ebadf = false;
+  try {
+    co_await loop.sock_recvfrom_into(b, buf);
   } catch (const std::system_error& e) {
     ebadf = e.code() == std::errc::bad_file_descriptor;
   }

@@ -133,6 +133,28 @@ Coro<std::pair<std::string, Address>> EventLoop::sock_recvfrom(int fd, std::size
   }
 }
 
+Coro<std::pair<std::size_t, Address>> EventLoop::sock_recvfrom_into(int fd,
+                                                                    std::span<std::byte> buffer) {
+  for (;;) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ssize_t r =
+        ::recvfrom(fd, buffer.data(), buffer.size(), 0, reinterpret_cast<sockaddr*>(&ss), &len);
+    if (r >= 0) {
+      Address from;  // as sock_recvfrom: empty for a stream socket or a foreign family
+      try {
+        if (len > 0) from = Address::from_storage(ss, len);
+      } catch (const ValueError&) {
+      }
+      co_return std::pair<std::size_t, Address>(static_cast<std::size_t>(r), from);
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      detail::throw_os_error(errno, "sock_recvfrom_into");
+    co_await detail::wait_fd(*this, fd, false);
+  }
+}
+
 Coro<std::size_t> EventLoop::sock_sendto(int fd, std::string_view data, const Address& address) {
   Address target = address;  // the caller's reference may not outlive the first suspension
   for (;;) {

@@ -42,9 +42,10 @@ bool ReaderState::feed_data(std::string_view data) {
   {
     std::lock_guard lock(mu_);
     if (eof_) throw RuntimeError("feed_data after feed_eof");
-    buffer_.append(data);
+    (pinned_ ? incoming_ : buffer_).append(data);
     waiter = std::exchange(waiter_, std::nullopt);
-    if (!paused_ && !transport_.expired() && buffer_.size() - pos_ > 2 * limit_) {
+    if (!paused_ && !transport_.expired() &&
+        buffer_.size() - pos_ + incoming_.size() > 2 * limit_) {
       paused_ = true;
       pause = true;
     }
@@ -55,7 +56,7 @@ bool ReaderState::feed_data(std::string_view data) {
 
 std::size_t ReaderState::room() const {
   std::lock_guard lock(mu_);
-  const std::size_t buffered = buffer_.size() - pos_;
+  const std::size_t buffered = buffer_.size() - pos_ + incoming_.size();
   return buffered > 2 * limit_ ? 0 : 2 * limit_ - buffered + 1;
 }
 
@@ -86,7 +87,7 @@ std::exception_ptr ReaderState::exception() const {
 
 bool ReaderState::at_eof() const {
   std::lock_guard lock(mu_);
-  return eof_ && pos_ == buffer_.size();
+  return eof_ && pos_ == buffer_.size() && incoming_.empty();
 }
 
 Future<void> ReaderState::wait_locked(const char* what, bool& resume) {
@@ -104,6 +105,7 @@ Future<void> ReaderState::wait_locked(const char* what, bool& resume) {
 void ReaderState::unread(const std::string& data) {
   if (data.empty()) return;
   std::lock_guard lock(mu_);
+  unpin_locked();
   if (pos_ >= data.size()) {
     pos_ -= data.size();
     buffer_.replace(pos_, data.size(), data);
@@ -111,6 +113,19 @@ void ReaderState::unread(const std::string& data) {
     buffer_.replace(0, pos_, data);
     pos_ = 0;
   }
+}
+
+void ReaderState::unpin_locked() {
+  if (!pinned_) return;
+  pinned_ = false;
+  if (incoming_.empty()) return;
+  if (pos_ == buffer_.size()) {
+    buffer_.swap(incoming_);
+    pos_ = 0;
+  } else {
+    buffer_.append(incoming_);
+  }
+  incoming_.clear();
 }
 
 bool ReaderState::consume_locked(std::size_t n) {
@@ -134,6 +149,7 @@ std::string ReaderState::take_buffered() {
   bool resume;
   {
     std::lock_guard lock(mu_);
+    unpin_locked();
     taken.assign(buffer_, pos_);
     resume = consume_locked(taken.size());
   }
@@ -178,6 +194,7 @@ Coro<std::string> ReaderState::read(std::shared_ptr<ReaderState> self, ssize_t n
     std::string out;
     {
       std::unique_lock lock(self->mu_);
+      self->unpin_locked();
       if (self->error_) std::rethrow_exception(self->error_);
       if (n == 0) co_return std::string();
       std::size_t avail = self->buffer_.size() - self->pos_;
@@ -212,6 +229,7 @@ Coro<std::size_t> ReaderState::readinto(std::shared_ptr<ReaderState> self,
     std::size_t take = 0;
     {
       std::unique_lock lock(self->mu_);
+      self->unpin_locked();
       if (self->error_) std::rethrow_exception(self->error_);
       if (into.empty()) co_return 0;
       std::size_t avail = self->buffer_.size() - self->pos_;
@@ -240,6 +258,7 @@ Coro<std::string> ReaderState::readexactly(std::shared_ptr<ReaderState> self, ss
     std::string out;
     {
       std::unique_lock lock(self->mu_);
+      self->unpin_locked();
       if (self->error_) std::rethrow_exception(self->error_);
       if (n == 0) co_return std::string();
       std::size_t want = static_cast<std::size_t>(n);
@@ -280,6 +299,7 @@ Coro<std::string> ReaderState::readuntil(std::shared_ptr<ReaderState> self,
     std::string out;
     {
       std::unique_lock lock(self->mu_);
+      self->unpin_locked();
       if (self->error_) std::rethrow_exception(self->error_);
       std::size_t buflen = self->buffer_.size() - self->pos_;
       std::string_view view(self->buffer_.data() + self->pos_, buflen);
@@ -336,6 +356,7 @@ Coro<std::string> ReaderState::readline(std::shared_ptr<ReaderState> self) {
     bool resume = false;
     {
       std::lock_guard lock(self->mu_);
+      self->unpin_locked();
       std::size_t consumed = e.consumed();
       std::size_t avail = self->buffer_.size() - self->pos_;
       if (consumed < avail && self->buffer_[self->pos_ + consumed] == '\n')
@@ -346,6 +367,46 @@ Coro<std::string> ReaderState::readline(std::shared_ptr<ReaderState> self) {
     if (resume) self->resume_transport();
   }
   throw ValueError(message);
+}
+
+Coro<std::string_view> ReaderState::peek(std::shared_ptr<ReaderState> self, std::size_t min) {
+  if (!coop_take()) co_await weft::sleep(Duration::zero());
+  for (;;) {
+    std::optional<Future<void>> wait;
+    bool resume = false;
+    std::string_view view;
+    {
+      std::unique_lock lock(self->mu_);
+      self->unpin_locked();
+      if (self->error_) std::rethrow_exception(self->error_);
+      std::size_t avail = self->buffer_.size() - self->pos_;
+      if (avail >= min || self->eof_) {
+        // The view points into buffer_; pinned_ keeps feed_data from
+        // appending to it (which could move it) until the next reader call.
+        self->pinned_ = avail > 0;
+        view = std::string_view(self->buffer_.data() + self->pos_, avail);
+      } else {
+        wait = self->wait_locked("peek", resume);
+      }
+    }
+    if (resume) self->resume_transport();
+    if (!wait) co_return view;
+    co_await std::move(*wait);
+  }
+}
+
+void ReaderState::consume(std::size_t n) {
+  bool resume;
+  {
+    std::lock_guard lock(mu_);
+    unpin_locked();
+    const std::size_t avail = buffer_.size() - pos_;
+    if (n > avail)
+      throw ValueError("consume(" + std::to_string(n) + "): only " + std::to_string(avail) +
+                       " bytes are buffered");
+    resume = consume_locked(n);
+  }
+  if (resume) resume_transport();
 }
 
 }  // namespace detail
@@ -375,6 +436,10 @@ Coro<std::string> StreamReader::readuntil(std::string_view separator) {
 Coro<std::string> StreamReader::readuntil(std::vector<std::string> separators) {
   return detail::ReaderState::readuntil(state_, std::move(separators));
 }
+Coro<std::string_view> StreamReader::peek(std::size_t min) {
+  return detail::ReaderState::peek(state_, min);
+}
+void StreamReader::consume(std::size_t n) { state_->consume(n); }
 bool StreamReader::at_eof() const { return state_->at_eof(); }
 std::exception_ptr StreamReader::exception() const { return state_->exception(); }
 std::size_t StreamReader::limit() const noexcept { return state_->limit(); }

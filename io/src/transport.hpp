@@ -109,6 +109,10 @@ class ReaderState {
   static Coro<std::string> readuntil(std::shared_ptr<ReaderState> self,
                                      std::vector<std::string> separators);
   static Coro<std::string> readline(std::shared_ptr<ReaderState> self);
+  /// StreamReader::peek / consume: a view of the buffered bytes, pinned until
+  /// the next reader-side call.
+  static Coro<std::string_view> peek(std::shared_ptr<ReaderState> self, std::size_t min);
+  void consume(std::size_t n);
 
  private:
   /// Registers a waiter (RuntimeError if one exists); resumes a paused
@@ -118,11 +122,18 @@ class ReaderState {
   bool consume_locked(std::size_t n);
   /// Puts `data`, taken from the front earlier, back at the front.
   void unread(const std::string& data);
+  /// Ends a pin: the bytes fed meanwhile join the buffer. Every reader-side
+  /// entry point calls it first (with mu_ held), which is what ends a view.
+  void unpin_locked();
   void resume_transport();
 
   const std::size_t limit_;
   mutable std::mutex mu_;
-  std::string buffer_;                  // guarded by mu_; unread bytes start at pos_
+  std::string buffer_;  // guarded by mu_; unread bytes start at pos_
+  // While a view from peek() is out (pinned_), buffer_ must not move: feeds
+  // go to incoming_ instead, and join buffer_ when the pin ends.
+  bool pinned_ = false;                 // guarded by mu_
+  std::string incoming_;                // guarded by mu_; empty unless pinned_
   std::size_t pos_ = 0;                 // guarded by mu_
   bool eof_ = false;                    // guarded by mu_
   bool paused_ = false;                 // guarded by mu_: the transport was asked to stop reading

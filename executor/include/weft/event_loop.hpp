@@ -184,6 +184,10 @@ class EventLoop {
   /// One datagram of at most `n` bytes (the rest of a longer one is
   /// dropped, as recvfrom(2)) and its sender. @throws std::system_error.
   Coro<std::pair<std::string, Address>> sock_recvfrom(int fd, std::size_t n);
+  /// One datagram into `buffer` (which must outlive the await; the rest of
+  /// a longer datagram is dropped): the bytes received and the sender.
+  /// @throws std::system_error.
+  Coro<std::pair<std::size_t, Address>> sock_recvfrom_into(int fd, std::span<std::byte> buffer);
   /// Sends `data` (which must outlive the await) as one datagram to
   /// `address`; returns the bytes sent. @throws std::system_error (e.g.
   /// EAFNOSUPPORT for an address of another family than the socket's).

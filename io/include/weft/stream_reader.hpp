@@ -63,6 +63,19 @@ class StreamReader {
   /// completes; a read cancelled while waiting leaves it untouched. Errors as
   /// read(): the connection's error, RuntimeError for a concurrent read.
   Coro<std::size_t> readinto(std::span<std::byte> buffer);
+  /// A view of the buffered bytes, without copying them (Tokio's
+  /// AsyncBufRead::fill_buf): waits until at least `min` bytes are buffered
+  /// (0: never waits) or EOF, then returns every buffered byte; fewer than
+  /// `min` (possibly none) only at EOF. Nothing is consumed: consume(n) drops
+  /// the bytes a parser used. The view stays valid until the next call on
+  /// this reader other than at_eof/exception/limit (peek, consume, any read);
+  /// bytes that arrive meanwhile are kept aside, not appended under it.
+  /// A peek cancelled while waiting leaves the buffer intact. Errors as
+  /// read(): the connection's error, RuntimeError for a concurrent read.
+  Coro<std::string_view> peek(std::size_t min = 1);
+  /// Drops the first n buffered bytes (Tokio's consume), ending a peek's view.
+  /// @throws ValueError if fewer than n bytes are buffered (nothing dropped).
+  void consume(std::size_t n);
   /// Up to and including "\n"; a partial line at EOF; "" at EOF (STRM-02).
   /// @throws ValueError for a line over the limit (the data is consumed, STRM-03).
   Coro<std::string> readline();
