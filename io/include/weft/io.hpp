@@ -1,9 +1,10 @@
 // weft::io umbrella: addresses, sockets, streams, servers, datagrams,
-// signals, subprocesses (docs/api.md, io).
+// signals, subprocesses, files (docs/api.md, io).
 #pragma once
 
 #include <weft/address.hpp>
 #include <weft/datagram.hpp>
+#include <weft/file.hpp>
 #include <weft/server.hpp>
 #include <weft/signals.hpp>
 #include <weft/ssl.hpp>
