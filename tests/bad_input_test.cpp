@@ -125,7 +125,10 @@ TEST(BadInput, WorkersBeyondTheCap) {
   EXPECT_THROW_WITH(weft::run(one(), {.workers = 100000}), weft::ValueError, "1024");
 }
 
-/// Sets WEFT_WORKERS for the scope and restores the previous value.
+/// Sets an environment variable for the scope and restores the previous
+/// value. Only for the tests of reading the environment itself
+/// (detail::resolve_loop_options, WEFT_WORKERS): tests steer the library
+/// through options.
 class EnvGuard {
  public:
   EnvGuard(const char* name, const char* value) : name_(name) {
@@ -153,6 +156,42 @@ TEST(BadInput, WeftWorkersGarbage) {
   EnvGuard env("WEFT_WORKERS", "3");
   weft::Runtime rt({.workers = 0});
   EXPECT_EQ(rt.workers(), 3u);
+}
+
+TEST(LoopOptionsEnvironment, AnEmptySwitchTakesTheEnvironmentAndASetOneWins) {
+  EnvGuard uring("WEFT_IO_URING", "0");
+  EnvGuard multishot("WEFT_IO_URING_MULTISHOT", "0");
+  EnvGuard watcher("WEFT_CHILD_WATCHER", "sigchld");
+  EnvGuard debug("WEFT_DEBUG", "1");
+  weft::LoopOptions from_env = weft::detail::resolve_loop_options({});
+  EXPECT_EQ(from_env.io_uring, false);
+  EXPECT_EQ(from_env.io_uring_multishot, false);
+  EXPECT_EQ(from_env.child_watcher, weft::ChildWatcher::sigchld);
+  EXPECT_EQ(from_env.debug, true);
+  weft::LoopOptions set =
+      weft::detail::resolve_loop_options({.debug = false,
+                                          .io_uring = true,
+                                          .io_uring_multishot = true,
+                                          .child_watcher = weft::ChildWatcher::pidfd});
+  EXPECT_EQ(set.io_uring, true);
+  EXPECT_EQ(set.io_uring_multishot, true);
+  EXPECT_EQ(set.child_watcher, weft::ChildWatcher::pidfd);
+  EXPECT_EQ(set.debug, false);
+}
+
+TEST(LoopOptionsEnvironment, WithoutTheEnvironmentTheBuiltInDefaults) {
+  EnvGuard uring("WEFT_IO_URING", "");
+  EnvGuard multishot("WEFT_IO_URING_MULTISHOT", "");
+  EnvGuard watcher("WEFT_CHILD_WATCHER", "");
+  EnvGuard debug("WEFT_DEBUG", "0");
+  weft::LoopOptions d = weft::detail::resolve_loop_options({});
+  EXPECT_EQ(d.io_uring, true);
+  EXPECT_EQ(d.io_uring_multishot, true);
+  EXPECT_EQ(d.child_watcher, weft::ChildWatcher::pidfd);
+  EXPECT_EQ(d.debug, false);
+  weft::EventLoop loop({.debug = true});
+  EXPECT_TRUE(loop.get_debug());
+  EXPECT_EQ(loop.options().io_uring, true);
 }
 
 TEST(BadInput, LocalQueueCapacityNotAPowerOfTwo) {

@@ -7,6 +7,7 @@
 #include <weft/detail/fd_stream.hpp>
 #include <weft/io.hpp>
 #include <weft/reactor/io_ring.hpp>
+#include <weft/reactor/selector.hpp>
 
 #include <poll.h>
 #include <sys/epoll.h>
@@ -65,11 +66,11 @@ struct Fds {
   }
 };
 
-#define RING_OR_SKIP(ring, fds)                                         \
-  std::unique_ptr<IoRing> ring = IoRing::create((fds).epoll_fd);        \
-  if (!ring)                                                            \
-  GTEST_SKIP() << "io_uring is not available here (kernel, seccomp or " \
-                  "WEFT_IO_URING=0): the epoll path is tested instead"
+#define RING_OR_SKIP(ring, fds)                                          \
+  std::unique_ptr<IoRing> ring = IoRing::create((fds).epoll_fd, true);   \
+  if (!ring)                                                             \
+  GTEST_SKIP() << "io_uring is not available here (kernel or seccomp): " \
+                  "the epoll path is tested instead"
 
 void wait_until(IoRing& ring, const std::function<bool()>& done) {
   for (int i = 0; i < 1000 && !done(); ++i) ring.wait(10'000'000);
@@ -315,18 +316,16 @@ TEST(IoRing, EpollReadinessEndsAWait) {
   ::close(efd);
 }
 
-TEST(IoRing, TheEnvironmentCanTurnItOff) {
-  Fds fds;
-  ::setenv("WEFT_IO_URING", "0", 1);
-  EXPECT_EQ(IoRing::create(fds.epoll_fd), nullptr);
-  ::unsetenv("WEFT_IO_URING");
+TEST(IoRing, LoopOptionsCanTurnItOff) {
+  weft::EventLoop loop({.io_uring = false});
+  EXPECT_FALSE(*loop.options().io_uring);
+  weft::detail::Selector selector(/*io_uring=*/false, /*io_uring_multishot=*/true);
+  EXPECT_EQ(selector.io_ring(), nullptr);
 }
 
-TEST(IoRing, TheEnvironmentCanKeepRecvsSingleShot) {
+TEST(IoRing, RecvsCanBeKeptSingleShot) {
   Fds fds;
-  ::setenv("WEFT_IO_URING_MULTISHOT", "0", 1);
-  std::unique_ptr<IoRing> ring = IoRing::create(fds.epoll_fd);
-  ::unsetenv("WEFT_IO_URING_MULTISHOT");
+  std::unique_ptr<IoRing> ring = IoRing::create(fds.epoll_fd, false);
   if (!ring) GTEST_SKIP() << "io_uring is not available here";
   EXPECT_FALSE(ring->recv_is_multishot());
   RecordingOp recv(ring.get());
@@ -339,7 +338,9 @@ TEST(IoRing, TheEnvironmentCanKeepRecvsSingleShot) {
 // A stream over a socket goes through the loop's ring when one can be made.
 WEFT_TEST(IoRing, StreamTransportsUseTheLoopsRing) {
   Fds fds;
-  const bool available = IoRing::create(fds.epoll_fd) != nullptr;
+  // (run() makes its loops with the default options: the environment's.)
+  const bool available = IoRing::create(fds.epoll_fd, true) != nullptr &&
+                         *weft::detail::resolve_loop_options({}).io_uring;
   const std::size_t before = io_uring_fds();
   weft::ClientHandler handler = [](weft::StreamReader r, weft::StreamWriter w) -> weft::Coro<void> {
     std::string line = co_await r.readline();

@@ -248,7 +248,7 @@ TEST(Offload, DebugModeReportsASlowTaskStepByName) {
             {.name = "blocker"});
         co_await t;
       }(),
-      {.workers = 1, .debug = true, .slow_callback_duration = 10ms});
+      {.workers = 1, .loop = {.debug = true, .slow_callback_duration = 10ms}});
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("Executing <Task blocker> took"), std::string::npos) << err;
 }

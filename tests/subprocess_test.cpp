@@ -159,8 +159,7 @@ WEFT_TEST(Subprocess, ChildDoesNotInheritBlockedSignals) {
 }
 
 // The SIGCHLD watcher, used where pidfd_open is unavailable.
-WEFT_TEST(Subprocess, SigchldWatcherNoticesExits) {
-  ::setenv("WEFT_CHILD_WATCHER", "sigchld", 1);
+weft::Coro<void> sigchld_watcher_notices_exits() {
   std::vector<Process> children;
   for (int i = 0; i < 8; ++i) {
     Args args{"-c", "exit " + std::to_string(i)};
@@ -169,7 +168,6 @@ WEFT_TEST(Subprocess, SigchldWatcherNoticesExits) {
   }
   Args sleep_args{"60"};
   Process sleeper = co_await weft::create_subprocess_exec("sleep", sleep_args);
-  ::unsetenv("WEFT_CHILD_WATCHER");
   for (int i = 0; i < 8; ++i) {
     int code = co_await children[i].wait();
     CO_ASSERT_EQ(code, i);
@@ -179,6 +177,11 @@ WEFT_TEST(Subprocess, SigchldWatcherNoticesExits) {
   CO_ASSERT_EQ(code, -SIGKILL);
   // Every child reaped: the SIGCHLD handler is gone again.
   CO_ASSERT_TRUE(!weft::get_running_loop().remove_signal_handler(SIGCHLD));
+}
+
+TEST(Subprocess, SigchldWatcherNoticesExits) {
+  weft::run(sigchld_watcher_notices_exits(),
+            {.workers = 1, .loop = {.child_watcher = weft::ChildWatcher::sigchld}});
 }
 
 class SubprocessWorkers : public weft::testing::WorkersTest {};

@@ -50,10 +50,7 @@ TimePoint deadline_after(Duration delay) noexcept {
 
 bool debug_enabled() noexcept {
   if (LoopImpl* l = t_current_loop) return l->debug.load(std::memory_order_relaxed);
-  static const bool env = [] {
-    const char* v = std::getenv("WEFT_DEBUG");
-    return v && *v && std::string(v) != "0";
-  }();
+  static const bool env = debug_from_environment();
   return env;
 }
 
@@ -97,8 +94,16 @@ void HandleState::run() {
 
 // ------------------------------------------------------------------- LoopImpl
 
-LoopImpl::LoopImpl(EventLoop* self_, Worker* worker_, Scheduler* scheduler_)
-    : self(self_), worker(worker_), scheduler(scheduler_), registry(nullptr) {
+LoopImpl::LoopImpl(EventLoop* self_, Worker* worker_, Scheduler* scheduler_,
+                   const LoopOptions& options_)
+    : options(options_),
+      self(self_),
+      worker(worker_),
+      scheduler(scheduler_),
+      registry(nullptr),
+      debug(*options_.debug),
+      slow_callback_ns(options_.slow_callback_duration.count()),
+      selector(*options_.io_uring, *options_.io_uring_multishot) {
   if (scheduler) {
     registry = &scheduler->registry;
     // asyncio's exact order at one worker unless asked for.
@@ -110,7 +115,6 @@ LoopImpl::LoopImpl(EventLoop* self_, Worker* worker_, Scheduler* scheduler_)
     registry = owned_registry_.get();
   }
   owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
-  if (const char* v = std::getenv("WEFT_DEBUG"); v && *v && std::string(v) != "0") debug = true;
 }
 
 LoopImpl::~LoopImpl() { discard_queued(); }
@@ -429,7 +433,11 @@ TimePoint TimerHandle::when() const {
 
 // ------------------------------------------------------------------- EventLoop
 
-EventLoop::EventLoop() : impl_(std::make_unique<detail::LoopImpl>(this, nullptr, nullptr)) {}
+EventLoop::EventLoop(LoopOptions options)
+    : impl_(std::make_unique<detail::LoopImpl>(this, nullptr, nullptr,
+                                               detail::resolve_loop_options(options))) {}
+
+const LoopOptions& EventLoop::options() const noexcept { return impl_->options; }
 EventLoop::EventLoop(std::unique_ptr<detail::LoopImpl> impl) : impl_(std::move(impl)) {
   impl_->self = this;
 }

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <weft/event_loop.hpp>
+#include <weft/loop_options.hpp>
 #include <weft/reactor/selector.hpp>
 
 #include <concurrentqueue/concurrentqueue.h>
@@ -121,8 +122,11 @@ struct LoopCounters {
 
 class LoopImpl {
  public:
-  LoopImpl(EventLoop* self, Worker* worker, Scheduler* scheduler);
+  /// `options` resolved (resolve_loop_options): every switch has a value.
+  LoopImpl(EventLoop* self, Worker* worker, Scheduler* scheduler, const LoopOptions& options);
   ~LoopImpl();
+
+  const LoopOptions options;
 
   EventLoop* self;
   Worker* const worker;        // null for a standalone loop

@@ -4,8 +4,6 @@
 #include <weft/executor.hpp>
 
 #include <algorithm>
-#include <cctype>
-#include <cstdlib>
 #include <string>
 
 namespace weft {
@@ -15,18 +13,8 @@ thread_local Worker* t_worker = nullptr;
 constexpr unsigned kMaxWorkers = 1024;
 
 unsigned resolve_workers(unsigned requested) {
-  if (requested == 0) {
-    if (const char* env = std::getenv("WEFT_WORKERS"); env && *env) {
-      char* end = nullptr;
-      long v = std::strtol(env, &end, 10);
-      if (!std::isdigit(static_cast<unsigned char>(*env)) || *end != '\0' || v <= 0 ||
-          v > static_cast<long>(kMaxWorkers))
-        throw ValueError(std::string("WEFT_WORKERS must be an integer in 1..1024, got '") + env +
-                         "'");
-      return static_cast<unsigned>(v);
-    }
-    requested = std::max(1u, std::thread::hardware_concurrency());
-  }
+  if (requested == 0) requested = workers_from_environment();
+  if (requested == 0) requested = std::max(1u, std::thread::hardware_concurrency());
   if (requested > kMaxWorkers)
     throw ValueError("RunOptions::workers = " + std::to_string(requested) +
                      " is above the limit of 1024");
@@ -41,12 +29,9 @@ Worker* current_worker() noexcept { return t_worker; }
 Worker::Worker(Scheduler* scheduler, unsigned index)
     : scheduler_(scheduler),
       index_(index),
-      loop_(std::make_unique<LoopImpl>(nullptr, this, scheduler)),
+      loop_(std::make_unique<LoopImpl>(nullptr, this, scheduler, scheduler->options.loop)),
       run_queue_(scheduler->options.local_queue_capacity),
-      rng_(0x9E3779B9u * (index + 1)) {
-  loop_.impl().debug.store(scheduler->options.debug || loop_.impl().debug.load());
-  loop_.impl().slow_callback_ns.store(scheduler->options.slow_callback_duration.count());
-}
+      rng_(0x9E3779B9u * (index + 1)) {}
 
 void Worker::start() {
   thread_ = std::thread([this] { main(); });
@@ -218,6 +203,7 @@ WorkerMetrics Worker::metrics() const {
 
 Scheduler::Scheduler(const RunOptions& opts) : options(opts) {
   options.workers = resolve_workers(opts.workers);
+  options.loop = resolve_loop_options(opts.loop);
   if (options.global_queue_interval == 0)
     throw ValueError("RunOptions::global_queue_interval must be > 0");
   workers.reserve(options.workers);

@@ -35,7 +35,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <system_error>
 
@@ -159,11 +158,6 @@ void watch_with_sigchld(EventLoop& loop, std::shared_ptr<ProcessState> state) {
   poll_children();
 }
 
-bool sigchld_forced() {
-  const char* v = std::getenv("WEFT_CHILD_WATCHER");
-  return v && std::strcmp(v, "sigchld") == 0;
-}
-
 // Closes what it holds unless released.
 struct FdPair {
   int fds[2] = {-1, -1};
@@ -282,7 +276,8 @@ std::shared_ptr<ProcessState> spawn(EventLoop& loop, const std::string& program,
   err.close_end(1);
 
   int pidfd = -1;
-  if (!sigchld_forced()) pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (loop.options().child_watcher != ChildWatcher::sigchld)
+    pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   auto state = std::make_shared<ProcessState>(loop, pid, pidfd);
   if (options.stdin_pipe) state->in = make_pipe_writer(in.release(1));
   if (options.stdout_pipe) state->out = make_pipe_reader(out.release(0), options.limit);

@@ -84,11 +84,6 @@ bool kernel_is_recent_enough() {
   return major >= 6;
 }
 
-bool disabled_by_environment(const char* name) {
-  const char* v = std::getenv(name);
-  return v && std::strcmp(v, "0") == 0;
-}
-
 }  // namespace
 
 struct IoRing::Mapping {
@@ -128,14 +123,14 @@ struct IoRing::Mapping {
   }
 };
 
-std::unique_ptr<IoRing> IoRing::create(int epoll_fd) {
-  if (disabled_by_environment("WEFT_IO_URING") || !kernel_is_recent_enough()) return nullptr;
+std::unique_ptr<IoRing> IoRing::create(int epoll_fd, bool multishot) {
+  if (!kernel_is_recent_enough()) return nullptr;
   std::unique_ptr<IoRing> ring(new IoRing());
-  if (!ring->setup(epoll_fd)) return nullptr;
+  if (!ring->setup(epoll_fd, multishot)) return nullptr;
   return ring;
 }
 
-bool IoRing::setup(int epoll_fd) {
+bool IoRing::setup(int epoll_fd, bool multishot) {
   io_uring_params p{};
   // COOP_TASKRUN: completions do not interrupt this thread while it runs
   // user code; they are run at its next system call (the loop makes one per
@@ -205,7 +200,7 @@ bool IoRing::setup(int epoll_fd) {
     ring_fd_ = -1;
     return false;
   }
-  multishot_recv_ = probe == Probe::limited && !disabled_by_environment("WEFT_IO_URING_MULTISHOT");
+  multishot_recv_ = probe == Probe::limited && multishot;
   epoll_fd_ = epoll_fd;
   arm_epoll_watch();
   return true;

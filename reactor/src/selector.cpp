@@ -15,7 +15,8 @@ namespace {
 }
 }  // namespace
 
-Selector::Selector() {
+Selector::Selector(bool io_uring, bool io_uring_multishot)
+    : io_uring_multishot_(io_uring_multishot), ring_unavailable_(!io_uring) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw_errno("epoll_create1");
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -68,7 +69,7 @@ void Selector::set_interest(int fd, bool read, bool write) {
 IoRing* Selector::io_ring() {
   if (ring_ || ring_unavailable_) return ring_.get();
   errno = 0;
-  ring_ = IoRing::create(epoll_fd_);
+  ring_ = IoRing::create(epoll_fd_, io_uring_multishot_);
   // Out of descriptors or memory may pass; anything else will not.
   if (!ring_ && errno != EMFILE && errno != ENFILE && errno != ENOMEM) ring_unavailable_ = true;
   return ring_.get();

@@ -17,6 +17,7 @@
 
 #include <weft/coro.hpp>
 #include <weft/future.hpp>
+#include <weft/loop_options.hpp>
 #include <weft/task.hpp>
 
 #include <chrono>
@@ -86,7 +87,7 @@ using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)
 class EventLoop {
  public:
   /// A standalone loop, run on the thread that calls run_* on it.
-  EventLoop();
+  explicit EventLoop(LoopOptions options = {});
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -201,6 +202,9 @@ class EventLoop {
   void add_signal_handler(int sig, Callback cb);
   bool remove_signal_handler(int sig);
 
+  /// The options the loop was made with, every switch resolved
+  /// (<weft/loop_options.hpp>); set_debug changes get_debug(), not these.
+  const LoopOptions& options() const noexcept;
   void set_debug(bool enabled);
   bool get_debug() const;
   void set_slow_callback_duration(Duration d);

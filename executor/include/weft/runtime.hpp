@@ -6,6 +6,7 @@
 #pragma once
 
 #include <weft/event_loop.hpp>
+#include <weft/loop_options.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -20,9 +21,13 @@ namespace weft {
 struct RunOptions {
   /// 0: $WEFT_WORKERS if set, else std::thread::hardware_concurrency().
   unsigned workers = 0;
-  /// Or WEFT_DEBUG=1: slow-callback and never-awaited warnings.
-  bool debug = false;
-  std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
+  /// The switches of every worker's loop: debug mode, io_uring, the child
+  /// watcher (<weft/loop_options.hpp>; asyncio.run(debug=True) is
+  /// `{.loop = {.debug = true}}`).
+  LoopOptions loop = {};
+  /// weft::run() only: the first SIGINT cancels the main task and run()
+  /// throws KeyboardInterrupt (<weft/signals.hpp>), as asyncio.run.
+  bool handle_sigint = true;
   /// Every task starts eagerly unless its TaskOptions::eager says otherwise
   /// (asyncio's eager_task_factory; see TaskOptions::eager).
   bool eager_tasks = false;
@@ -159,7 +164,9 @@ T run(Coro<T> main, RunOptions options = {}) {
   if (detail::current_loop()) throw RuntimeError("run: cannot be called from a running event loop");
   if (!main.valid()) throw ValueError("run: a coroutine was expected (got an empty Coro)");
   std::unique_ptr<detail::RunInterrupt> interrupt;  // declared first: outlives the runtime
-  if (auto make = detail::run_interrupt_factory.load(std::memory_order_acquire)) interrupt = make();
+  if (auto make = detail::run_interrupt_factory.load(std::memory_order_acquire);
+      make && options.handle_sigint)
+    interrupt = make();
   Runtime runtime(options);
   Task<T> task = runtime.spawn(std::move(main));
   if (interrupt) interrupt->arm(runtime, task);

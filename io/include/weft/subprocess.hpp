@@ -16,7 +16,8 @@
 //
 // The child's exit is noticed without blocking a worker: a pidfd
 // (pidfd_open, Linux >= 5.3) registered with the creating loop's selector,
-// or, where pidfd is unavailable (or WEFT_CHILD_WATCHER=sigchld is set), a
+// or, where pidfd is unavailable (or the loop's LoopOptions::child_watcher
+// is ChildWatcher::sigchld, WEFT_CHILD_WATCHER=sigchld by default), a
 // SIGCHLD handler (add_signal_handler) that polls weft's children with
 // waitpid(WNOHANG). weft reaps only its own children; code that reaps with
 // waitpid(-1) elsewhere in the process steals their exit status.

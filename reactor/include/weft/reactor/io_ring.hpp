@@ -88,12 +88,13 @@ class IoRing {
   /// A ring, or null where io_uring cannot be used: the kernel lacks it or
   /// the features we need (Linux 6.0: provided buffer rings with buffer
   /// select taking the buffer's length, multishot poll kept on overflow),
-  /// a seccomp filter or kernel.io_uring_disabled refuses it, or the
-  /// environment says WEFT_IO_URING=0. `epoll_fd` is the selector's epoll
-  /// set, watched by a multishot poll so that one wait covers both.
-  /// WEFT_IO_URING_MULTISHOT=0 keeps recvs single-shot where multishot
-  /// would be used (to compare the two, and to test the single-shot path).
-  static std::unique_ptr<IoRing> create(int epoll_fd);
+  /// or a seccomp filter or kernel.io_uring_disabled refuses it (the
+  /// Selector does not ask when LoopOptions::io_uring is off). `epoll_fd` is
+  /// the selector's epoll set, watched by a multishot poll so that one wait
+  /// covers both. `multishot` false (LoopOptions::io_uring_multishot) keeps
+  /// recvs single-shot where multishot would be used (to compare the two,
+  /// and to test the single-shot path).
+  static std::unique_ptr<IoRing> create(int epoll_fd, bool multishot);
   ~IoRing();
   IoRing(const IoRing&) = delete;
   IoRing& operator=(const IoRing&) = delete;
@@ -160,7 +161,7 @@ class IoRing {
  private:
   struct Mapping;
   IoRing() = default;
-  bool setup(int epoll_fd);
+  bool setup(int epoll_fd, bool multishot);
   ::io_uring_sqe* next_sqe();
   void start(IoOp& op);
   void finish(IoOp& op) noexcept;

@@ -34,7 +34,8 @@ struct ReadyEvent {
 
 class Selector {
  public:
-  Selector();
+  /// `io_uring` false: io_ring() is always null. `io_uring_multishot`: see IoRing::create.
+  Selector(bool io_uring, bool io_uring_multishot);
   ~Selector();
   Selector(const Selector&) = delete;
   Selector& operator=(const Selector&) = delete;
@@ -66,7 +67,8 @@ class Selector {
   int wake_fd_ = -1;
   std::size_t registered_ = 0;
   std::unique_ptr<IoRing> ring_;
-  bool ring_unavailable_ = false;        // creation failed for good: do not retry
+  const bool io_uring_multishot_;
+  bool ring_unavailable_;                // io_uring off, or creation failed for good
   bool epoll_maybe_ready_ = false;       // with a ring: the epoll set may have ready fds
   std::vector<std::uint32_t> interest_;  // by fd: EPOLLIN/EPOLLOUT bits currently set
 };
