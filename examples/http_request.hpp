@@ -16,6 +16,7 @@ struct RequestHead {
   bool close = false;                  // answer with "Connection: close" and close
   unsigned long long body_length = 0;  // the Content-Length to read and discard
   bool bad = false;                    // a Content-Length that is not a decimal number: 400, close
+  bool metrics = false;                // GET /metrics: the runtime's metrics (Prometheus text)
 };
 
 inline std::string lower(std::string_view s) {
@@ -45,6 +46,7 @@ inline RequestHead parse_request_head(std::string_view head) {
   bool http10 = request_line.ends_with(" http/1.0");
   std::string connection = header(h, "connection");
   RequestHead r;
+  r.metrics = head.starts_with("GET /metrics ");  // the path is case-sensitive: not `h`
   r.close = connection == "close" || (http10 && connection != "keep-alive");
   if (std::string length = header(h, "content-length"); !length.empty()) {
     // Digits only, at most 18 (no overflow): atol's "-5" made readexactly

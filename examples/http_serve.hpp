@@ -1,5 +1,6 @@
 // The connection handler that http_hello and https_hello share: every
-// request on a keep-alive connection gets "Hello, World!"; a request body is
+// request on a keep-alive connection gets "Hello, World!", except GET /metrics,
+// which gets the runtime's metrics in Prometheus's text format; a request body is
 // read and discarded; a bad Content-Length gets "400 Bad Request" and a
 // close. The transport (plain or TLS) is the server's business.
 #pragma once
@@ -45,7 +46,16 @@ inline weft::Coro<void> serve_client(weft::StreamReader reader, weft::StreamWrit
       }
       if (request.body_length != 0)
         co_await reader.readexactly(static_cast<ssize_t>(request.body_length));
-      writer.write(request.close ? kResponseClose : kResponse);
+      if (request.metrics) {
+        std::string body = weft::prometheus_text(weft::running_runtime_metrics());
+        writer.write(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+            "Content-Length: " +
+            std::to_string(body.size()) + (request.close ? "\r\nConnection: close" : "") +
+            "\r\n\r\n" + body);
+      } else {
+        writer.write(request.close ? kResponseClose : kResponse);
+      }
       co_await writer.drain();
       if (request.close) break;
     }

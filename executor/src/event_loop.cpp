@@ -213,6 +213,7 @@ void LoopImpl::insert_timer(TimerEntry* t) {
   t->seq = timer_seq.fetch_add(1, std::memory_order_relaxed);
   timers_.push_back(t);
   std::push_heap(timers_.begin(), timers_.end(), TimerLater{});
+  bump(counters.timers_armed);
   counters.timers_pending.store(static_cast<std::int64_t>(timers_.size()),
                                 std::memory_order_relaxed);
   if (timers_.size() >= next_sweep_size_) sweep_cancelled_timers();
@@ -318,7 +319,14 @@ void LoopImpl::poll(std::int64_t timeout_ns) {
   }
   busy_iterations_ = 0;
   events_.clear();
+  // Busy time (WorkerMetrics::busy_time) is the loop's life less this wait:
+  // the clock is read only around a wait that may block.
+  TimePoint wait_start = timeout_ns != 0 ? Clock::now() : TimePoint{};
   selector.wait(timeout_ns, events_);
+  if (timeout_ns != 0)
+    bump(counters.parked_ns,
+         static_cast<std::uint64_t>(
+             std::chrono::duration_cast<Duration>(Clock::now() - wait_start).count()));
   parked_.store(false, std::memory_order_relaxed);
   counters.io_events.fetch_add(events_.size(), std::memory_order_relaxed);
   for (const ReadyEvent& ev : events_) {
@@ -326,11 +334,13 @@ void LoopImpl::poll(std::int64_t timeout_ns) {
     FdEntry& e = fds_[ev.fd];
     if (ev.readable && e.reader && !e.reader->queued && !e.reader->timer_cancelled()) {
       e.reader->queued = true;
+      bump(counters.io_readable);
       e.reader->add_ref();
       ready_.push_back(e.reader);
     }
     if (ev.writable && e.writer && !e.writer->queued && !e.writer->timer_cancelled()) {
       e.writer->queued = true;
+      bump(counters.io_writable);
       e.writer->add_ref();
       ready_.push_back(e.writer);
     }

@@ -118,6 +118,11 @@ struct LoopCounters {
   std::atomic<std::uint64_t> parks{0};
   std::atomic<std::int64_t> ready_depth{0};
   std::atomic<std::int64_t> timers_pending{0};
+  // Owner-written with a relaxed load and store (no read-modify-write).
+  std::atomic<std::uint64_t> io_readable{0};   // reader callbacks queued by readiness
+  std::atomic<std::uint64_t> io_writable{0};   // writer callbacks queued by readiness
+  std::atomic<std::uint64_t> timers_armed{0};  // entries put on the heap
+  std::atomic<std::uint64_t> parked_ns{0};     // time blocked in the selector
 };
 
 class LoopImpl {
@@ -152,6 +157,10 @@ class LoopImpl {
   /// they count towards the next busy I/O poll.
   void count_steps(unsigned n) noexcept { busy_iterations_ += n; }
   bool inbox_nonempty() const noexcept { return inbox_count_.load(std::memory_order_seq_cst) > 0; }
+  /// Any thread (a sample, for metrics).
+  std::int64_t inbox_depth() const noexcept {
+    return std::max<std::int64_t>(0, inbox_count_.load(std::memory_order_relaxed));
+  }
   /// Owner thread: a completion from another thread is due soon (an offload
   /// was just submitted), so the next park spins first (see the top).
   void expect_remote_wake() noexcept {

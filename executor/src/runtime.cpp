@@ -35,28 +35,7 @@ EventLoop& Runtime::loop(unsigned index) {
 
 unsigned Runtime::workers() const { return static_cast<unsigned>(scheduler_->workers.size()); }
 
-RuntimeMetrics Runtime::metrics() const {
-  RuntimeMetrics m;
-  for (auto& w : scheduler_->workers) {
-    WorkerMetrics wm = w->metrics();
-    m.total.tasks_spawned += wm.tasks_spawned;
-    m.total.steps_polled += wm.steps_polled;
-    m.total.steal_attempts += wm.steal_attempts;
-    m.total.steal_successes += wm.steal_successes;
-    m.total.tasks_stolen += wm.tasks_stolen;
-    m.total.parks += wm.parks;
-    m.total.remote_wakeups += wm.remote_wakeups;
-    m.total.io_events += wm.io_events;
-    m.total.local_queue_depth += wm.local_queue_depth;
-    m.total.remote_queue_depth += wm.remote_queue_depth;
-    m.total.timers_pending += wm.timers_pending;
-    m.workers.push_back(wm);
-  }
-  m.injection_queue_depth = scheduler_->injected();
-  m.tasks_alive = scheduler_->registry.size();
-  detail::blocking_pool_counts(*scheduler_, m.blocking_threads_busy, m.blocking_threads_idle);
-  return m;
-}
+RuntimeMetrics Runtime::metrics() const { return detail::collect_metrics(*scheduler_); }
 
 void Runtime::wait_until_done(detail::FutureBase& future) {
   if (detail::current_worker() || detail::current_loop())

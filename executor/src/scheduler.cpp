@@ -1,5 +1,6 @@
 // Scheduler and Worker: see scheduler.hpp for the invariants.
 #include "scheduler.hpp"
+#include "stall_watch.hpp"
 
 #include <weft/executor.hpp>
 
@@ -31,7 +32,10 @@ Worker::Worker(Scheduler* scheduler, unsigned index)
       index_(index),
       loop_(std::make_unique<LoopImpl>(nullptr, this, scheduler, scheduler->options.loop)),
       run_queue_(scheduler->options.local_queue_capacity),
-      rng_(0x9E3779B9u * (index + 1)) {}
+      rng_(0x9E3779B9u * (index + 1)),
+      probe_(
+          scheduler->options, index,
+          scheduler->options.stall_threshold.count() > 0 ? &scheduler->stall_inspecting : nullptr) {}
 
 void Worker::start() {
   thread_ = std::thread([this] { main(); });
@@ -43,12 +47,18 @@ void Worker::join() {
 
 void Worker::main() {
   t_worker = this;
+  t_probe = &probe_;
+  probe_.thread = pthread_self();
+  probe_.thread_started.store(true, std::memory_order_release);
+  started_ns_.store(std::chrono::duration_cast<Duration>(Clock::now().time_since_epoch()).count(),
+                    std::memory_order_relaxed);
   LoopImpl& loop = loop_.impl();
   loop.bind_owner_thread();
   loop.running.store(true, std::memory_order_release);
   RunningLoopScope scope(&loop);
   const unsigned budget = std::max(1u, scheduler_->options.event_interval);
   while (!scheduler_->stopped.load(std::memory_order_acquire)) {
+    bump(probe_.heartbeat);
     // The asyncio iteration: inbox, I/O, timers, loop-affine callbacks and tasks.
     loop.iterate(false);
     // Stealable tasks, a bounded batch so the loop above keeps its rhythm.
@@ -56,19 +66,18 @@ void Worker::main() {
     for (; ran < budget; ++ran) {
       TaskCore* task = next_local_task();
       if (!task) break;
-      polled_.fetch_add(1, std::memory_order_relaxed);
       task->run();
     }
     loop.count_steps(ran);
     if (loop.has_ready() || !run_queue_.empty() || loop.inbox_nonempty()) continue;
     if (TaskCore* task = find_work()) {
-      polled_.fetch_add(1, std::memory_order_relaxed);
       task->run();
       continue;
     }
     park();
   }
   loop.running.store(false, std::memory_order_release);
+  t_probe = nullptr;
   t_worker = nullptr;
 }
 
@@ -168,7 +177,13 @@ void Worker::park() {
     leave_idle();
     return;
   }
+  const RunOptions& options = s.options;
+  probe_.idle.store(true, std::memory_order_relaxed);
+  if (options.on_worker_park) options.on_worker_park(index_);
   loop_.impl().iterate(true);  // blocks in the selector until a timer, I/O or a wake-up
+  if (options.on_worker_unpark) options.on_worker_unpark(index_);
+  probe_.idle.store(false, std::memory_order_relaxed);
+  bump(probe_.heartbeat);
   leave_idle();
 }
 
@@ -185,17 +200,34 @@ void Worker::leave_idle() noexcept {
 WorkerMetrics Worker::metrics() const {
   WorkerMetrics m;
   const LoopImpl& loop = const_cast<Worker*>(this)->loop_.impl();
-  m.tasks_spawned = spawned_.load(std::memory_order_relaxed);
-  m.steps_polled = polled_.load(std::memory_order_relaxed);
-  m.steal_attempts = steal_attempts_.load(std::memory_order_relaxed);
-  m.steal_successes = steal_successes_.load(std::memory_order_relaxed);
-  m.tasks_stolen = stolen_.load(std::memory_order_relaxed);
-  m.parks = loop.counters.parks.load(std::memory_order_relaxed);
-  m.remote_wakeups = loop.counters.remote_wakeups.load(std::memory_order_relaxed);
-  m.io_events = loop.counters.io_events.load(std::memory_order_relaxed);
+  const LoopCounters& c = loop.counters;
+  auto get = [](const auto& counter) { return counter.load(std::memory_order_relaxed); };
+  m.tasks_spawned = get(spawned_);
+  m.steps_polled = get(probe_.polls);
+  m.steal_attempts = get(steal_attempts_);
+  m.steal_successes = get(steal_successes_);
+  m.tasks_stolen = get(stolen_);
+  m.parks = get(c.parks);
+  m.remote_wakeups = get(c.remote_wakeups);
+  m.io_events = get(c.io_events);
+  m.io_readable = get(c.io_readable);
+  m.io_writable = get(c.io_writable);
+  m.io_ring_recvs = get(loop.selector.io_counters.ring_recvs);
+  m.io_ring_sends = get(loop.selector.io_counters.ring_sends);
+  m.timers_armed = get(c.timers_armed);
+  if (std::int64_t started = get(started_ns_); started != 0) {
+    std::int64_t alive =
+        std::chrono::duration_cast<Duration>(Clock::now().time_since_epoch()).count() - started;
+    m.busy_time = std::chrono::nanoseconds(
+        std::max<std::int64_t>(0, alive - static_cast<std::int64_t>(get(c.parked_ns))));
+  }
   m.local_queue_depth = run_queue_.len();
-  m.remote_queue_depth = loop.counters.ready_depth.load(std::memory_order_relaxed);
-  m.timers_pending = loop.counters.timers_pending.load(std::memory_order_relaxed);
+  m.remote_queue_depth = get(c.ready_depth);
+  m.inbox_depth = loop.inbox_depth();
+  m.timers_pending = get(c.timers_pending);
+  for (std::size_t i = 0; i < kPollTimeBuckets; ++i)
+    m.poll_time_histogram[i] = get(probe_.poll_time[i]);
+  m.poll_time_sum = std::chrono::nanoseconds(get(probe_.poll_time_sum_ns));
   return m;
 }
 
@@ -210,6 +242,7 @@ Scheduler::Scheduler(const RunOptions& opts) : options(opts) {
   for (unsigned i = 0; i < options.workers; ++i)
     workers.push_back(std::make_unique<Worker>(this, i));
   for (auto& w : workers) w->start();
+  if (options.stall_threshold.count() > 0) stall_watch_ = std::make_unique<StallWatch>(*this);
 }
 
 Scheduler::~Scheduler() {
@@ -312,6 +345,7 @@ void Scheduler::shutdown_executors() {
 
 void Scheduler::stop_and_join() {
   if (joined_) return;
+  stall_watch_.reset();  // before the workers go: it signals their threads
   stopped.store(true, std::memory_order_seq_cst);
   for (auto& w : workers) w->loop_.impl().force_wake();
   for (auto& w : workers) w->join();

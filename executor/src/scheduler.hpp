@@ -58,10 +58,12 @@
 #include "local_queue.hpp"
 #include "loop_impl.hpp"
 #include "task_registry.hpp"
+#include "worker_probe.hpp"
 
 namespace weft::detail {
 
 class Scheduler;
+class StallWatch;
 
 class Worker {
  public:
@@ -84,6 +86,7 @@ class Worker {
     return woken_as_searcher_.load(order);
   }
   WorkerMetrics metrics() const;
+  WorkerProbe& probe() noexcept { return probe_; }
 
  private:
   friend class Scheduler;
@@ -108,8 +111,9 @@ class Worker {
   // set by an unparker (under idle_mu_): this worker starts as a searcher
   std::atomic<bool> woken_as_searcher_{false};
   // metrics: written by the owner (relaxed), read by anyone
-  std::atomic<std::uint64_t> spawned_{0}, polled_{0}, steal_attempts_{0}, steal_successes_{0},
-      stolen_{0};
+  std::atomic<std::uint64_t> spawned_{0}, steal_attempts_{0}, steal_successes_{0}, stolen_{0};
+  std::atomic<std::int64_t> started_ns_{0};  // when main() began (Clock, ns)
+  WorkerProbe probe_;
 };
 
 class Scheduler {
@@ -125,6 +129,8 @@ class Scheduler {
   /// The runtime's default executor, shared by its loops; created on first use.
   std::mutex executor_mu;
   std::shared_ptr<Executor> default_executor;  // guarded by executor_mu
+  /// The stall detector's hazard pointer (worker_probe.hpp).
+  std::atomic<TaskCore*> stall_inspecting{nullptr};
 
   /// Any thread.
   void inject(TaskCore* task) noexcept;
@@ -158,10 +164,13 @@ class Scheduler {
   std::mutex idle_mu_;
   std::vector<Worker*> idle_;  // guarded by idle_mu_
   bool joined_ = false;
+  std::unique_ptr<StallWatch> stall_watch_;  // null: no stall detector
 };
 
 /// The worker running on this thread, or null.
 Worker* current_worker() noexcept;
+/// Runtime::metrics().
+RuntimeMetrics collect_metrics(Scheduler& scheduler);
 /// Shuts an executor down, waiting for running calls (defined with the executors).
 void shutdown_executor(Executor& executor);
 /// Busy and idle threads of the default executor when it is a ThreadPoolExecutor.

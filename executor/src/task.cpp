@@ -11,6 +11,7 @@
 #include "loop_impl.hpp"
 #include "scheduler.hpp"
 #include "task_registry.hpp"
+#include "worker_probe.hpp"
 
 namespace weft {
 namespace detail {
@@ -74,6 +75,8 @@ void launch_task(TaskCore* task, std::string name, std::optional<bool> eager) {
   task->registry = loop.registry;
   loop.registry->insert(task);
   if (Worker* w = current_worker()) w->count_spawn();
+  if (loop.scheduler && loop.scheduler->options.on_task_spawn)
+    task_spawned(loop.scheduler->options, task);
   bool run_now = eager.value_or(loop.scheduler && loop.scheduler->options.eager_tasks) &&
                  current_loop_impl() == &loop && t_eager_depth < kMaxEagerDepth;
   if (!run_now) {
@@ -150,6 +153,7 @@ void TaskCore::run() {
       finish(true);
       return;
     }
+    StepProbe probe(this);
     unsigned saved_budget = coop_reset(loop ? loop->coop_budget : kCoopUnlimited);
     resume_point_.resume();
     coop_reset(saved_budget);
@@ -179,6 +183,7 @@ void TaskCore::run() {
 void TaskCore::finish(bool cancelled_before_start) {
   sched_.store(kDone, std::memory_order_release);
   finish_root(cancelled_before_start);
+  if (WorkerProbe* probe = t_probe) probe->task_finished(this);
   registry->erase(this);
   as_future().release();  // the runtime's reference
 }

@@ -315,6 +315,7 @@ std::size_t IoRing::prep_recv(IoOp& op, int fd, std::size_t max_bytes, bool poll
   }
   sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
   start(op);
+  if (counters) IoOpCounters::count(counters->ring_recvs);
   return per_completion;
 }
 
@@ -327,6 +328,7 @@ void IoRing::prep_send(IoOp& op, int fd, const char* data, std::size_t size) {
   sqe->msg_flags = MSG_NOSIGNAL;
   sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
   start(op);
+  if (counters) IoOpCounters::count(counters->ring_sends);
 }
 
 void IoRing::prep_sendmsg(IoOp& op, int fd, const ::msghdr* msg) {
@@ -338,6 +340,7 @@ void IoRing::prep_sendmsg(IoOp& op, int fd, const ::msghdr* msg) {
   sqe->msg_flags = MSG_NOSIGNAL;
   sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
   start(op);
+  if (counters) IoOpCounters::count(counters->ring_sends);
 }
 
 void IoRing::prep_cancel(IoOp& op) {

@@ -70,6 +70,7 @@ IoRing* Selector::io_ring() {
   if (ring_ || ring_unavailable_) return ring_.get();
   errno = 0;
   ring_ = IoRing::create(epoll_fd_, io_uring_multishot_);
+  if (ring_) ring_->counters = &io_counters;
   // Out of descriptors or memory may pass; anything else will not.
   if (!ring_ && errno != EMFILE && errno != ENFILE && errno != ENOMEM) ring_unavailable_ = true;
   return ring_.get();

@@ -6,12 +6,16 @@
 #pragma once
 
 #include <weft/event_loop.hpp>
+#include <weft/hooks.hpp>
 #include <weft/loop_options.hpp>
+#include <weft/metrics.hpp>
+#include <weft/stall_report.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -48,30 +52,31 @@ struct RunOptions {
   /// Most tasks a worker runs from its run queue before it drains its inbox,
   /// polls I/O and fires timers again.
   unsigned event_interval = 61;
-};
 
-/// Counters of one worker (see RuntimeMetrics). Cheap enough to leave on.
-struct WorkerMetrics {
-  std::uint64_t tasks_spawned = 0;
-  std::uint64_t steps_polled = 0;
-  std::uint64_t steal_attempts = 0;
-  std::uint64_t steal_successes = 0;
-  std::uint64_t tasks_stolen = 0;
-  std::uint64_t parks = 0;
-  std::uint64_t remote_wakeups = 0;
-  std::uint64_t io_events = 0;
-  std::int64_t local_queue_depth = 0;
-  std::int64_t remote_queue_depth = 0;
-  std::int64_t timers_pending = 0;
-};
-
-struct RuntimeMetrics {
-  std::vector<WorkerMetrics> workers;
-  WorkerMetrics total;
-  std::int64_t injection_queue_depth = 0;
-  std::int64_t tasks_alive = 0;
-  std::int64_t blocking_threads_busy = 0;
-  std::int64_t blocking_threads_idle = 0;
+  // Observability (docs/observability.md).
+  /// Collect each worker's poll-duration histogram (WorkerMetrics::
+  /// poll_time_histogram): two clock reads per task step, so off by default
+  /// (Tokio's enable_metrics_poll_time_histogram).
+  bool poll_time_histogram = false;
+  /// Hooks (hooks.hpp): a task was created (on the creating thread), a step
+  /// starts and ends (on the worker running it), the task finished (its
+  /// last step's worker, after its outcome is set); a worker is about to
+  /// block in its selector for want of work, and is back.
+  TaskHook on_task_spawn;
+  TaskHook on_task_poll_start;
+  TaskHook on_task_poll_end;
+  TaskHook on_task_terminate;
+  WorkerHook on_worker_park;
+  WorkerHook on_worker_unpark;
+  /// Stall detector: a watchdog thread reports a worker that has not come
+  /// back to its loop (a task step or callback holding it) for this long.
+  /// 0 turns it off (no thread).
+  std::chrono::nanoseconds stall_threshold = std::chrono::milliseconds(100);
+  /// Where stall reports go (on the watchdog thread); unset: stderr.
+  std::function<void(const StallReport&)> on_stall;
+  /// Rate limit: reports of one runtime at least this far apart; a stall is
+  /// reported once however long it lasts.
+  std::chrono::nanoseconds stall_report_interval = std::chrono::seconds(1);
 };
 
 namespace detail {

@@ -48,6 +48,7 @@
 //   stack: a full SQ is submitted, never reaped, from prep.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -81,6 +82,16 @@ class IoOp {
   IoOp* prev_ = nullptr;
   IoOp* next_ = nullptr;
   bool active_ = false;
+};
+
+/// Requests handed to a ring, by kind (WorkerMetrics): written by the ring's
+/// owner with a relaxed load and store, read by anyone.
+struct IoOpCounters {
+  std::atomic<std::uint64_t> ring_recvs{0};
+  std::atomic<std::uint64_t> ring_sends{0};  // send and sendmsg
+  static void count(std::atomic<std::uint64_t>& c) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
 };
 
 class IoRing {
@@ -157,6 +168,8 @@ class IoRing {
     std::uint64_t completions = 0;
   };
   const Stats& stats() const noexcept { return stats_; }
+  /// Where prep_* count their requests (set by the Selector; may stay null).
+  IoOpCounters* counters = nullptr;
 
  private:
   struct Mapping;

@@ -59,6 +59,8 @@ class Selector {
   /// The loop's io_uring, created on the first call; null where io_uring is
   /// unavailable (IoRing::create). Owner thread only.
   IoRing* io_ring();
+  /// The ring's requests by kind (for metrics; any thread reads).
+  IoOpCounters io_counters;
 
  private:
   void wait_epoll(int timeout_ms, std::vector<ReadyEvent>& out);

@@ -1,0 +1,113 @@
+// WorkerProbe: what a runtime worker publishes about the task steps it runs,
+// for its metrics, the RunOptions hooks and the stall detector.
+//
+// - Written by the owner worker only (a relaxed load and store, no
+//   read-modify-write), read by anyone. Standalone loops have no probe
+//   (t_probe is null there), so a step on them costs one thread-local load.
+// - heartbeat advances at every task step and every worker loop iteration;
+//   the stall detector (stall_watch.cpp) calls a worker stalled when its
+//   heartbeat has not moved for the threshold while it is not idle.
+// - running is the task whose step the worker runs (null between steps).
+//   The stall detector reads that task while the step may end and the task
+//   finish on the worker; `inspecting` is its hazard pointer: it stores the
+//   task there, fences, and re-reads running; a finishing task fences after
+//   its step cleared running and waits while inspecting names it
+//   (task_finished). One of the two sees the other's store (the fences'
+//   total order), so the detector never reads a freed task. `inspecting` is
+//   the runtime's, not the worker's: a task whose step ended on one worker
+//   may finish on another (the store of running happens before that finish).
+// - Backtraces: the detector sets backtrace_state to kRequested and signals
+//   the worker thread; the handler (stall_watch.cpp, async-signal-safe: it
+//   touches only this struct and backtrace(), loaded beforehand) takes the
+//   request (kRequested -> kCapturing), fills frames and stores kReady. A
+//   detector that gives up waiting withdraws a request not yet taken
+//   (kRequested -> kNoBacktrace), so a late signal captures nothing.
+#pragma once
+
+#include <weft/detail/task_core.hpp>
+#include <weft/hooks.hpp>
+#include <weft/metrics.hpp>
+#include <weft/runtime.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include <pthread.h>
+
+namespace weft::detail {
+
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+struct WorkerProbe {
+  WorkerProbe(const RunOptions& options, unsigned index,
+              std::atomic<TaskCore*>* inspecting) noexcept;
+
+  std::atomic<std::uint64_t> heartbeat{0};
+  std::atomic<TaskCore*> running{nullptr};
+  /// Blocked in its selector for want of work (or about to be).
+  std::atomic<bool> idle{false};
+  std::atomic<TaskCore*>* const inspecting;
+  std::atomic<std::uint64_t> polls{0};
+  std::array<std::atomic<std::uint64_t>, kPollTimeBuckets> poll_time{};
+  std::atomic<std::uint64_t> poll_time_sum_ns{0};
+
+  // Backtrace hand-off (see the top).
+  static constexpr int kNoBacktrace = 0, kRequested = 1, kCapturing = 2, kReady = 3;
+  static constexpr int kMaxFrames = 64;
+  std::atomic<int> backtrace_state{kNoBacktrace};
+  void* frames[kMaxFrames] = {};
+  int frame_count = 0;
+  std::atomic<bool> thread_started{false};
+  pthread_t thread{};  // valid once thread_started
+
+  const RunOptions& options;
+  const unsigned index;
+  /// A histogram or a poll hook is on: steps take the out-of-line path.
+  const bool slow;
+
+  std::int64_t begin_slow(TaskCore* task) noexcept;
+  void end_slow(TaskCore* task, std::int64_t start_ns) noexcept;
+  /// `task` finished on this worker (after its last step): waits out the
+  /// stall detector's hazard pointer, then calls on_task_terminate.
+  void task_finished(TaskCore* task) noexcept;
+};
+
+/// Calls on_task_spawn (noexcept: a throwing hook terminates).
+void task_spawned(const RunOptions& options, TaskCore* task) noexcept;
+
+/// The probe of the runtime worker on this thread; null elsewhere.
+extern constinit thread_local WorkerProbe* t_probe;
+
+/// Around one task step: heartbeat, running, poll count; hooks and the
+/// histogram when on.
+class StepProbe {
+ public:
+  explicit StepProbe(TaskCore* task) noexcept : probe_(t_probe), task_(task) {
+    if (!probe_) return;
+    prev_ = probe_->running.load(std::memory_order_relaxed);  // an eager step nests
+    probe_->running.store(task, std::memory_order_relaxed);
+    bump(probe_->heartbeat);
+    bump(probe_->polls);
+    if (probe_->slow) [[unlikely]]
+      start_ns_ = probe_->begin_slow(task);
+  }
+  ~StepProbe() {
+    if (!probe_) return;
+    if (probe_->slow) [[unlikely]]
+      probe_->end_slow(task_, start_ns_);
+    probe_->running.store(prev_, std::memory_order_relaxed);
+  }
+  StepProbe(const StepProbe&) = delete;
+  StepProbe& operator=(const StepProbe&) = delete;
+
+ private:
+  WorkerProbe* probe_;
+  TaskCore* task_;
+  TaskCore* prev_ = nullptr;
+  std::int64_t start_ns_ = 0;
+};
+
+}  // namespace weft::detail
