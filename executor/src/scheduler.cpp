@@ -33,9 +33,9 @@ Worker::Worker(Scheduler* scheduler, unsigned index)
       loop_(std::make_unique<LoopImpl>(nullptr, this, scheduler, scheduler->options.loop)),
       run_queue_(scheduler->options.local_queue_capacity),
       rng_(0x9E3779B9u * (index + 1)),
-      probe_(
-          scheduler->options, index,
-          scheduler->options.stall_threshold.count() > 0 ? &scheduler->stall_inspecting : nullptr) {}
+      probe_(scheduler->options, index,
+             scheduler->options.stall_threshold.count() > 0 ? &scheduler->stall_inspecting
+                                                            : nullptr) {}
 
 void Worker::start() {
   thread_ = std::thread([this] { main(); });
