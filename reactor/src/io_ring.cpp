@@ -1,24 +1,19 @@
-// IoRing: raw io_uring (no liburing: it is not among our Debian packages).
-// The invariants are listed in io_ring.hpp.
+// IoRing on liburing (Debian 12: liburing 2.3): liburing sets the ring up,
+// maps it, hands out and prepares SQEs, publishes the SQ, maintains the
+// buffer ring and waits. The invariants are listed in io_ring.hpp.
 #include <weft/reactor/io_ring.hpp>
 
-#include <linux/io_uring.h>
+#include <liburing.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
 #include <system_error>
 
 namespace weft::detail {
@@ -36,41 +31,18 @@ constexpr std::uint16_t kBufferGroup = 0;
 constexpr std::uint64_t kEpollWatch = 1;
 // user_data of the setup's probe recv (probe_multishot_recv_limit).
 constexpr std::uint64_t kProbe = 2;
-// A multishot recv's byte limit travels in the SQE field that newer
-// headers call optlen (a union with file_index in ours). Kernels without
-// the limit reject a recv that sets it with -EINVAL.
-void set_recv_limit(io_uring_sqe* sqe, std::uint32_t max_bytes) { sqe->file_index = max_bytes; }
 
 /// A buffer-select recv of at most `limit` bytes in all, multishot.
-void fill_multishot_recv(io_uring_sqe* sqe, int fd, std::uint32_t limit) {
-  sqe->opcode = IORING_OP_RECV;
-  sqe->fd = fd;
-  sqe->len = 0;  // each completion takes up to its buffer's length
-  sqe->ioprio = IORING_RECV_MULTISHOT;
-  sqe->flags = IOSQE_BUFFER_SELECT;
+void prep_multishot_recv(io_uring_sqe* sqe, int fd, std::uint32_t limit) {
+  io_uring_prep_recv_multishot(sqe, fd, nullptr, 0,
+                               0);  // each completion: up to its buffer's length
+  sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
-  set_recv_limit(sqe, limit);
-}
-
-int sys_setup(unsigned entries, io_uring_params* p) {
-  return static_cast<int>(::syscall(__NR_io_uring_setup, entries, p));
-}
-int sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, const void* arg,
-              std::size_t argsz) {
-  return static_cast<int>(
-      ::syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, argsz));
-}
-int sys_register(int fd, unsigned opcode, const void* arg, unsigned nr) {
-  return static_cast<int>(::syscall(__NR_io_uring_register, fd, opcode, arg, nr));
-}
-
-// ordering: the ring indices are shared with the kernel; these are the
-// acquire/release accesses the io_uring ABI asks for.
-unsigned load_acquire(const unsigned* p) noexcept {
-  return std::atomic_ref<unsigned>(*const_cast<unsigned*>(p)).load(std::memory_order_acquire);
-}
-void store_release(unsigned* p, unsigned v) noexcept {
-  std::atomic_ref<unsigned>(*p).store(v, std::memory_order_release);
+  // The byte limit travels in the SQE field that Linux 6.17's header calls
+  // optlen; liburing 2.3's header has it only as file_index (the same
+  // union), and no helper sets it. Kernels without the limit reject a recv
+  // that sets it with -EINVAL.
+  sqe->file_index = limit;
 }
 
 /// Provided buffer rings arrived in 5.19, but a buffer-select recv with
@@ -86,40 +58,21 @@ bool kernel_is_recent_enough() {
 
 }  // namespace
 
-struct IoRing::Mapping {
-  void* rings = MAP_FAILED;
-  std::size_t rings_len = 0;
-  io_uring_sqe* sqes = static_cast<io_uring_sqe*>(MAP_FAILED);
-  std::size_t sqes_len = 0;
-  unsigned* sq_head = nullptr;
-  unsigned* sq_tail = nullptr;
-  unsigned* sq_flags = nullptr;
-  unsigned* sq_array = nullptr;
-  unsigned sq_mask = 0;
-  unsigned sq_entries = 0;
-  unsigned sq_tail_local = 0;  // SQEs written; published to *sq_tail before each enter
-  unsigned* cq_head = nullptr;
-  unsigned* cq_tail = nullptr;
-  unsigned cq_mask = 0;
-  io_uring_cqe* cqes = nullptr;
-
-  io_uring_buf* buf_ring = static_cast<io_uring_buf*>(MAP_FAILED);
+// The ring and the provided buffers. The destructor unmaps them and closes
+// the ring; ~IoRing releases it instead where the kernel may still use them.
+struct IoRing::Rings {
+  io_uring ring{};
+  bool ring_ready = false;
+  io_uring_buf_ring* buf_ring = static_cast<io_uring_buf_ring*>(MAP_FAILED);
   std::size_t buf_ring_len = 0;
   char* buffers = static_cast<char*>(MAP_FAILED);
   std::size_t buffers_len = 0;
-  std::uint16_t buf_tail_local = 0;      // buffers handed back
-  std::uint16_t buf_tail_published = 0;  // what the kernel has been told
+  int buffers_added = 0;  // handed back since the buffer ring's tail was last published
 
-  ~Mapping() {
+  ~Rings() {
     if (buffers != MAP_FAILED) ::munmap(buffers, buffers_len);
     if (buf_ring != MAP_FAILED) ::munmap(buf_ring, buf_ring_len);
-    if (sqes != MAP_FAILED) ::munmap(sqes, sqes_len);
-    if (rings != MAP_FAILED) ::munmap(rings, rings_len);
-  }
-
-  std::uint16_t* buf_tail() noexcept {
-    // The buffer ring's tail overlays the reserved field of entry 0.
-    return &reinterpret_cast<io_uring_buf_ring*>(buf_ring)->tail;
+    if (ring_ready) ::io_uring_queue_exit(&ring);
   }
 };
 
@@ -131,6 +84,13 @@ std::unique_ptr<IoRing> IoRing::create(int epoll_fd, bool multishot) {
 }
 
 bool IoRing::setup(int epoll_fd, bool multishot) {
+  auto fail = [this](int err) {
+    rings_.reset();
+    errno = err;  // for Selector::io_ring: out of descriptors or memory may pass
+    return false;
+  };
+  rings_ = std::make_unique<Rings>();
+  Rings& r = *rings_;
   io_uring_params p{};
   // COOP_TASKRUN: completions do not interrupt this thread while it runs
   // user code; they are run at its next system call (the loop makes one per
@@ -138,68 +98,28 @@ bool IoRing::setup(int epoll_fd, bool multishot) {
   p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
             IORING_SETUP_TASKRUN_FLAG;
   p.cq_entries = kCqEntries;
-  ring_fd_ = sys_setup(kSqEntries, &p);
-  if (ring_fd_ < 0) return false;
+  if (int err = ::io_uring_queue_init_params(kSqEntries, &r.ring, &p); err < 0) return fail(-err);
+  r.ring_ready = true;
   constexpr unsigned kNeeded = IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;
-  if ((p.features & kNeeded) != kNeeded) {
-    ::close(ring_fd_);
-    ring_fd_ = -1;
-    return false;
-  }
-  map_ = std::make_unique<Mapping>();
-  Mapping& m = *map_;
-  m.rings_len = std::max<std::size_t>(p.sq_off.array + p.sq_entries * sizeof(unsigned),
-                                      p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe));
-  m.rings = ::mmap(nullptr, m.rings_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                   ring_fd_, IORING_OFF_SQ_RING);
-  m.sqes_len = p.sq_entries * sizeof(io_uring_sqe);
-  m.sqes = static_cast<io_uring_sqe*>(::mmap(nullptr, m.sqes_len, PROT_READ | PROT_WRITE,
-                                             MAP_SHARED | MAP_POPULATE, ring_fd_, IORING_OFF_SQES));
-  m.buf_ring_len = kBufferCount * sizeof(io_uring_buf);
-  m.buf_ring = static_cast<io_uring_buf*>(
-      ::mmap(nullptr, m.buf_ring_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  m.buffers_len = kBufferCount * kBufferSize;
-  m.buffers = static_cast<char*>(::mmap(nullptr, m.buffers_len, PROT_READ | PROT_WRITE,
+  if ((p.features & kNeeded) != kNeeded) return fail(EOPNOTSUPP);
+  r.buf_ring_len = kBufferCount * sizeof(io_uring_buf);
+  r.buf_ring = static_cast<io_uring_buf_ring*>(
+      ::mmap(nullptr, r.buf_ring_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  r.buffers_len = kBufferCount * kBufferSize;
+  r.buffers = static_cast<char*>(::mmap(nullptr, r.buffers_len, PROT_READ | PROT_WRITE,
                                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
-  if (m.rings == MAP_FAILED || m.sqes == MAP_FAILED || m.buf_ring == MAP_FAILED ||
-      m.buffers == MAP_FAILED) {
-    map_.reset();
-    ::close(ring_fd_);
-    ring_fd_ = -1;
-    return false;
-  }
-  char* base = static_cast<char*>(m.rings);
-  m.sq_head = reinterpret_cast<unsigned*>(base + p.sq_off.head);
-  m.sq_tail = reinterpret_cast<unsigned*>(base + p.sq_off.tail);
-  m.sq_flags = reinterpret_cast<unsigned*>(base + p.sq_off.flags);
-  m.sq_array = reinterpret_cast<unsigned*>(base + p.sq_off.array);
-  m.sq_mask = *reinterpret_cast<unsigned*>(base + p.sq_off.ring_mask);
-  m.sq_entries = p.sq_entries;
-  m.sq_tail_local = *m.sq_tail;
-  m.cq_head = reinterpret_cast<unsigned*>(base + p.cq_off.head);
-  m.cq_tail = reinterpret_cast<unsigned*>(base + p.cq_off.tail);
-  m.cq_mask = *reinterpret_cast<unsigned*>(base + p.cq_off.ring_mask);
-  m.cqes = reinterpret_cast<io_uring_cqe*>(base + p.cq_off.cqes);
-
+  if (r.buf_ring == MAP_FAILED || r.buffers == MAP_FAILED) return fail(ENOMEM);
+  ::io_uring_buf_ring_init(r.buf_ring);
   io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<std::uint64_t>(m.buf_ring);
+  reg.ring_addr = reinterpret_cast<std::uint64_t>(r.buf_ring);
   reg.ring_entries = kBufferCount;
   reg.bgid = kBufferGroup;
-  if (sys_register(ring_fd_, IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
-    map_.reset();
-    ::close(ring_fd_);
-    ring_fd_ = -1;
-    return false;
-  }
+  if (int err = ::io_uring_register_buf_ring(&r.ring, &reg, 0); err < 0) return fail(-err);
   for (unsigned i = 0; i < kBufferCount; ++i) recycle(static_cast<std::uint16_t>(i));
   publish_buffers();
   const Probe probe = probe_multishot_recv_limit();
-  if (probe == Probe::unusable) {
-    map_.reset();  // the kernel never took the probe: nothing of it is outstanding
-    ::close(ring_fd_);
-    ring_fd_ = -1;
-    return false;
-  }
+  // Unusable: the kernel never took the probe, so nothing of it is outstanding.
+  if (probe == Probe::unusable) return fail(EOPNOTSUPP);
   multishot_recv_ = probe == Probe::limited && multishot;
   epoll_fd_ = epoll_fd;
   arm_epoll_watch();
@@ -217,26 +137,21 @@ IoRing::Probe IoRing::probe_multishot_recv_limit() {
     return Probe::unlimited;
   Probe result = Probe::unlimited;
   if (::send(sv[0], "ab", 2, MSG_NOSIGNAL) == 2) {
-    Mapping& m = *map_;
     try {
       io_uring_sqe* sqe = next_sqe();
-      fill_multishot_recv(sqe, sv[1], 1);
-      sqe->user_data = kProbe;
+      prep_multishot_recv(sqe, sv[1], 1);
+      ::io_uring_sqe_set_data64(sqe, kProbe);
       bool ended = false, first = true;
       for (int round = 0; round < 100 && !ended; ++round) {
-        enter(m.sq_tail_local - load_acquire(m.sq_head), 1, 10'000'000);
-        unsigned head = *m.cq_head;
-        const unsigned tail = load_acquire(m.cq_tail);
-        for (; head != tail; ++head) {
-          const io_uring_cqe cqe = m.cqes[head & m.cq_mask];
+        enter(10'000'000);
+        drain_completions([&](const io_uring_cqe& cqe) {
           if (cqe.flags & IORING_CQE_F_BUFFER)
             recycle(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
           // The limit is checked after each chunk: this one may hold both bytes.
           if (first && cqe.res > 0 && !(cqe.flags & IORING_CQE_F_MORE)) result = Probe::limited;
           first = false;
           if (!(cqe.flags & IORING_CQE_F_MORE)) ended = true;
-        }
-        store_release(m.cq_head, head);
+        });
         publish_buffers();
         if (!ended) ::shutdown(sv[0], SHUT_WR);
       }
@@ -247,7 +162,7 @@ IoRing::Probe IoRing::probe_multishot_recv_limit() {
     } catch (const std::system_error&) {
       result = Probe::unlimited;
     }
-    if (m.sq_tail_local != load_acquire(m.sq_head)) result = Probe::unusable;
+    if (submissions_queued()) result = Probe::unusable;
   }
   ::close(sv[0]);
   ::close(sv[1]);
@@ -255,25 +170,21 @@ IoRing::Probe IoRing::probe_multishot_recv_limit() {
 }
 
 IoRing::~IoRing() {
-  if (ring_fd_ < 0) return;
-  drain_for_destruction();
-  ::close(ring_fd_);
+  if (rings_) drain_for_destruction();
 }
 
 io_uring_sqe* IoRing::next_sqe() {
-  Mapping& m = *map_;
-  if (m.sq_tail_local - load_acquire(m.sq_head) >= m.sq_entries) {
+  io_uring& ring = rings_->ring;
+  io_uring_sqe* sqe = ::io_uring_get_sqe(&ring);
+  if (!sqe) {
     // Full: submit what is queued (no completions run here; see the header).
-    enter(m.sq_tail_local - load_acquire(m.sq_head), 0, 0);
-    if (m.sq_tail_local - load_acquire(m.sq_head) >= m.sq_entries)
+    submit();
+    sqe = ::io_uring_get_sqe(&ring);
+    if (!sqe)
       throw std::system_error(EBUSY, std::generic_category(),
                               "io_uring: submission queue full and not accepted by the kernel");
   }
-  unsigned idx = m.sq_tail_local & m.sq_mask;
-  io_uring_sqe* sqe = &m.sqes[idx];
-  std::memset(sqe, 0, sizeof *sqe);
-  m.sq_array[idx] = idx;
-  ++m.sq_tail_local;
+  ++stats_.submitted;
   return sqe;
 }
 
@@ -303,17 +214,15 @@ std::size_t IoRing::prep_recv(IoOp& op, int fd, std::size_t max_bytes, bool poll
   io_uring_sqe* sqe = next_sqe();
   std::size_t per_completion = kBufferSize;
   if (multishot_recv_) {
-    fill_multishot_recv(sqe, fd, static_cast<std::uint32_t>(max_bytes));
+    prep_multishot_recv(sqe, fd, static_cast<std::uint32_t>(max_bytes));
   } else {
     per_completion = std::min(max_bytes, kBufferSize);
-    sqe->opcode = IORING_OP_RECV;
-    sqe->fd = fd;
-    sqe->len = static_cast<unsigned>(per_completion);
-    if (poll_first) sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
-    sqe->flags = IOSQE_BUFFER_SELECT;
+    ::io_uring_prep_recv(sqe, fd, nullptr, per_completion, 0);
+    if (poll_first) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = kBufferGroup;
   }
-  sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
+  ::io_uring_sqe_set_data(sqe, &op);
   start(op);
   if (counters) IoOpCounters::count(counters->ring_recvs);
   return per_completion;
@@ -321,24 +230,16 @@ std::size_t IoRing::prep_recv(IoOp& op, int fd, std::size_t max_bytes, bool poll
 
 void IoRing::prep_send(IoOp& op, int fd, const char* data, std::size_t size) {
   io_uring_sqe* sqe = next_sqe();
-  sqe->opcode = IORING_OP_SEND;
-  sqe->fd = fd;
-  sqe->addr = reinterpret_cast<std::uint64_t>(data);
-  sqe->len = static_cast<unsigned>(std::min<std::size_t>(size, 1u << 30));
-  sqe->msg_flags = MSG_NOSIGNAL;
-  sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
+  ::io_uring_prep_send(sqe, fd, data, std::min<std::size_t>(size, 1u << 30), MSG_NOSIGNAL);
+  ::io_uring_sqe_set_data(sqe, &op);
   start(op);
   if (counters) IoOpCounters::count(counters->ring_sends);
 }
 
 void IoRing::prep_sendmsg(IoOp& op, int fd, const ::msghdr* msg) {
   io_uring_sqe* sqe = next_sqe();
-  sqe->opcode = IORING_OP_SENDMSG;
-  sqe->fd = fd;
-  sqe->addr = reinterpret_cast<std::uint64_t>(msg);
-  sqe->len = 1;
-  sqe->msg_flags = MSG_NOSIGNAL;
-  sqe->user_data = reinterpret_cast<std::uint64_t>(&op);
+  ::io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+  ::io_uring_sqe_set_data(sqe, &op);
   start(op);
   if (counters) IoOpCounters::count(counters->ring_sends);
 }
@@ -346,19 +247,14 @@ void IoRing::prep_sendmsg(IoOp& op, int fd, const ::msghdr* msg) {
 void IoRing::prep_cancel(IoOp& op) {
   if (!op.active_) return;
   io_uring_sqe* sqe = next_sqe();
-  sqe->opcode = IORING_OP_ASYNC_CANCEL;
-  sqe->fd = -1;
-  sqe->addr = reinterpret_cast<std::uint64_t>(&op);
-  sqe->user_data = 0;
+  ::io_uring_prep_cancel(sqe, &op, 0);
+  ::io_uring_sqe_set_data64(sqe, 0);
 }
 
 void IoRing::arm_epoll_watch() {
   io_uring_sqe* sqe = next_sqe();
-  sqe->opcode = IORING_OP_POLL_ADD;
-  sqe->fd = epoll_fd_;
-  sqe->poll32_events = POLLIN;
-  sqe->len = IORING_POLL_ADD_MULTI;
-  sqe->user_data = kEpollWatch;
+  ::io_uring_prep_poll_multishot(sqe, epoll_fd_, POLLIN);
+  ::io_uring_sqe_set_data64(sqe, kEpollWatch);
   epoll_watched_ = true;
 }
 
@@ -368,163 +264,149 @@ bool IoRing::more(std::uint32_t flags) noexcept { return flags & IORING_CQE_F_MO
 
 std::string_view IoRing::buffer(int res, std::uint32_t flags) const noexcept {
   auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
-  return {map_->buffers + static_cast<std::size_t>(bid) * kBufferSize,
+  return {rings_->buffers + static_cast<std::size_t>(bid) * kBufferSize,
           static_cast<std::size_t>(res)};
 }
 
 void IoRing::recycle(std::uint16_t bid) noexcept {
-  Mapping& m = *map_;
-  // Field by field: entry 0's reserved field is the ring's tail.
-  io_uring_buf& b = m.buf_ring[m.buf_tail_local & (kBufferCount - 1)];
-  b.addr = reinterpret_cast<std::uint64_t>(m.buffers + static_cast<std::size_t>(bid) * kBufferSize);
-  b.len = static_cast<std::uint32_t>(kBufferSize);
-  b.bid = bid;
-  ++m.buf_tail_local;
+  Rings& r = *rings_;
+  ::io_uring_buf_ring_add(r.buf_ring, r.buffers + static_cast<std::size_t>(bid) * kBufferSize,
+                          static_cast<unsigned>(kBufferSize), bid,
+                          ::io_uring_buf_ring_mask(kBufferCount), r.buffers_added++);
 }
 
 void IoRing::publish_buffers() noexcept {
-  Mapping& m = *map_;
-  if (m.buf_tail_published == m.buf_tail_local) return;
-  // ordering: release, so the kernel sees the entries before the new tail.
-  std::atomic_ref<std::uint16_t>(*m.buf_tail()).store(m.buf_tail_local, std::memory_order_release);
-  m.buf_tail_published = m.buf_tail_local;
+  Rings& r = *rings_;
+  if (r.buffers_added == 0) return;
+  // ordering: a release store of the tail, so the kernel sees the entries first.
+  ::io_uring_buf_ring_advance(r.buf_ring, r.buffers_added);
+  r.buffers_added = 0;
 }
 
-bool IoRing::completions_ready() const noexcept {
-  return load_acquire(map_->cq_tail) != *map_->cq_head;
-}
+bool IoRing::completions_ready() const noexcept { return ::io_uring_cq_ready(&rings_->ring) != 0; }
 
-int IoRing::enter(unsigned to_submit, unsigned min_complete, std::int64_t timeout_ns) {
-  Mapping& m = *map_;
+bool IoRing::submissions_queued() const noexcept { return ::io_uring_sq_ready(&rings_->ring) != 0; }
+
+namespace {
+/// The result of a liburing call that submits or waits: the count, or 0
+/// where nothing is wrong with the ring. EINTR: a signal; ETIME: the
+/// timeout passed; EAGAIN/EBUSY: the kernel is short of memory or has
+/// completions to flush first: the queued requests stay in the SQ and go
+/// with the next call. EBADR: the kernel had to drop a completion under
+/// memory pressure (it says so once); what it belonged to ends with its
+/// connection.
+int checked(int r) {
+  if (r >= 0) return r;
+  if (r == -EINTR || r == -ETIME || r == -EAGAIN || r == -EBUSY || r == -EBADR) return 0;
+  throw std::system_error(-r, std::generic_category(), "io_uring_enter");
+}
+}  // namespace
+
+void IoRing::enter(std::int64_t timeout_ns) {
+  io_uring& ring = rings_->ring;
   publish_buffers();
-  store_release(m.sq_tail, m.sq_tail_local);
-  unsigned flags = IORING_ENTER_GETEVENTS;  // also runs pending task work
-  io_uring_getevents_arg arg{};
-  __kernel_timespec ts{};
-  const void* argp = nullptr;
-  std::size_t argsz = 0;
-  if (min_complete > 0 && timeout_ns > 0) {
+  if (timeout_ns < 0) {
+    checked(::io_uring_submit_and_wait(&ring, 1));
+  } else if (timeout_ns > 0) {
+    __kernel_timespec ts{};
     ts.tv_sec = timeout_ns / 1'000'000'000;
     ts.tv_nsec = timeout_ns % 1'000'000'000;
-    arg.ts = reinterpret_cast<std::uint64_t>(&ts);
-    flags |= IORING_ENTER_EXT_ARG;
-    argp = &arg;
-    argsz = sizeof arg;
+    io_uring_cqe* cqe = nullptr;
+    checked(::io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, nullptr));
+  } else {
+    // Submits what is queued; enters the kernel only for that, or when
+    // completions wait there (task work to run, an overflowed CQ).
+    checked(::io_uring_submit(&ring));
   }
-  ++stats_.enters;
-  int r = sys_enter(ring_fd_, to_submit, min_complete, flags, argp, argsz);
-  if (r >= 0) {
-    stats_.submitted += static_cast<unsigned>(r);
-    return r;
-  }
-  // EINTR: a signal; ETIME: the timeout passed; EAGAIN/EBUSY: the kernel is
-  // short of memory or has completions to flush first: the queued requests
-  // stay in the SQ and go with the next call. EBADR: the kernel had to drop
-  // a completion under memory pressure (it says so once); what it belonged
-  // to ends with its connection.
-  if (errno == EINTR || errno == ETIME || errno == EAGAIN || errno == EBUSY || errno == EBADR)
-    return 0;
-  throw std::system_error(errno, std::generic_category(), "io_uring_enter");
 }
 
-bool IoRing::submissions_queued() const noexcept {
-  return map_->sq_tail_local != load_acquire(map_->sq_head);
-}
-
-void IoRing::submit() {
-  publish_buffers();
-  if (submissions_queued()) enter(map_->sq_tail_local - load_acquire(map_->sq_head), 0, 0);
-}
+void IoRing::submit() { enter(0); }
 
 bool IoRing::wait(std::int64_t timeout_ns) {
-  Mapping& m = *map_;
   if (completions_ready()) timeout_ns = 0;
-  unsigned to_submit = m.sq_tail_local - load_acquire(m.sq_head);
-  if (timeout_ns != 0) {
-    enter(to_submit, 1, timeout_ns);
-  } else if (to_submit > 0 ||
-             (load_acquire(m.sq_flags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
-    enter(to_submit, 0, 0);
-  } else {
-    publish_buffers();
-  }
+  enter(timeout_ns);
   return reap();
 }
 
-bool IoRing::reap() {
-  Mapping& m = *map_;
-  bool epoll_fired = false;
+template <class OnCompletion>
+void IoRing::drain_completions(OnCompletion&& on_completion) {
+  io_uring& ring = rings_->ring;
   for (;;) {
-    unsigned head = *m.cq_head;
-    unsigned tail = load_acquire(m.cq_tail);
-    if (head == tail) {
+    if (!completions_ready()) {
       // Completions the CQ had no room for wait in the kernel until asked for.
-      if (!(load_acquire(m.sq_flags) & IORING_SQ_CQ_OVERFLOW)) break;
-      enter(0, 0, 0);
-      if (load_acquire(m.cq_tail) == head) break;
-      continue;
+      if (!::io_uring_cq_has_overflow(&ring)) return;
+      checked(::io_uring_get_events(&ring));
+      if (!completions_ready()) return;
     }
-    while (head != tail) {
-      const io_uring_cqe cqe = m.cqes[head & m.cq_mask];
-      ++head;
-      store_release(m.cq_head, head);
-      ++stats_.completions;
-      if (cqe.user_data == 0) continue;  // a cancel request's own result
-      if (cqe.user_data == kProbe) {     // the setup's probe, answered late
-        if (cqe.flags & IORING_CQE_F_BUFFER)
-          recycle(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
-        continue;
-      }
-      if (cqe.user_data == kEpollWatch) {
-        epoll_fired = true;
-        if (!(cqe.flags & IORING_CQE_F_MORE)) epoll_watched_ = false;
-        continue;
-      }
-      auto* op = reinterpret_cast<IoOp*>(cqe.user_data);
-      // Unlinked first, so that complete() may issue the op's next request
-      // (and may drop the last reference to its owner).
-      if (!(cqe.flags & IORING_CQE_F_MORE)) finish(*op);
-      op->complete(cqe.res, cqe.flags);
+    // One at a time, copied and handed back to the kernel before it is
+    // handled: a handler may issue requests (and fill the CQ meanwhile).
+    unsigned head;
+    io_uring_cqe* slot;
+    io_uring_cqe cqe{};
+    io_uring_for_each_cqe(&ring, head, slot) {
+      cqe = *slot;
+      break;
+    }
+    ::io_uring_cq_advance(&ring, 1);
+    ++stats_.completions;
+    on_completion(cqe);
+  }
+}
+
+bool IoRing::reap() {
+  bool epoll_fired = false;
+  drain_completions([&](const io_uring_cqe& cqe) {
+    if (cqe.user_data == 0) return;  // a cancel request's own result
+    if (cqe.user_data == kProbe) {   // the setup's probe, answered late
       if (cqe.flags & IORING_CQE_F_BUFFER)
         recycle(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+      return;
     }
-  }
+    if (cqe.user_data == kEpollWatch) {
+      epoll_fired = true;
+      if (!(cqe.flags & IORING_CQE_F_MORE)) epoll_watched_ = false;
+      return;
+    }
+    auto* op = reinterpret_cast<IoOp*>(cqe.user_data);
+    // Unlinked first, so that complete() may issue the op's next request
+    // (and may drop the last reference to its owner).
+    if (!(cqe.flags & IORING_CQE_F_MORE)) finish(*op);
+    op->complete(cqe.res, cqe.flags);
+    if (cqe.flags & IORING_CQE_F_BUFFER)
+      recycle(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+  });
   publish_buffers();
   if (!epoll_watched_) arm_epoll_watch();
   return epoll_fired;
 }
 
 void IoRing::drain_for_destruction() noexcept {
-  if (active_count_ == 0) return;
-  try {
-    io_uring_sqe* sqe = next_sqe();
-    sqe->opcode = IORING_OP_ASYNC_CANCEL;
-    sqe->fd = -1;
-    sqe->cancel_flags = IORING_ASYNC_CANCEL_ANY;
-    sqe->user_data = 0;
-    Mapping& m = *map_;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (active_count_ > 0 && std::chrono::steady_clock::now() < deadline) {
-      enter(m.sq_tail_local - load_acquire(m.sq_head), 1, 10'000'000);
-      unsigned head = *m.cq_head;
-      unsigned tail = load_acquire(m.cq_tail);
-      for (; head != tail; ++head) {
-        const io_uring_cqe& cqe = m.cqes[head & m.cq_mask];
-        if (cqe.user_data <= kProbe || (cqe.flags & IORING_CQE_F_MORE)) continue;
-        auto* op = reinterpret_cast<IoOp*>(cqe.user_data);
-        finish(*op);
-        op->abandon();
+  if (active_count_ > 0) {
+    try {
+      io_uring_sqe* sqe = next_sqe();
+      ::io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+      ::io_uring_sqe_set_data64(sqe, 0);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (active_count_ > 0 && std::chrono::steady_clock::now() < deadline) {
+        enter(10'000'000);
+        drain_completions([&](const io_uring_cqe& cqe) {
+          if (cqe.user_data <= kProbe || (cqe.flags & IORING_CQE_F_MORE)) return;
+          auto* op = reinterpret_cast<IoOp*>(cqe.user_data);
+          finish(*op);
+          op->abandon();
+        });
       }
-      store_release(m.cq_head, head);
+    } catch (const std::system_error&) {
+      // The kernel refused the cancel or the wait: see below.
     }
-  } catch (const std::system_error&) {
-    // The kernel refused the cancel or the wait: see below.
   }
   if (active_count_ > 0) {
     // The kernel may still read or write these requests' memory after the
-    // ring is closed (its teardown is asynchronous): leak the mapping and the
-    // ops' owners (they hold themselves) rather than free memory under it.
-    static_cast<void>(map_.release());
+    // ring is closed (its teardown is asynchronous): close the ring but leak
+    // the mappings and the ops' owners (they hold themselves) rather than
+    // free memory under it.
+    ::close(rings_->ring.ring_fd);
+    static_cast<void>(rings_.release());
     active_head_ = nullptr;
     active_count_ = 0;
   }

@@ -21,9 +21,9 @@
 // Invariants:
 // - Owner-only: every member is called on the thread running the owning
 //   loop (the destructor: on whichever thread destroys the loop, once no
-//   thread runs it). The kernel is the only other party: this side publishes the SQ
-//   tail, the CQ head and the buffer ring's tail with release stores and
-//   reads the kernel's SQ head and CQ tail with acquire loads.
+//   thread runs it). The kernel is the only other party; liburing publishes
+//   the SQ tail, the CQ head and the buffer ring's tail and reads the
+//   kernel's SQ head and CQ tail with the orderings the io_uring ABI asks for.
 // - An IoOp has at most one request outstanding. It is active from a prep_*
 //   call until its final completion (one without more()) has been handed to complete(), or
 //   until the ring goes away, which hands it to abandon() instead. A multishot request hands
@@ -54,8 +54,9 @@
 #include <memory>
 #include <string_view>
 
-struct io_uring_sqe;  // <linux/io_uring.h>, included by io_ring.cpp only
-struct msghdr;        // <sys/socket.h>
+struct io_uring_sqe;  // <liburing.h>, included by io_ring.cpp only
+struct io_uring_cqe;
+struct msghdr;  // <sys/socket.h>
 
 namespace weft::detail {
 
@@ -160,10 +161,9 @@ class IoRing {
   /// @throws std::system_error if io_uring_enter fails otherwise.
   bool wait(std::int64_t timeout_ns);
 
-  /// Requests the ring submits per io_uring_enter, completions it ran
-  /// (for tests and benchmarks).
+  /// Requests queued for the kernel (the epoll watch's included) and
+  /// completions taken from the CQ (for tests and benchmarks).
   struct Stats {
-    std::uint64_t enters = 0;
     std::uint64_t submitted = 0;
     std::uint64_t completions = 0;
   };
@@ -172,9 +172,11 @@ class IoRing {
   IoOpCounters* counters = nullptr;
 
  private:
-  struct Mapping;
+  struct Rings;
   IoRing() = default;
   bool setup(int epoll_fd, bool multishot);
+  /// An SQE to fill (liburing's prep helpers set every field); a full SQ
+  /// is submitted first (never reaped). Counted in stats().submitted.
   ::io_uring_sqe* next_sqe();
   void start(IoOp& op);
   void finish(IoOp& op) noexcept;
@@ -183,19 +185,25 @@ class IoRing {
   /// the kernel did not take the probe's request, so the ring is not used.
   enum class Probe { limited, unlimited, unusable };
   Probe probe_multishot_recv_limit();
-  int enter(unsigned to_submit, unsigned min_complete, std::int64_t timeout_ns);
+  /// Publishes the buffers handed back, submits what is queued and, unless
+  /// timeout_ns is 0, waits up to timeout_ns (-1: forever) for a completion.
+  /// @throws std::system_error as wait().
+  void enter(std::int64_t timeout_ns);
+  /// The one loop over the CQ: hands each completion, copied and already
+  /// given back to the kernel, to `on_completion(const io_uring_cqe&)` until
+  /// the CQ (and the kernel's overflow list) is empty.
+  template <class OnCompletion>
+  void drain_completions(OnCompletion&& on_completion);
   /// Runs the completions in the CQ; returns true if the epoll watch fired.
   bool reap();
   void recycle(std::uint16_t bid) noexcept;
   void publish_buffers() noexcept;
   void drain_for_destruction() noexcept;
 
-  int ring_fd_ = -1;
+  std::unique_ptr<Rings> rings_;
   int epoll_fd_ = -1;
   bool epoll_watched_ = false;   // the multishot poll on epoll_fd_ is armed
   bool multishot_recv_ = false;  // recvs are multishot with a byte limit
-  std::unique_ptr<Mapping> map_;
-  unsigned sq_pending_ = 0;  // SQEs written since the last submission
   std::size_t active_count_ = 0;
   IoOp* active_head_ = nullptr;
   Stats stats_;
