@@ -1,4 +1,4 @@
-// weft_echo_server PORT WORKERS [--reuse-port]: the echo server of the peer
+// weft_echo_server PORT WORKERS [--reuse-port] [--readinto]: the echo server of the peer
 // benchmark (bench/run starts it and drives it with the C load client). Each
 // connection echoes whatever arrives until the client closes. Listens on
 // 127.0.0.1 with one listening socket, as every peer's echo server does (the
@@ -6,14 +6,33 @@
 // spread by stealing). --reuse-port opens one SO_REUSEPORT socket per worker
 // instead, so accepts and connections spread over the workers' selectors
 // (see bench/README.md for what that does on a 2-core machine shared with the
-// load client). Runs until killed.
+// load client). --readinto reads with StreamReader::readinto into one 64 KiB
+// buffer per connection instead of read() (a string per read). Runs until
+// killed.
 #include <weft/weft.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace {
+
+weft::Coro<void> echo_readinto(weft::StreamReader reader, weft::StreamWriter writer) {
+  std::vector<std::byte> buffer(64 * 1024);
+  try {
+    for (;;) {
+      std::size_t n = co_await reader.readinto(buffer);
+      if (n == 0) break;
+      writer.write(std::string_view(reinterpret_cast<const char*>(buffer.data()), n));
+      co_await writer.drain();
+    }
+  } catch (const std::system_error&) {
+    // The client reset the connection.
+  }
+  writer.close();
+}
 
 weft::Coro<void> echo(weft::StreamReader reader, weft::StreamWriter writer) {
   try {
@@ -29,11 +48,12 @@ weft::Coro<void> echo(weft::StreamReader reader, weft::StreamWriter writer) {
   writer.close();
 }
 
-weft::Coro<void> serve(std::uint16_t port, bool reuse_port) {
+weft::Coro<void> serve(std::uint16_t port, bool reuse_port, bool readinto) {
   weft::ServerOptions options;
   options.reuse_port = reuse_port;
   options.backlog = 1024;
-  weft::ClientHandler handler = echo;  // named: GCC 12 mishandles the conversion in co_await
+  // Named: GCC 12 mishandles the conversion in co_await.
+  weft::ClientHandler handler = readinto ? weft::ClientHandler(echo_readinto) : echo;
   weft::Server server = co_await weft::start_server(handler, "127.0.0.1", port, options);
   std::printf("weft_echo_server: listening on %s (%zu sockets)\n",
               server.sockets().at(0).to_string().c_str(), server.sockets().size());
@@ -44,13 +64,22 @@ weft::Coro<void> serve(std::uint16_t port, bool reuse_port) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool reuse_port = argc == 4 && std::string(argv[3]) == "--reuse-port";
-  if (argc < 3 || (argc == 4 && !reuse_port) || argc > 4) {
-    std::fprintf(stderr, "usage: weft_echo_server PORT WORKERS [--reuse-port]\n");
+  bool reuse_port = false, readinto = false, bad = argc < 3;
+  for (int i = 3; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--reuse-port")
+      reuse_port = true;
+    else if (arg == "--readinto")
+      readinto = true;
+    else
+      bad = true;
+  }
+  if (bad) {
+    std::fprintf(stderr, "usage: weft_echo_server PORT WORKERS [--reuse-port] [--readinto]\n");
     return 2;
   }
   auto port = static_cast<std::uint16_t>(std::atoi(argv[1]));
   auto workers = static_cast<unsigned>(std::atoi(argv[2]));
-  weft::run(serve(port, reuse_port), {.workers = workers});
+  weft::run(serve(port, reuse_port, readinto), {.workers = workers});
   return 0;
 }

@@ -1,5 +1,5 @@
 // Go peer for weft's side-by-side benchmarks (issue 6).
-// Usage: go_peer <workload> <workers> [--quick] [--port P]
+// Usage: go_peer <workload> <workers> [--quick] [--port P] [--file F]
 // Prints one line: peer=go workload=<w> workers=<n> seconds=<s> ops_per_sec=<x> [extra]
 // Workload definitions are shared with bench/peers/* (see bench/README.md).
 package main
@@ -409,6 +409,33 @@ func echoServer(port int) {
 	}
 }
 
+// fileServer sends the whole of `path` to every connection with io.Copy
+// (TCPConn.ReadFrom: sendfile(2) from an *os.File on Linux), then closes it.
+func fileServer(port int, path string) {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("listening port=%d\n", port)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			f, err := os.Open(path)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return
+			}
+			defer f.Close()
+			io.Copy(c, f)
+		}(c)
+	}
+}
+
 func main() {
 	if len(os.Args) < 3 {
 		fmt.Fprintf(os.Stderr, "usage: %s <workload> <workers> [--quick] [--port P]\n", os.Args[0])
@@ -416,7 +443,7 @@ func main() {
 	}
 	workload := os.Args[1]
 	workers, _ := strconv.Atoi(os.Args[2])
-	scale, port := 1, 0
+	scale, port, file := 1, 0, ""
 	for i := 3; i < len(os.Args); i++ {
 		switch os.Args[i] {
 		case "--quick":
@@ -424,6 +451,9 @@ func main() {
 		case "--port":
 			i++
 			port, _ = strconv.Atoi(os.Args[i])
+		case "--file":
+			i++
+			file = os.Args[i]
 		default:
 			fmt.Fprintf(os.Stderr, "unknown argument %s\n", os.Args[i])
 			os.Exit(2)
@@ -456,6 +486,9 @@ func main() {
 		r = fib(scale)
 	case "echo_server":
 		echoServer(port)
+		return
+	case "file_server":
+		fileServer(port, file)
 		return
 	default:
 		fmt.Fprintf(os.Stderr, "unknown workload %s\n", workload)

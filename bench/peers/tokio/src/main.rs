@@ -1,5 +1,5 @@
 //! Tokio peer for weft's side-by-side benchmarks (issue 6).
-//! Usage: tokio_peer <workload> <workers> [--quick] [--current-thread] [--port P]
+//! Usage: tokio_peer <workload> <workers> [--quick] [--current-thread] [--port P] [--file F]
 //! Prints one line: peer=<tokio-mt|tokio-ct> workload=<w> workers=<n> seconds=<s> ops_per_sec=<x> [extra]
 //! Workload definitions are shared with bench/peers/* and bench/workloads (see bench/README.md).
 
@@ -389,6 +389,29 @@ async fn echo_server(port: u16) {
     }
 }
 
+/// Sends the whole of `path` to every connection with tokio::io::copy from a
+/// tokio::fs::File (reads on the blocking pool), then closes it.
+async fn file_server(port: u16, path: String) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    println!("listening port={}", port);
+    loop {
+        let (mut sock, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        let path = path.clone();
+        tokio::spawn(async move {
+            let mut file = match tokio::fs::File::open(&path).await {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{}: {}", path, e);
+                    return;
+                }
+            };
+            let _ = tokio::io::copy(&mut file, &mut sock).await;
+        });
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -401,6 +424,7 @@ fn main() {
     let mut scale = 1usize;
     let mut current_thread = false;
     let mut port = 0u16;
+    let mut file = String::new();
     let mut i = 3;
     while i < args.len() {
         match args[i].as_str() {
@@ -409,6 +433,10 @@ fn main() {
             "--port" => {
                 i += 1;
                 port = args[i].parse().expect("port");
+            }
+            "--file" => {
+                i += 1;
+                file = args[i].clone();
             }
             a => {
                 eprintln!("unknown argument {}", a);
@@ -426,6 +454,10 @@ fn main() {
     let peer = if current_thread { "tokio-ct" } else { "tokio-mt" };
     let workers = if current_thread { 1 } else { workers };
 
+    if workload == "file_server" {
+        rt.block_on(async move { tokio::spawn(file_server(port, file)).await.unwrap() });
+        return;
+    }
     if workload == "echo_server" {
         rt.block_on(async move { tokio::spawn(echo_server(port)).await.unwrap() });
         return;
