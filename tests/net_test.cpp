@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <span>
 #include <string>
@@ -1287,6 +1289,48 @@ WEFT_TEST_P(NetWorkers, SendfileFromAPipeFallsBackToReadAndWrite) {
   w.close();
   server.close();
   co_await closed_within(server, 10s);
+}
+
+namespace {
+// Sends a large file to a server that closes every connection at once: the
+// client sees EOF first (its socket in CLOSE_WAIT), so the reset that
+// answers its bytes makes the next send fail with EPIPE, which raises
+// SIGPIPE without MSG_NOSIGNAL; 0 if the sendfile raised std::system_error.
+Coro<int> sendfile_to_a_peer_that_left() {
+  weft::ClientHandler handler = [](StreamReader, StreamWriter w) -> Coro<void> {
+    w.close();
+    co_return;
+  };
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  std::string eof = co_await r.read();  // the server's FIN
+  int file = temp_file(32 * 1024 * 1024);
+  int rc = eof.empty() ? 1 : 2;
+  try {
+    co_await w.sendfile(file);
+  } catch (const std::system_error&) {
+    if (rc == 1) rc = 0;
+  }
+  ::close(file);
+  w.close();
+  server.close();
+  co_await server.wait_closed();
+  co_return rc;
+}
+}  // namespace
+
+// sendfile(2) has no MSG_NOSIGNAL: with SIGPIPE at its default action a
+// peer that went away killed the process (found by bench/run's file_serve,
+// whose port probe connects and leaves). In a child process, so that
+// SIGPIPE starts at its default there whatever ran before in this one.
+TEST(NetSendfile, APeerThatWentAwayIsAnErrorNotSIGPIPE) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        ::signal(SIGPIPE, SIG_DFL);
+        std::_Exit(weft::run(sendfile_to_a_peer_that_left(), {.workers = 1}));
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 WEFT_TEST_P(NetWorkers, SendfileOfAFileThatShrinksIsASendfileError) {

@@ -119,6 +119,8 @@ Coro<std::size_t> Transport::sendfile(std::shared_ptr<Transport> self, int file,
     throw ValueError("sendfile: offset must be 0 for a file that cannot seek (fd " +
                      std::to_string(file) + ")");
 
+  // sendfile(2) takes no MSG_NOSIGNAL: a peer that went away must be EPIPE.
+  if (native) ignore_sigpipe_once();
   co_await begin_sendfile(self);
   SendfileClaim claim{self.get()};
   std::uint64_t sent = 0;

@@ -6,10 +6,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <memory>
+#include <mutex>
 #include <utility>
 
 namespace weft::detail {
@@ -19,6 +21,15 @@ std::system_error os_error(int err, const std::string& op) {
 }
 
 void throw_os_error(int err, const std::string& op) { throw os_error(err, op); }
+
+void ignore_sigpipe_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction old {};
+    if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
+      ::signal(SIGPIPE, SIG_IGN);
+  });
+}
 
 int make_socket(int family, int type, int protocol) {
   int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);

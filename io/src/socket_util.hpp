@@ -19,6 +19,12 @@ std::system_error os_error(int err, const std::string& op);
 /// A non-blocking, close-on-exec socket. @throws std::system_error.
 int make_socket(int family, int type, int protocol = 0);
 
+/// Sets SIGPIPE to SIG_IGN, once per process and only if it is at its
+/// default action (as Python does at startup): a write(2) to a pipe, or a
+/// sendfile(2) to a socket, whose reader went away then fails with EPIPE
+/// instead of killing the process (they have no MSG_NOSIGNAL).
+void ignore_sigpipe_once();
+
 /// Socket options common to ConnectOptions and ServerOptions.
 struct SocketTuning {
   bool nodelay = true;     // TCP only; false turns it off explicitly

@@ -9,7 +9,6 @@
 #include <weft/reactor/selector.hpp>
 #include <weft/stream_writer.hpp>
 
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -30,15 +29,6 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 void complete_all(std::vector<Future<void>>& waiters) {
   for (Future<void>& w : waiters) w.state_ptr()->set_value();  // no-op if cancelled
   waiters.clear();
-}
-
-void ignore_sigpipe_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction old {};
-    if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
-      ::signal(SIGPIPE, SIG_IGN);
-  });
 }
 }  // namespace
 
