@@ -5,6 +5,9 @@
 //   --eager: RunOptions::eager_tasks (every task starts inside create_task);
 //            reported as peer=weft-eager
 //   --no-coop: RunOptions::coop_budget = 0 (for A/B runs of the budget)
+//   --hooks: every RunOptions hook set (each bumps a relaxed counter), to
+//            measure their cost (bench/results/observability-2026-12-07.md)
+//   --no-stall-detector: RunOptions::stall_threshold = 0 (no watchdog thread)
 //   workloads: spawn_many yield_many ping_pong chained_spawn timers idle_memory fanout
 //              mutex mpsc skynet fib cache_hit_lazy cache_hit_eager
 #include <weft/weft.hpp>
@@ -363,11 +366,13 @@ int main(int argc, char** argv) {
   }
   std::string workload = argv[1];
   unsigned workers = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
-  bool eager_tasks = false, coop_off = false;
+  bool eager_tasks = false, coop_off = false, hooks = false, stall_off = false;
   for (int i = 3; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) g_scale = 10;
     if (std::strcmp(argv[i], "--eager") == 0) eager_tasks = true;
     if (std::strcmp(argv[i], "--no-coop") == 0) coop_off = true;
+    if (std::strcmp(argv[i], "--hooks") == 0) hooks = true;
+    if (std::strcmp(argv[i], "--no-stall-detector") == 0) stall_off = true;
   }
   g_workers = workers;
   weft::Coro<Result> (*fn)() = nullptr;
@@ -405,6 +410,20 @@ int main(int argc, char** argv) {
   options.workers = workers;
   options.eager_tasks = eager_tasks;
   if (coop_off) options.coop_budget = 0;
+  if (stall_off) options.stall_threshold = std::chrono::nanoseconds(0);
+  static std::atomic<std::uint64_t> hook_calls{0};
+  if (hooks) {
+    auto task_hook = [](const weft::TaskMeta&) {
+      hook_calls.fetch_add(1, std::memory_order_relaxed);
+    };
+    auto worker_hook = [](unsigned) { hook_calls.fetch_add(1, std::memory_order_relaxed); };
+    options.on_task_spawn = task_hook;
+    options.on_task_poll_start = task_hook;
+    options.on_task_poll_end = task_hook;
+    options.on_task_terminate = task_hook;
+    options.on_worker_park = worker_hook;
+    options.on_worker_unpark = worker_hook;
+  }
   Result r = weft::run(fn(), options);
   std::printf("peer=%s workload=%s workers=%u seconds=%.6f ops_per_sec=%.1f%s%s\n",
               eager_tasks ? "weft-eager" : "weft", workload.c_str(), workers, r.seconds,

@@ -70,6 +70,8 @@ void sleep_end(SleepTimer* timer, TaskCore& task) {
   if (timer->was_cancelled()) throw CancelledError(timer->message());
 }
 
+TimePoint sleep_deadline(const SleepTimer* timer) noexcept { return timer->when; }
+
 void sleep_abandon(SleepTimer* timer) noexcept {
   timer->abandon();
   timer->release();

@@ -13,12 +13,14 @@
 // resumed by a worker, never inline on the foreign thread.
 #pragma once
 
+#include <weft/detail/await_record.hpp>
 #include <weft/detail/frame_allocator.hpp>
 #include <weft/detail/task_core.hpp>
 #include <weft/errors.hpp>
 
 #include <coroutine>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <source_location>
 #include <type_traits>
@@ -165,8 +167,11 @@ class CoroPromiseBase : public FrameAllocated {
   std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter final_suspend() const noexcept { return {}; }
 
+  // `where` defaults to the co_await expression's location (the caller's).
   template <class A>
-  decltype(auto) await_transform(A&& a) {
+  decltype(auto) await_transform(A&& a,
+                                 std::source_location where = std::source_location::current()) {
+    await_ = {where, std::addressof(a), &describe_await<A>};
     if constexpr (NativeAwaitable<A>)
       return std::forward<A>(a);
     else
@@ -174,12 +179,15 @@ class CoroPromiseBase : public FrameAllocated {
   }
 
   const char* function_name() const noexcept { return function_; }
+  /// The last co_await of this frame (await_record.hpp).
+  const AwaitRecord& last_await() const noexcept { return await_; }
   std::coroutine_handle<> continuation_;
   bool started_ = false;
   std::exception_ptr exception_;
 
  private:
   const char* function_;
+  AwaitRecord await_;
 };
 
 template <class T>
@@ -267,6 +275,13 @@ class [[nodiscard]] Coro {
    private:
     handle_type h_;  // trivially destructible: GCC 12 may copy awaiters freely
   };
+  /// The await chain goes on into this Coro's frame (await_record.hpp).
+  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    out.kind = AwaitKind::coroutine;
+    out.object = h_ ? h_.address() : nullptr;
+    return h_ ? &h_.promise() : nullptr;
+  }
+
   /// @throws RuntimeError if empty, moved-from or already awaited.
   Awaiter operator co_await() & {
     check_awaitable();

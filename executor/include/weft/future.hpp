@@ -14,6 +14,8 @@
 // move-only results work (other handles then see a moved-from value).
 #pragma once
 
+#include <weft/await_target.hpp>
+#include <weft/detail/await_record.hpp>
 #include <weft/detail/coop.hpp>
 #include <weft/detail/future_state.hpp>
 #include <weft/detail/task_core.hpp>
@@ -120,6 +122,12 @@ class Future {
  public:
   using weft_native_awaitable = void;
   using value_type = T;
+
+  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    out.kind = AwaitKind::future;
+    out.object = state_;
+    return nullptr;
+  }
 
   /// A new pending future, bound to the running loop (if any).
   Future() : state_(new detail::FutureState<T>(detail::current_loop())) {}

@@ -82,6 +82,9 @@ struct RunOptions {
 namespace detail {
 class Scheduler;
 }  // namespace detail
+struct TaskCallGraph;
+class Runtime;
+std::vector<TaskCallGraph> capture_call_graphs(Runtime& runtime);
 
 class Runtime {
  public:
@@ -129,6 +132,7 @@ class Runtime {
   void wait_until_done(detail::FutureBase& future);
 
  private:
+  friend std::vector<TaskCallGraph> capture_call_graphs(Runtime& runtime);
   EventLoop* spawn_loop();
   std::unique_ptr<detail::Scheduler> scheduler_;
 };

@@ -19,6 +19,7 @@ TimePoint deadline_after(Duration delay) noexcept;
 SleepTimer* sleep_start(TaskCore& task, TimePoint deadline);
 void sleep_end(SleepTimer* timer, TaskCore& task);
 void sleep_abandon(SleepTimer* timer) noexcept;
+TimePoint sleep_deadline(const SleepTimer* timer) noexcept;
 
 class SleepAwaiter {
  public:
@@ -30,6 +31,12 @@ class SleepAwaiter {
   SleepAwaiter& operator=(SleepAwaiter&&) = delete;
   ~SleepAwaiter() {
     if (timer_) sleep_abandon(timer_);
+  }
+  const CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    out.kind = AwaitKind::sleep;
+    out.delay = delay_;
+    if (timer_) out.deadline = sleep_deadline(timer_);
+    return nullptr;
   }
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {

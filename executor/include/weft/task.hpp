@@ -59,6 +59,11 @@ class TaskState final : public FutureState<T>, public TaskCore {
     if (root_) root_.destroy();
   }
   FutureBase& as_future() noexcept override { return *this; }
+  const CoroPromiseBase* root_promise() const noexcept override {
+    if (!root_) return nullptr;
+    return &std::coroutine_handle<typename Coro<T>::promise_type>::from_address(root_.address())
+                .promise();
+  }
   bool cancel(std::string message) override { return request_cancel(std::move(message)); }
 
   static void* operator new(std::size_t size) { return frame_allocate(size); }
@@ -113,6 +118,15 @@ class Task : public Future<T> {
  public:
   /// An empty handle (valid() is false).
   Task() noexcept : Future<T>(detail::AdoptState{}, nullptr) {}
+
+  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    out.kind = AwaitKind::task;
+    if (this->state_) {
+      out.object = &core();
+      out.task_id = core().id();
+    }
+    return nullptr;
+  }
 
   std::string get_name() const { return core().name(); }
   void set_name(std::string name) const { core().set_name(std::move(name)); }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <weft/as_completed.hpp>
+#include <weft/call_graph.hpp>
 #include <weft/context_var.hpp>
 #include <weft/coro.hpp>
 #include <weft/errors.hpp>

@@ -110,6 +110,11 @@ class Condition {
     WaitAwaiter(Condition* c, bool* notified) noexcept : cond_(c), notified_(notified) {}
     WaitAwaiter(WaitAwaiter&& other) noexcept : cond_(other.cond_), notified_(other.notified_) {}
     WaitAwaiter& operator=(WaitAwaiter&&) = delete;
+    const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+      out.kind = AwaitKind::condition;
+      out.object = cond_;
+      return nullptr;
+    }
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) {
       detail::TaskCore& task = detail::require_task("Condition::wait");

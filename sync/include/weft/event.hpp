@@ -56,6 +56,11 @@ class Event {
     explicit Awaiter(Event* e) noexcept : event_(e) {}
     Awaiter(Awaiter&& other) noexcept : event_(other.event_) {}
     Awaiter& operator=(Awaiter&&) = delete;
+    const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+      out.kind = AwaitKind::event;
+      out.object = event_;
+      return nullptr;
+    }
     bool await_ready() noexcept { return event_->is_set() && detail::coop_take(); }
     bool await_suspend(std::coroutine_handle<> h) {
       detail::TaskCore& task = detail::require_task("Event::wait");

@@ -67,7 +67,9 @@ class Lock {
   /// `co_await lock.acquire();` waits until the lock is free and takes it.
   /// Any thread, inside a task. Throws CancelledError if the task is
   /// cancelled while waiting (the lock is then not held by it).
-  detail::PermitAcquire acquire() noexcept { return detail::PermitAcquire(&core_); }
+  detail::PermitAcquire acquire() noexcept {
+    return detail::PermitAcquire(&core_, AwaitKind::lock, this);
+  }
 
   /// Unlocks, handing the lock to the first waiter if any. Any thread, any
   /// task (no owner). @throws RuntimeError("Lock is not acquired.") if unlocked.

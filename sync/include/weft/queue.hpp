@@ -395,6 +395,11 @@ template <class T, class Store>
 class [[nodiscard]] BasicQueue<T, Store>::PutOp {
  public:
   using weft_native_awaitable = void;
+  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    out.kind = AwaitKind::queue_put;
+    out.object = q_;
+    return nullptr;
+  }
 
   PutOp(BasicQueue* q, T&& item) noexcept(std::is_nothrow_move_constructible_v<T>)
       : q_(q), item_(std::move(item)) {}
@@ -486,6 +491,11 @@ template <class T, class Store>
 class [[nodiscard]] BasicQueue<T, Store>::GetOp {
  public:
   using weft_native_awaitable = void;
+  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    out.kind = AwaitKind::queue_get;
+    out.object = q_;
+    return nullptr;
+  }
 
   explicit GetOp(BasicQueue* q) noexcept : q_(q) {}
   // Moved only before it is awaited (GCC moves awaiters into the frame).

@@ -63,7 +63,9 @@ class Semaphore {
   /// `co_await sem.acquire();` takes a permit, waiting (FIFO) while none is
   /// free. Any thread, inside a task. CancelledError if cancelled while
   /// waiting; no permit is then held.
-  detail::PermitAcquire acquire() noexcept { return detail::PermitAcquire(&core_); }
+  detail::PermitAcquire acquire() noexcept {
+    return detail::PermitAcquire(&core_, AwaitKind::semaphore, this);
+  }
 
   /// Returns a permit (to the first waiter if any). Any thread.
   /// Semaphore: never throws. BoundedSemaphore: see there.

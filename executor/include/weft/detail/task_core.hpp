@@ -56,6 +56,7 @@ namespace weft {
 class EventLoop;
 namespace detail {
 
+class CoroPromiseBase;
 class FutureBase;
 class Scheduler;
 class TaskRegistry;
@@ -67,6 +68,9 @@ class TaskCore : public Runnable {
   TaskCore(EventLoop* home, Scheduler* scheduler, bool affine) noexcept;
 
   virtual FutureBase& as_future() noexcept = 0;
+  /// The root coroutine's promise (the first frame of the await chain,
+  /// call_graph.cpp); null once the task finished.
+  virtual const CoroPromiseBase* root_promise() const noexcept = 0;
 
   /// Makes the task runnable (any thread). See the state protocol above.
   void wake() noexcept;

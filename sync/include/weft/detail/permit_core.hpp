@@ -24,6 +24,7 @@
 // permit is ordered by the mutex and the waker's TaskCore::wake (acq_rel).
 #pragma once
 
+#include <weft/await_target.hpp>
 #include <weft/coro.hpp>
 #include <weft/detail/give_back.hpp>
 #include <weft/detail/sync_waiter.hpp>
@@ -159,8 +160,12 @@ class [[nodiscard]] PermitAcquire {
  public:
   using weft_native_awaitable = void;
 
-  explicit PermitAcquire(PermitCore* core) noexcept : core_(core) {}
-  PermitAcquire(PermitAcquire&& other) noexcept : core_(other.core_) {}
+  /// `kind` and `owner` (the Lock or Semaphore) are what await chains show.
+  explicit PermitAcquire(PermitCore* core, AwaitKind kind = AwaitKind::semaphore,
+                         const void* owner = nullptr) noexcept
+      : core_(core), owner_(owner ? owner : core), kind_(kind) {}
+  PermitAcquire(PermitAcquire&& other) noexcept
+      : core_(other.core_), owner_(other.owner_), kind_(other.kind_) {}
   PermitAcquire& operator=(PermitAcquire&&) = delete;
 
   // Not a cooperative-budget point (detail/coop.hpp): yielding while holding
@@ -183,6 +188,12 @@ class [[nodiscard]] PermitAcquire {
     finish_wait(node_, [this]() noexcept { core_->release(0, core_->state_guess()); });
   }
 
+  const CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    out.kind = kind_;
+    out.object = owner_;
+    return nullptr;
+  }
+
   /// The same acquisition as a Coro (allocates a frame).
   operator Coro<void>() && { return as_coro(core_); }
 
@@ -198,6 +209,8 @@ class [[nodiscard]] PermitAcquire {
   }
 
   PermitCore* core_;
+  const void* owner_;
+  AwaitKind kind_;
   SyncWaiter node_;
   bool linked_ = false;
 };
