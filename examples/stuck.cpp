@@ -1,13 +1,15 @@
 // A program that is stuck in two ways, to try weft's observability on:
 //
-//   stuck [--dump-after SECONDS]
+//   stuck [--introspect PATH] [--dump-after SECONDS]
 //
 // - `alice` and `bob` deadlock on two Locks: each takes one, then waits for
 //   the other's (through a helper coroutine, so the await chain has depth).
 // - `spinner` holds its worker for 300 ms once a second (a blocking step):
 //   the stall detector reports it on stderr, with a backtrace.
-// It runs until killed. With --dump-after, after that many seconds it prints
-// every task's await chain as a tree (weft::print_call_graph) on stdout.
+// It runs until killed. With --introspect, `weft-ps [--tree] PATH` shows the
+// tasks and what they await from outside; with --dump-after, after that many
+// seconds it prints every task's await chain as a tree
+// (weft::print_call_graph) on stdout.
 #include <weft/weft.hpp>
 
 #include <chrono>
@@ -60,14 +62,17 @@ weft::Coro<void> main_coro(double dump_after) {
 
 int main(int argc, char** argv) {
   double dump_after = 0;
+  weft::RunOptions options{.workers = 2};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--dump-after") == 0 && i + 1 < argc) {
       dump_after = std::atof(argv[++i]);
+    } else if (std::strcmp(argv[i], "--introspect") == 0 && i + 1 < argc) {
+      options.introspect = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: stuck [--dump-after SECONDS]\n");
+      std::fprintf(stderr, "usage: stuck [--introspect PATH] [--dump-after SECONDS]\n");
       return 2;
     }
   }
-  weft::run(main_coro(dump_after), {.workers = 2});
+  weft::run(main_coro(dump_after), options);
   return 0;
 }

@@ -2,7 +2,13 @@
 // print (call_graph.hpp).
 #include <weft/weft.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -116,6 +122,87 @@ TEST_P(CallGraph, CapturedFromAForeignThreadWhileWorkersRun) {
   weft::Event* e = event;
   rt.loop(0).call_soon_threadsafe([e] { e->set(); });
   rt.block_on([](weft::Task<void> t) -> weft::Coro<void> { co_await t; }(waiter));
+}
+
+/// What the introspection endpoint at `path` answers `request` with.
+std::string ask(const std::string& path, const std::string& request) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_GE(fd, 0);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  std::string reply;
+  char buf[1024];
+  while (ssize_t n = ::read(fd, buf, sizeof buf)) {
+    if (n < 0) break;
+    reply.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return reply;
+}
+
+std::string socket_path() {
+  char dir[] = "/tmp/weft_introspect_XXXXXX";
+  EXPECT_NE(::mkdtemp(dir), nullptr);
+  return std::string(dir) + "/sock";
+}
+
+TEST_P(CallGraph, IntrospectionSocketListsTasksAndTrees) {
+  std::string path = socket_path();
+  weft::RunOptions options{.workers = GetParam()};
+  options.introspect = path;
+  {
+    weft::Runtime rt(options);
+    weft::Event* event = nullptr;
+    std::atomic<bool> waiting{false};
+    weft::TaskOptions o{.name = "waiter"};
+    auto waiter = rt.spawn(
+        [](weft::Event** out, std::atomic<bool>* w) -> weft::Coro<void> {
+          weft::Event e;
+          *out = &e;
+          w->store(true);
+          co_await e.wait();
+        }(&event, &waiting),
+        o);
+    std::string ps;
+    for (int i = 0; i < 5000; ++i) {
+      ps = ask(path, "ps\n");
+      if (waiting.load() && ps.find("\twaiting\tEvent 0x") != std::string::npos) break;
+      std::this_thread::sleep_for(1ms);
+    }
+    EXPECT_EQ(ps.rfind("ID\tNAME\tWORKER\tSTATE\tAWAITS\n", 0), 0u) << ps;
+    EXPECT_NE(ps.find("\twaiter\t"), std::string::npos) << ps;
+    EXPECT_NE(ps.find("\twaiting\tEvent 0x"), std::string::npos) << ps;
+    std::string tree = ask(path, "tree\n");
+    EXPECT_NE(tree.find("(T) waiter"), std::string::npos) << tree;
+    EXPECT_NE(tree.find("awaits Event"), std::string::npos) << tree;
+    EXPECT_EQ(ask(path, "nonsense\n").rfind("error: unknown request", 0), 0u);
+    weft::Event* e = event;
+    rt.loop(0).call_soon_threadsafe([e] { e->set(); });
+    rt.block_on([](weft::Task<void> t) -> weft::Coro<void> { co_await t; }(waiter));
+  }
+  EXPECT_NE(::access(path.c_str(), F_OK), 0);  // removed at shutdown
+  ::rmdir(path.substr(0, path.rfind('/')).c_str());
+}
+
+TEST(Introspect, APathThatIsNotASocketIsRefused) {
+  std::string path = socket_path();
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  weft::RunOptions options{.workers = 1};
+  options.introspect = path;
+  EXPECT_THROW(weft::Runtime rt(options), weft::ValueError);
+  options.introspect = std::string(200, 'x');
+  EXPECT_THROW(weft::Runtime rt(options), weft::ValueError);
+  ::unlink(path.c_str());
+  ::rmdir(path.substr(0, path.rfind('/')).c_str());
 }
 
 TEST(CallGraphOutside, NeedsARunningLoop) {

@@ -87,7 +87,7 @@ class PauseWorkers {
         lock.unlock();
         if (probe) {
           probe->idle.store(false, std::memory_order_relaxed);
-          bump(probe->heartbeat);
+          bump(probe->iterations);
         }
       });
     }
@@ -139,6 +139,7 @@ TaskCallGraph graph_of(TaskCore* t) {
   g.id = t->id();
   g.name = t->name();
   g.state = run_state(t);
+  if (Worker* w = t->home()->impl().worker) g.worker = static_cast<int>(w->index());
   const CoroPromiseBase* p = t->root_promise();
   if (!p || g.state == TaskRunState::done) return g;
   if (g.state == TaskRunState::running) {
@@ -260,13 +261,17 @@ std::vector<TaskCallGraph> capture_call_graphs() {
   return detail::capture(*loop.registry, loop.scheduler, nullptr);
 }
 
-std::vector<TaskCallGraph> capture_call_graphs(Runtime& runtime) {
-  detail::Scheduler& s = *runtime.scheduler_;
-  if (detail::Worker* w = detail::current_worker(); w && w->scheduler() == &s)
-    return capture_call_graphs();
+namespace detail {
+std::vector<TaskCallGraph> capture_scheduler_graphs(Scheduler& s) {
+  if (Worker* w = current_worker(); w && w->scheduler() == &s) return capture_call_graphs();
   if (s.stopped.load(std::memory_order_acquire))
     throw RuntimeError("capture_call_graphs: the runtime is shut down");
-  return detail::capture(s.registry, &s, nullptr);
+  return capture(s.registry, &s, nullptr);
+}
+}  // namespace detail
+
+std::vector<TaskCallGraph> capture_call_graphs(Runtime& runtime) {
+  return detail::capture_scheduler_graphs(*runtime.scheduler_);
 }
 
 std::string format_call_graph_tree(const std::vector<TaskCallGraph>& graphs) {

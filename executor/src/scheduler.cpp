@@ -1,5 +1,6 @@
 // Scheduler and Worker: see scheduler.hpp for the invariants.
 #include "scheduler.hpp"
+#include "introspect.hpp"
 #include "stall_watch.hpp"
 
 #include <weft/executor.hpp>
@@ -58,7 +59,7 @@ void Worker::main() {
   RunningLoopScope scope(&loop);
   const unsigned budget = std::max(1u, scheduler_->options.event_interval);
   while (!scheduler_->stopped.load(std::memory_order_acquire)) {
-    bump(probe_.heartbeat);
+    bump(probe_.iterations);
     // The asyncio iteration: inbox, I/O, timers, loop-affine callbacks and tasks.
     loop.iterate(false);
     // Stealable tasks, a bounded batch so the loop above keeps its rhythm.
@@ -183,7 +184,7 @@ void Worker::park() {
   loop_.impl().iterate(true);  // blocks in the selector until a timer, I/O or a wake-up
   if (options.on_worker_unpark) options.on_worker_unpark(index_);
   probe_.idle.store(false, std::memory_order_relaxed);
-  bump(probe_.heartbeat);
+  bump(probe_.iterations);
   leave_idle();
 }
 
@@ -241,6 +242,9 @@ Scheduler::Scheduler(const RunOptions& opts) : options(opts) {
   workers.reserve(options.workers);
   for (unsigned i = 0; i < options.workers; ++i)
     workers.push_back(std::make_unique<Worker>(this, i));
+  // Before the workers start: a bad path throws with no thread to join.
+  if (!options.introspect.empty())
+    introspect_server_ = std::make_unique<IntrospectServer>(*this, options.introspect);
   for (auto& w : workers) w->start();
   if (options.stall_threshold.count() > 0) stall_watch_ = std::make_unique<StallWatch>(*this);
 }
@@ -345,7 +349,8 @@ void Scheduler::shutdown_executors() {
 
 void Scheduler::stop_and_join() {
   if (joined_) return;
-  stall_watch_.reset();  // before the workers go: it signals their threads
+  introspect_server_.reset();  // before the workers go: a request pauses them
+  stall_watch_.reset();        // before the workers go: it signals their threads
   stopped.store(true, std::memory_order_seq_cst);
   for (auto& w : workers) w->loop_.impl().force_wake();
   for (auto& w : workers) w->join();

@@ -64,6 +64,7 @@ namespace weft::detail {
 
 class Scheduler;
 class StallWatch;
+class IntrospectServer;
 
 class Worker {
  public:
@@ -164,7 +165,8 @@ class Scheduler {
   std::mutex idle_mu_;
   std::vector<Worker*> idle_;  // guarded by idle_mu_
   bool joined_ = false;
-  std::unique_ptr<StallWatch> stall_watch_;  // null: no stall detector
+  std::unique_ptr<StallWatch> stall_watch_;              // null: no stall detector
+  std::unique_ptr<IntrospectServer> introspect_server_;  // null: RunOptions::introspect empty
 };
 
 /// The worker running on this thread, or null.

@@ -40,6 +40,12 @@ std::string StallReport::to_string() const {
 namespace detail {
 namespace {
 
+/// Moves whenever the worker starts a step or a loop iteration.
+std::uint64_t heartbeat(const WorkerProbe& probe) noexcept {
+  return probe.polls.load(std::memory_order_relaxed) +
+         probe.iterations.load(std::memory_order_relaxed);
+}
+
 std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
@@ -144,7 +150,7 @@ void StallWatch::check(std::int64_t now) {
   for (std::size_t i = 0; i < seen_.size(); ++i) {
     WorkerProbe& probe = scheduler_.workers[i]->probe();
     Seen& s = seen_[i];
-    std::uint64_t beat = probe.heartbeat.load(std::memory_order_relaxed);
+    std::uint64_t beat = heartbeat(probe);
     if (beat != s.heartbeat || probe.idle.load(std::memory_order_relaxed) || s.since_ns == 0) {
       s = {beat, now, false};
       continue;
@@ -167,7 +173,7 @@ void StallWatch::report(unsigned worker, std::int64_t stalled_ns) {
   r.worker = worker;
   r.stalled_for = std::chrono::nanoseconds(stalled_ns);
   r.suppressed = std::exchange(suppressed_, 0);
-  std::uint64_t beat = probe.heartbeat.load(std::memory_order_relaxed);
+  std::uint64_t beat = heartbeat(probe);
 
   // The task, under the hazard pointer (worker_probe.hpp).
   if (TaskCore* task = probe.running.load(std::memory_order_relaxed)) {
@@ -207,7 +213,7 @@ void StallWatch::report(unsigned worker, std::int64_t stalled_ns) {
       for (int i = 2; i < probe.frame_count; ++i)
         r.backtrace.push_back(describe_frame(probe.frames[i]));
       probe.backtrace_state.store(WorkerProbe::kNoBacktrace, std::memory_order_relaxed);
-      if (probe.heartbeat.load(std::memory_order_relaxed) != beat)
+      if (heartbeat(probe) != beat)
         r.note = "the worker moved on before the backtrace was taken: it may not show the stall";
     } else {
       r.note = "no backtrace: the worker did not answer the signal within 100 ms";

@@ -91,7 +91,10 @@ void launch_task(TaskCore* task, std::string name, std::optional<bool> eager) {
     Depth() noexcept { ++t_eager_depth; }
     ~Depth() { --t_eager_depth; }
   } depth;
+  WorkerProbe* probe = t_probe;
+  TaskCore* outer = probe ? probe->running.load(std::memory_order_relaxed) : nullptr;
   task->run();
+  if (probe) probe->running.store(outer, std::memory_order_relaxed);  // worker_probe.hpp
 }
 
 void TaskCore::wake() noexcept {

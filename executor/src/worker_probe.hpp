@@ -4,10 +4,12 @@
 // - Written by the owner worker only (a relaxed load and store, no
 //   read-modify-write), read by anyone. Standalone loops have no probe
 //   (t_probe is null there), so a step on them costs one thread-local load.
-// - heartbeat advances at every task step and every worker loop iteration;
-//   the stall detector (stall_watch.cpp) calls a worker stalled when its
-//   heartbeat has not moved for the threshold while it is not idle.
-// - running is the task whose step the worker runs (null between steps).
+// - polls advances at every task step and iterations at every worker loop
+//   iteration; the stall detector (stall_watch.cpp) calls a worker stalled
+//   when neither has moved for the threshold while it is not idle.
+// - running is the task whose step the worker runs (null between steps; an
+//   eager first step nested in another step puts the outer task back when
+//   it returns: launch_task).
 //   The stall detector reads that task while the step may end and the task
 //   finish on the worker; `inspecting` is its hazard pointer: it stores the
 //   task there, fences, and re-reads running; a finishing task fences after
@@ -45,7 +47,7 @@ struct WorkerProbe {
   WorkerProbe(const RunOptions& options, unsigned index,
               std::atomic<TaskCore*>* inspecting) noexcept;
 
-  std::atomic<std::uint64_t> heartbeat{0};
+  std::atomic<std::uint64_t> iterations{0};
   std::atomic<TaskCore*> running{nullptr};
   /// Blocked in its selector for want of work (or about to be).
   std::atomic<bool> idle{false};
@@ -81,15 +83,13 @@ void task_spawned(const RunOptions& options, TaskCore* task) noexcept;
 /// The probe of the runtime worker on this thread; null elsewhere.
 extern constinit thread_local WorkerProbe* t_probe;
 
-/// Around one task step: heartbeat, running, poll count; hooks and the
-/// histogram when on.
+/// Around one task step: running, poll count; hooks and the histogram when
+/// on. Kept to a few instructions: it runs at every step.
 class StepProbe {
  public:
   explicit StepProbe(TaskCore* task) noexcept : probe_(t_probe), task_(task) {
     if (!probe_) return;
-    prev_ = probe_->running.load(std::memory_order_relaxed);  // an eager step nests
     probe_->running.store(task, std::memory_order_relaxed);
-    bump(probe_->heartbeat);
     bump(probe_->polls);
     if (probe_->slow) [[unlikely]]
       start_ns_ = probe_->begin_slow(task);
@@ -98,7 +98,7 @@ class StepProbe {
     if (!probe_) return;
     if (probe_->slow) [[unlikely]]
       probe_->end_slow(task_, start_ns_);
-    probe_->running.store(prev_, std::memory_order_relaxed);
+    probe_->running.store(nullptr, std::memory_order_relaxed);
   }
   StepProbe(const StepProbe&) = delete;
   StepProbe& operator=(const StepProbe&) = delete;
@@ -106,7 +106,6 @@ class StepProbe {
  private:
   WorkerProbe* probe_;
   TaskCore* task_;
-  TaskCore* prev_ = nullptr;
   std::int64_t start_ns_ = 0;
 };
 

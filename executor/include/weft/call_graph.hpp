@@ -42,6 +42,9 @@ struct TaskCallGraph {
   std::uint64_t id = 0;
   std::string name;
   TaskRunState state = TaskRunState::waiting;
+  /// The index of the worker whose loop the task was created on (its home;
+  /// an unpinned task may run on any worker); -1 on a standalone loop.
+  int worker = -1;
   /// The task's frames, outermost (the task's coroutine) first.
   std::vector<CallFrame> call_stack;
   /// What the innermost frame awaits (AwaitKind::none while running or not started).

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace weft {
@@ -77,6 +78,11 @@ struct RunOptions {
   /// Rate limit: reports of one runtime at least this far apart; a stall is
   /// reported once however long it lasts.
   std::chrono::nanoseconds stall_report_interval = std::chrono::seconds(1);
+  /// A unix socket path: the runtime serves its tasks and their await
+  /// chains there, for `weft-ps PATH` (docs/observability.md). Empty: off.
+  /// @throws ValueError (from the Runtime) for a path too long for a unix
+  /// socket or naming an existing file that is not a socket.
+  std::string introspect;
 };
 
 namespace detail {
