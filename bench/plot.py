@@ -30,7 +30,7 @@ UNITS = {"spawn_many": "spawns/s", "yield_many": "yields/s", "ping_pong": "round
 # peak_rss_mib is derived from the programs' peak_rss_kib (VmHWM at the end of
 # the run; skynet, fib) when the TSV is loaded; it gets a second plot per workload.
 EXTRA_KEYS = ["mean_late_us", "max_late_us", "bytes_per_task", "peak_rss_mib", "p50_us", "p99_us",
-              "server_us_per_req", "server_util"]
+              "server_us_per_req", "server_cpu_ns_per_byte", "server_util", "load1"]
 RSS_METRIC = ("peak_rss_mib", "peak RSS, MiB (lower is better)", False)
 # Peers that are weft itself; "best peer" in the summary is the best of the others.
 WEFT_PEERS = ("weft", "weft-eager", "weft-rp", "weft-epoll")
