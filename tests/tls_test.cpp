@@ -366,6 +366,8 @@ TEST(TlsContext, MisuseIsRejected) {
   weft::SslContext srv = weft::SslContext::server();
   EXPECT_THROW(srv.load_cert_chain_pem(certs().server.cert, certs().expired.key), weft::SSLError);
   EXPECT_THROW(srv.set_alpn_protocols({""}), weft::ValueError);
+  EXPECT_THROW(ctx.set_num_tickets(1), weft::ValueError);  // a client sends none
+  EXPECT_EQ(srv.num_tickets(), 2u);                        // OpenSSL's default, as Python's
   EXPECT_NO_THROW(srv.load_cert_chain(certs().dir + "/server.pem", certs().dir + "/server.key"));
 }
 
@@ -746,6 +748,26 @@ WEFT_TEST(Tls, SessionResumptionAlpnAndInfo) {
   }
   CO_ASSERT_TRUE(!reused[0]);
   CO_ASSERT_TRUE(reused[1]);
+  server.close();
+  co_await server.wait_closed();
+}
+
+WEFT_TEST(Tls, NoTicketsNoResumption) {
+  weft::ServerOptions options = tls_server_options(certs().server);
+  options.ssl->set_num_tickets(0);
+  weft::ClientHandler handler = echo_handler;
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0, options);
+  weft::ConnectOptions opts = tls_options(client_ctx());
+  for (int i = 0; i < 2; ++i) {
+    auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets()[0].port(), opts);
+    w.write("ping");
+    w.write_eof();
+    std::string got = co_await r.read(-1);
+    CO_ASSERT_EQ(got, "ping");
+    CO_ASSERT_TRUE(!w.tls_info().value().session_reused);
+    w.close();
+    co_await w.wait_closed();
+  }
   server.close();
   co_await server.wait_closed();
 }

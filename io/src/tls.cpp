@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -27,6 +28,37 @@ namespace {
 // leaves in the memory BIO (and so the copy made before the socket takes it).
 constexpr std::size_t kWriteChunk = 256 * 1024;
 constexpr std::size_t kReadChunk = 64 * 1024;
+
+// The write BIO: OpenSSL's records are appended to the engine's `out_`
+// string (its data pointer), which flush_locked hands to the transport and
+// clears, keeping its capacity. A memory BIO would do the same, except that
+// emptying one (BIO_reset) zero-fills all the capacity it ever grew to, on
+// every flush.
+int out_bio_write(BIO* bio, const char* data, std::size_t n, std::size_t* written) {
+  static_cast<std::string*>(BIO_get_data(bio))->append(data, n);
+  *written = n;
+  return 1;
+}
+
+long out_bio_ctrl(BIO*, int cmd, long, void*) {
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;  // nothing is held back: flushed
+}
+
+int out_bio_create(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+const BIO_METHOD* out_bio_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weft TLS output");
+    if (!m || !BIO_meth_set_write_ex(m, out_bio_write) || !BIO_meth_set_ctrl(m, out_bio_ctrl) ||
+        !BIO_meth_set_create(m, out_bio_create))
+      throw std::bad_alloc();
+    return m;
+  }();
+  return method;
+}
 
 // The ex_data slot where an SSL points at its engine (for the session callback).
 int engine_index() {
@@ -202,7 +234,7 @@ TlsEngine::TlsEngine(Transport& transport, std::shared_ptr<SslContextState> ctx,
   ssl_ = SSL_new(ctx_->ctx);
   if (!ssl_) throw_ssl(where("SSL_new"), "cannot create a TLS connection");
   rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(out_bio_method());
   if (!rbio_ || !wbio_) {
     BIO_free(rbio_);
     BIO_free(wbio_);
@@ -211,6 +243,7 @@ TlsEngine::TlsEngine(Transport& transport, std::shared_ptr<SslContextState> ctx,
   }
   // An empty read BIO means "wait for more", not EOF: EOF is the socket's.
   BIO_set_mem_eof_return(rbio_, -1);
+  BIO_set_data(wbio_, &out_);
   SSL_set_bio(ssl_, rbio_, wbio_);
   SSL_set_ex_data(ssl_, engine_index(), this);
   try {
@@ -256,11 +289,9 @@ std::string TlsEngine::where(const char* what) const {
 }
 
 void TlsEngine::flush_locked() {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(wbio_, &data);
-  if (n <= 0) return;
-  transport_.raw_write(std::string_view(data, static_cast<std::size_t>(n)));
-  (void)BIO_reset(wbio_);  // a read-write memory BIO: reset empties it
+  if (out_.empty()) return;
+  transport_.raw_write(out_);
+  out_.clear();
 }
 
 std::exception_ptr TlsEngine::error_locked(int ret, const char* what) {
@@ -326,10 +357,21 @@ bool TlsEngine::on_data(std::string_view data) {
     if (handshake_done_ && !error) {
       // Everything the records hold now: plaintext stays nowhere but the reader.
       for (;;) {
+        // The plaintext there is can be no more than the ciphertext not yet
+        // decrypted plus what OpenSSL decrypted and holds: the buffer is
+        // sized (and zero-filled) to that, not to kReadChunk, for each
+        // small record. Nothing left: done (even a record with no data,
+        // a ticket or an alert, is ciphertext first).
+        std::size_t want = SSL_pending(ssl_) + BIO_ctrl_pending(rbio_);
+        if (want == 0) {
+          if (SSL_has_pending(ssl_) == 0) break;
+          want = kReadChunk;  // read-ahead bytes not processed yet: size unknown
+        }
+        want = std::min(want, kReadChunk);
         std::size_t at = plain.size();
-        plain.resize(at + kReadChunk);
+        plain.resize(at + want);
         std::size_t got = 0;
-        int r = SSL_read_ex(ssl_, plain.data() + at, kReadChunk, &got);
+        int r = SSL_read_ex(ssl_, plain.data() + at, want, &got);
         plain.resize(at + got);
         if (r == 1) continue;
         int err = SSL_get_error(ssl_, r);
@@ -693,6 +735,14 @@ void SslContext::set_ciphers(const std::string& ciphers) {
   if (SSL_CTX_set_cipher_list(state_->ctx, ciphers.c_str()) != 1)
     detail::throw_ssl("set_ciphers " + ciphers, "no cipher can be selected");
 }
+
+void SslContext::set_num_tickets(std::size_t count) {
+  if (!state_->server) throw ValueError("set_num_tickets: SslContext is not a server context");
+  if (SSL_CTX_set_num_tickets(state_->ctx, count) != 1)
+    detail::throw_ssl("set_num_tickets", "OpenSSL refused the ticket count");
+}
+
+std::size_t SslContext::num_tickets() const { return SSL_CTX_get_num_tickets(state_->ctx); }
 
 bool SslContext::is_server() const { return state_->server; }
 

@@ -110,7 +110,8 @@ class TlsEngine {
   mutable std::mutex mu_;
   SSL* ssl_;                          // guarded by mu_
   BIO* rbio_;                         // guarded by mu_ (owned by ssl_)
-  BIO* wbio_;                         // guarded by mu_ (owned by ssl_)
+  BIO* wbio_;                         // guarded by mu_ (owned by ssl_; appends to out_)
+  std::string out_;                   // guarded by mu_: ciphertext not yet given to the transport
   bool handshake_done_ = false;       // guarded by mu_
   bool failed_ = false;               // guarded by mu_
   bool notify_sent_ = false;          // guarded by mu_

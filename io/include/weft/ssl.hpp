@@ -32,6 +32,7 @@
 
 #include <weft/errors.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -126,6 +127,11 @@ class SslContext {
   /// OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites stay OpenSSL's).
   /// @throws SSLError if nothing in the list is usable.
   void set_ciphers(const std::string& ciphers);
+  /// TLS 1.3 session tickets a server sends after each full handshake
+  /// (Python's SSLContext.num_tickets; OpenSSL's default 2, 0 turns
+  /// resumption off). @throws ValueError on a client context.
+  void set_num_tickets(std::size_t count);
+  std::size_t num_tickets() const;
   bool is_server() const;
 
   /// Internal.
