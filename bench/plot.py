@@ -16,7 +16,8 @@ PEER_ORDER = ["weft", "weft-eager", "weft-rp", "weft-epoll", "tokio-mt", "tokio-
 COLORS = {"weft": "#d62728", "weft-eager": "#bcbd22", "weft-rp": "#ff9896", "weft-epoll": "#e377c2", "tokio-mt": "#1f77b4", "tokio-ct": "#17becf", "go": "#2ca02c",
           "asio": "#9467bd", "asyncio": "#ff7f0e", "uvloop": "#8c564b"}
 WORKLOAD_ORDER = ["spawn_many", "yield_many", "ping_pong", "chained_spawn", "timers", "idle_memory",
-                  "fanout", "mutex", "mpsc", "skynet", "fib", "cache_hit", "echo_64", "echo_1024"]
+                  "fanout", "mutex", "mpsc", "skynet", "fib", "cache_hit", "echo_64", "echo_1024",
+                  "tls_echo_64", "tls_echo_16k", "tls_handshake"]
 # What each plot shows: (metric key, axis label, higher is better)
 PLOT_METRIC = {
     "timers": ("mean_late_us", "mean lateness (us, lower is better)", False),
@@ -26,7 +27,9 @@ UNITS = {"spawn_many": "spawns/s", "yield_many": "yields/s", "ping_pong": "round
          "chained_spawn": "spawns/s", "timers": "timers/s", "idle_memory": "tasks/s",
          "fanout": "tasks/s (2M iterations each)", "mutex": "lock+unlock/s",
          "mpsc": "items/s", "skynet": "tasks/s", "fib": "tasks/s", "cache_hit": "tasks/s",
-         "echo_64": "requests/s", "echo_1024": "requests/s"}
+         "echo_64": "requests/s", "echo_1024": "requests/s",
+         "tls_echo_64": "requests/s", "tls_echo_16k": "requests/s",
+         "tls_handshake": "full handshakes/s"}
 # peak_rss_mib is derived from the programs' peak_rss_kib (VmHWM at the end of
 # the run; skynet, fib) when the TSV is loaded; it gets a second plot per workload.
 EXTRA_KEYS = ["mean_late_us", "max_late_us", "bytes_per_task", "peak_rss_mib", "p50_us", "p99_us",

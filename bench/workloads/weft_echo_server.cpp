@@ -1,5 +1,6 @@
-// weft_echo_server PORT WORKERS [--reuse-port] [--readinto]: the echo server of the peer
-// benchmark (bench/run starts it and drives it with the C load client). Each
+// weft_echo_server PORT WORKERS [--reuse-port] [--readinto] [--tls CERT KEY [--tickets N]]:
+// the echo server of the peer benchmark (bench/run starts it and drives it with
+// the C load client; with --tls, a TLS server driven by tls_loadclient). Each
 // connection echoes whatever arrives until the client closes. Listens on
 // 127.0.0.1 with one listening socket, as every peer's echo server does (the
 // accepted connections live in that loop's selector; their handler tasks
@@ -13,6 +14,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +32,8 @@ weft::Coro<void> echo_readinto(weft::StreamReader reader, weft::StreamWriter wri
     }
   } catch (const std::system_error&) {
     // The client reset the connection.
+  } catch (const weft::SSLError&) {
+    // The client sent something that is not TLS.
   }
   writer.close();
 }
@@ -44,13 +48,17 @@ weft::Coro<void> echo(weft::StreamReader reader, weft::StreamWriter writer) {
     }
   } catch (const std::system_error&) {
     // The client reset the connection.
+  } catch (const weft::SSLError&) {
+    // The client sent something that is not TLS.
   }
   writer.close();
 }
 
-weft::Coro<void> serve(std::uint16_t port, bool reuse_port, bool readinto) {
+weft::Coro<void> serve(std::uint16_t port, bool reuse_port, bool readinto,
+                       std::optional<weft::SslContext> ssl) {
   weft::ServerOptions options;
   options.reuse_port = reuse_port;
+  options.ssl = std::move(ssl);
   options.backlog = 1024;
   // Named: GCC 12 mishandles the conversion in co_await.
   weft::ClientHandler handler = readinto ? weft::ClientHandler(echo_readinto) : echo;
@@ -65,21 +73,31 @@ weft::Coro<void> serve(std::uint16_t port, bool reuse_port, bool readinto) {
 
 int main(int argc, char** argv) {
   bool reuse_port = false, readinto = false, bad = argc < 3;
-  for (int i = 3; i < argc; ++i) {
+  std::optional<weft::SslContext> ssl;
+  for (int i = 3; !bad && i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--reuse-port")
+    if (arg == "--reuse-port") {
       reuse_port = true;
-    else if (arg == "--readinto")
+    } else if (arg == "--readinto") {
       readinto = true;
-    else
+    } else if (arg == "--tickets" && i + 1 < argc && ssl) {
+      ssl->set_num_tickets(static_cast<std::size_t>(std::atoi(argv[++i])));
+    } else if (arg == "--tls" && i + 2 < argc) {
+      ssl = weft::SslContext::server();
+      ssl->load_cert_chain(argv[i + 1], argv[i + 2]);
+      i += 2;
+    } else {
       bad = true;
+    }
   }
   if (bad) {
-    std::fprintf(stderr, "usage: weft_echo_server PORT WORKERS [--reuse-port] [--readinto]\n");
+    std::fprintf(stderr,
+                 "usage: weft_echo_server PORT WORKERS [--reuse-port] [--readinto] [--tls CERT KEY "
+                 "[--tickets N]]\n");
     return 2;
   }
   auto port = static_cast<std::uint16_t>(std::atoi(argv[1]));
   auto workers = static_cast<unsigned>(std::atoi(argv[2]));
-  weft::run(serve(port, reuse_port, readinto), {.workers = workers});
+  weft::run(serve(port, reuse_port, readinto, std::move(ssl)), {.workers = workers});
   return 0;
 }

@@ -1,11 +1,13 @@
 // Go peer for weft's side-by-side benchmarks (issue 6).
-// Usage: go_peer <workload> <workers> [--quick] [--port P] [--file F]
+// Usage: go_peer <workload> <workers> [--quick] [--port P] [--file F] [--cert FILE --key FILE]
+// (tls_echo_server: the echo server over crypto/tls, with --cert and --key)
 // Prints one line: peer=go workload=<w> workers=<n> seconds=<s> ops_per_sec=<x> [extra]
 // Workload definitions are shared with bench/peers/* (see bench/README.md).
 package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -436,6 +438,46 @@ func fileServer(port int, path string) {
 	}
 }
 
+// tlsEchoServer is echoServer over crypto/tls with its defaults (the
+// handshake runs on the connection's first Read).
+func tlsEchoServer(port int, certFile, keyFile string) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("listening port=%d (tls)\n", port)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			c.(*net.TCPConn).SetNoDelay(true)
+			t := tls.Server(c, cfg)
+			defer t.Close()
+			buf := make([]byte, 16*1024)
+			for {
+				n, err := t.Read(buf)
+				if n > 0 {
+					if _, werr := t.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+}
+
 func main() {
 	if len(os.Args) < 3 {
 		fmt.Fprintf(os.Stderr, "usage: %s <workload> <workers> [--quick] [--port P]\n", os.Args[0])
@@ -444,6 +486,7 @@ func main() {
 	workload := os.Args[1]
 	workers, _ := strconv.Atoi(os.Args[2])
 	scale, port, file := 1, 0, ""
+	certFile, keyFile := "", ""
 	for i := 3; i < len(os.Args); i++ {
 		switch os.Args[i] {
 		case "--quick":
@@ -454,6 +497,12 @@ func main() {
 		case "--file":
 			i++
 			file = os.Args[i]
+		case "--cert":
+			i++
+			certFile = os.Args[i]
+		case "--key":
+			i++
+			keyFile = os.Args[i]
 		default:
 			fmt.Fprintf(os.Stderr, "unknown argument %s\n", os.Args[i])
 			os.Exit(2)
@@ -489,6 +538,9 @@ func main() {
 		return
 	case "file_server":
 		fileServer(port, file)
+		return
+	case "tls_echo_server":
+		tlsEchoServer(port, certFile, keyFile)
 		return
 	default:
 		fmt.Fprintf(os.Stderr, "unknown workload %s\n", workload)
