@@ -2,7 +2,6 @@
 // protocol, event_loop.hpp for the iteration model.
 #include "loop_impl.hpp"
 
-#include <weft/detail/cpu_relax.hpp>
 #include <weft/errors.hpp>
 #include <weft/sleep.hpp>
 
@@ -256,22 +255,14 @@ void LoopImpl::collect_due_timers() {
                                 std::memory_order_relaxed);
 }
 
-// cpu_relax is issued every few polls, the clock read pacing the others:
-// neither sched_yield nor a tight pause loop (both measured to wreck the round
-// trip on the 2-vCPU VM; see thread_pool_executor.cpp).
-
 bool LoopImpl::spin_for_remote_wake(TimePoint until) noexcept {
   // ordering: only hints, read before the parking protocol re-checks them.
-  for (unsigned i = 1;; ++i) {
-    if (inbox_count_.load(std::memory_order_relaxed) > 0 ||
-        stopping.load(std::memory_order_relaxed))
-      return true;
-    if (scheduler && (scheduler->injected() > 0 || worker->unpark_requested() ||
-                      scheduler->stopped.load(std::memory_order_relaxed)))
-      return true;
-    if (i % 4 == 0) cpu_relax();
-    if (Clock::now() >= until) return false;
-  }
+  return spin_until(until, [this] {
+    return inbox_count_.load(std::memory_order_relaxed) > 0 ||
+           stopping.load(std::memory_order_relaxed) ||
+           (scheduler && (scheduler->injected() > 0 || worker->unpark_requested() ||
+                          scheduler->stopped.load(std::memory_order_relaxed)));
+  });
 }
 
 void LoopImpl::poll(std::int64_t timeout_ns) {
@@ -280,18 +271,15 @@ void LoopImpl::poll(std::int64_t timeout_ns) {
     TimePoint until = std::exchange(spin_deadline_, TimePoint{});
     const TimePoint timer_due = Clock::now() + std::chrono::nanoseconds(timeout_ns);
     if (timeout_ns > 0) until = std::min(until, timer_due);
-    if (spin_for_remote_wake(until)) {
+    const bool woken = spin_for_remote_wake(until);
+    spin_backoff_.record(woken);
+    if (woken) {
       timeout_ns = 0;
-      spin_failures_ = 0;
     } else {
       // The spin used up part of the wait for the next timer.
       if (timeout_ns > 0)
         timeout_ns = std::max<std::int64_t>(
             0, to_ns(std::chrono::duration_cast<Duration>(timer_due - Clock::now())));
-      // Backoff, as the blocking pool's: after the n-th fruitless spin in a
-      // row the next 2^n - 1 hand-offs do not spin (n <= 8).
-      spin_failures_ = std::min(spin_failures_ + 1, 8u);
-      spins_to_skip_ = (1u << spin_failures_) - 1;
     }
   }
   if (timeout_ns != 0) {

@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "spin_wait.hpp"
 #include "tsan.hpp"
 
 namespace weft::detail {
@@ -164,10 +165,7 @@ class LoopImpl {
   /// Owner thread: a completion from another thread is due soon (an offload
   /// was just submitted), so the next park spins first (see the top).
   void expect_remote_wake() noexcept {
-    if (spins_to_skip_ > 0)
-      --spins_to_skip_;
-    else
-      spin_deadline_ = Clock::now() + kRemoteWakeSpin;
+    if (spin_backoff_.should_spin()) spin_deadline_ = Clock::now() + kRemoteWakeSpin;
   }
 
   void add_fd_callback(int fd, bool write, Callback cb);
@@ -226,8 +224,7 @@ class LoopImpl {
   static constexpr unsigned kBusyPollInterval = 61;
   static constexpr Duration kRemoteWakeSpin = std::chrono::microseconds(50);
   TimePoint spin_deadline_{};     // owner-only: see expect_remote_wake()
-  unsigned spin_failures_ = 0;    // owner-only: fruitless spins in a row
-  unsigned spins_to_skip_ = 0;    // owner-only: hand-offs left that do not spin
+  SpinBackoff spin_backoff_;      // owner-only: how often a hand-off spins
   unsigned busy_iterations_ = 0;  // iterations (and worker steps) since the last poll
   ReadyList ready_;
   std::vector<TimerEntry*> timers_;  // min-heap by (when, seq)

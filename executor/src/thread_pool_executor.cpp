@@ -52,22 +52,31 @@
 // `last_retired` and joins them outside mutex_ (a joined retiree has joined
 // its own predecessor), then sets `joined`; any other shutdown(true) caller
 // waits on joined_cv_ for it.
-#include <weft/detail/cpu_relax.hpp>
 #include <weft/errors.hpp>
 #include <weft/thread_pool_executor.hpp>
 
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <exception>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <utility>
+
+#include "spin_wait.hpp"
 
 namespace weft {
 namespace {
 
-// The pool whose thread this is; lets shutdown(true) refuse to wait for itself.
-thread_local const ThreadPoolExecutor* current_pool = nullptr;
+// The pool (its Impl) whose thread this is; lets shutdown(true) refuse to
+// wait for itself.
+thread_local const void* current_pool = nullptr;
 
 void run_reporting_exceptions(std::function<void()>& fn) noexcept {
   try {
@@ -96,27 +105,9 @@ std::size_t max_spinning_for(const ThreadPoolExecutor::Options& options) {
   return std::max(1u, cpus / 4);
 }
 
-// The spin-wait hint (detail::cpu_relax) is issued once every few polls (each
-// poll reads the clock, which paces the loop). Measured on the 2-vCPU VM
-// (bench/results/offload-*): a tight pause loop made every spin fail (round
-// trips of 110 us: the vCPUs seem to lose the CPU on pause-loop exits), and
-// sched_yield let the spinner queue behind other runnable threads under EEVDF
-// (round trips of 0.1-3 ms). Spinning pays only while submitter and spinner
-// run on different CPUs; when they share one, the spin times out and the
-// backoff makes it rare.
-
-// Spinning that keeps failing (the next function comes later than `spin`, or
-// the machine is too busy for submitter and spinner to meet) backs off: after
-// the n-th failure in a row the next 2^n - 1 chances to spin are skipped
-// (n <= 8), so such a workload pays for one spin in 256; a success resets it.
-void note_spin_outcome(bool found_work, unsigned& failures, unsigned& to_skip) noexcept {
-  if (found_work) {
-    failures = 0;
-    return;
-  }
-  failures = std::min(failures + 1, 8u);
-  to_skip = (1u << failures) - 1;
-}
+// How a thread out of work spins and backs off: spin_wait.hpp. (Measured on
+// the 2-vCPU VM, bench/results/offload-*: a tight pause loop gave round trips
+// of 110 us, sched_yield 0.1-3 ms under EEVDF.)
 
 // Takes mutex_ for the hand-off paths (submit, a thread back from a function
 // or from spinning). The critical sections are a few hundred nanoseconds, so
@@ -140,15 +131,65 @@ std::chrono::steady_clock::time_point saturating_deadline(std::chrono::nanosecon
 
 }  // namespace
 
+struct ThreadPoolExecutor::Impl {
+  explicit Impl(Options options)
+      : options_(validated(std::move(options))), max_spinning_(max_spinning_for(options_)) {}
+
+  void submit(std::function<void()> fn);
+  void shutdown(bool wait);
+  Stats stats() const;
+
+  using Threads = std::list<std::thread>;
+  /// Everything guarded by mutex_ (the invariants are stated at the top of
+  /// this file). notified and shut_down are atomics only so that spinning
+  /// threads can poll them without the lock; they too are written only under
+  /// mutex_.
+  struct Synced {
+    std::deque<std::function<void()>> queue;
+    Threads threads;                          // handles of threads that have not retired
+    std::optional<std::thread> last_retired;  // joined by the next retiree or by shutdown
+    std::size_t alive = 0;                    // threads started and not yet exiting
+    std::size_t idle = 0;      // waiting (spinning or on work_cv_), not handed a wake-up
+    std::size_t spinning = 0;  // waiting threads that poll instead of blocking
+    std::atomic<std::size_t> notified{0};  // wake-ups handed out, not yet taken by a waiting thread
+    std::uint64_t spawned_total = 0;
+    std::uint64_t retired_total = 0;
+    std::uint64_t completed_total = 0;
+    std::uint64_t wakeups_total = 0;
+    std::uint64_t spin_handoffs_total = 0;
+    detail::SpinBackoff spin_backoff;  // how often a thread out of work spins
+    std::atomic<bool> shut_down{false};
+    bool joining = false;  // a shutdown(true) caller has taken the handles to join
+    bool joined = false;   // ... and has joined them all
+  };
+
+  void spawn_thread(Synced& synced);  // with mutex_ held
+  void run_thread(Threads::iterator self);
+
+  const Options options_;
+  const std::size_t max_spinning_;  // 0: spinning disabled
+  mutable std::mutex mutex_;
+  std::condition_variable work_cv_;    // idle threads wait here for work or shutdown
+  std::condition_variable joined_cv_;  // shutdown(true) callers wait here for the joiner
+  Synced synced_;                      // guarded by mutex_
+};
+
 ThreadPoolExecutor::ThreadPoolExecutor(std::size_t max_workers)
     : ThreadPoolExecutor(Options{.max_workers = max_workers}) {}
 
 ThreadPoolExecutor::ThreadPoolExecutor(Options options)
-    : options_(validated(std::move(options))), max_spinning_(max_spinning_for(options_)) {}
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 ThreadPoolExecutor::~ThreadPoolExecutor() { shutdown(true); }
 
-void ThreadPoolExecutor::submit(std::function<void()> fn) {
+void ThreadPoolExecutor::submit(std::function<void()> fn) { impl_->submit(std::move(fn)); }
+void ThreadPoolExecutor::shutdown(bool wait) { impl_->shutdown(wait); }
+ThreadPoolExecutor::Stats ThreadPoolExecutor::stats() const { return impl_->stats(); }
+const ThreadPoolExecutor::Options& ThreadPoolExecutor::options() const noexcept {
+  return impl_->options_;
+}
+
+void ThreadPoolExecutor::Impl::submit(std::function<void()> fn) {
   if (!fn) throw ValueError("ThreadPoolExecutor::submit: empty function");
   std::unique_lock lock(mutex_, std::defer_lock);
   lock_spinning(lock);
@@ -187,7 +228,7 @@ void ThreadPoolExecutor::submit(std::function<void()> fn) {
   }
 }
 
-void ThreadPoolExecutor::spawn_thread(Synced& s) {
+void ThreadPoolExecutor::Impl::spawn_thread(Synced& s) {
   // The node first: if that allocation fails, no thread has started.
   const auto self = s.threads.emplace(s.threads.end());
   try {
@@ -200,7 +241,7 @@ void ThreadPoolExecutor::spawn_thread(Synced& s) {
   ++s.spawned_total;
 }
 
-void ThreadPoolExecutor::run_thread(Threads::iterator self) {
+void ThreadPoolExecutor::Impl::run_thread(Threads::iterator self) {
   current_pool = this;
   pthread_setname_np(pthread_self(), options_.thread_name_prefix.substr(0, 15).c_str());
   std::optional<std::thread> predecessor;
@@ -223,12 +264,7 @@ void ThreadPoolExecutor::run_thread(Threads::iterator self) {
     ++s.idle;
     const auto deadline = saturating_deadline(options_.keep_alive);
     bool may_spin = false;
-    if (s.spinning < max_spinning_) {
-      if (s.spins_to_skip > 0)
-        --s.spins_to_skip;
-      else
-        may_spin = true;
-    }
+    if (s.spinning < max_spinning_) may_spin = s.spin_backoff.should_spin();
     bool timed_out = false;
     bool retire = false;
     for (;;) {
@@ -247,11 +283,15 @@ void ThreadPoolExecutor::run_thread(Threads::iterator self) {
         may_spin = false;
         ++s.spinning;
         lock.unlock();
-        spin_until(std::min(deadline, saturating_deadline(options_.spin)));
+        // ordering: relaxed loads of fields written under mutex_; the thread
+        // takes mutex_ next and decides on what it reads then.
+        detail::spin_until(std::min(deadline, saturating_deadline(options_.spin)), [&s] {
+          return s.notified.load(std::memory_order_relaxed) != 0 ||
+                 s.shut_down.load(std::memory_order_relaxed);
+        });
         lock_spinning(lock);
         --s.spinning;
-        note_spin_outcome(s.notified.load(std::memory_order_relaxed) > 0, s.spin_failures,
-                          s.spins_to_skip);
+        s.spin_backoff.record(s.notified.load(std::memory_order_relaxed) > 0);
         timed_out = std::chrono::steady_clock::now() >= deadline;
         continue;
       }
@@ -269,19 +309,7 @@ void ThreadPoolExecutor::run_thread(Threads::iterator self) {
   if (predecessor) predecessor->join();
 }
 
-void ThreadPoolExecutor::spin_until(std::chrono::steady_clock::time_point until) const noexcept {
-  // ordering: relaxed loads of fields written under mutex_; the caller takes
-  // mutex_ next and decides on what it reads then.
-  for (unsigned i = 1;; ++i) {
-    if (synced_.notified.load(std::memory_order_relaxed) != 0 ||
-        synced_.shut_down.load(std::memory_order_relaxed))
-      return;
-    if (std::chrono::steady_clock::now() >= until) return;
-    if (i % 4 == 0) detail::cpu_relax();
-  }
-}
-
-void ThreadPoolExecutor::shutdown(bool wait) {
+void ThreadPoolExecutor::Impl::shutdown(bool wait) {
   if (wait && current_pool == this)
     throw RuntimeError(
         "ThreadPoolExecutor::shutdown: cannot wait on one of the pool's own threads");
@@ -307,7 +335,7 @@ void ThreadPoolExecutor::shutdown(bool wait) {
   joined_cv_.notify_all();
 }
 
-ThreadPoolExecutor::Stats ThreadPoolExecutor::stats() const {
+ThreadPoolExecutor::Stats ThreadPoolExecutor::Impl::stats() const {
   std::lock_guard lock(mutex_);
   const Synced& s = synced_;
   return Stats{.threads = s.alive,

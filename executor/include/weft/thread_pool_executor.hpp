@@ -4,18 +4,12 @@
 
 #include <weft/executor.hpp>
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <list>
-#include <mutex>
-#include <optional>
+#include <memory>
 #include <string>
-#include <thread>
 
 namespace weft {
 
@@ -92,45 +86,11 @@ class ThreadPoolExecutor : public Executor {
   void shutdown(bool wait = true) override;
 
   Stats stats() const;
-  const Options& options() const noexcept { return options_; }
+  const Options& options() const noexcept;
 
  private:
-  using Threads = std::list<std::thread>;
-  /// Everything guarded by mutex_ (the invariants are stated at the top of
-  /// thread_pool_executor.cpp).
-  /// notified and shut_down are atomics only so that spinning threads can
-  /// poll them without the lock; they too are written only under mutex_.
-  struct Synced {
-    std::deque<std::function<void()>> queue;
-    Threads threads;                          // handles of threads that have not retired
-    std::optional<std::thread> last_retired;  // joined by the next retiree or by shutdown
-    std::size_t alive = 0;                    // threads started and not yet exiting
-    std::size_t idle = 0;      // waiting (spinning or on work_cv_), not handed a wake-up
-    std::size_t spinning = 0;  // waiting threads that poll instead of blocking
-    std::atomic<std::size_t> notified{0};  // wake-ups handed out, not yet taken by a waiting thread
-    std::uint64_t spawned_total = 0;
-    std::uint64_t retired_total = 0;
-    std::uint64_t completed_total = 0;
-    std::uint64_t wakeups_total = 0;
-    std::uint64_t spin_handoffs_total = 0;
-    unsigned spin_failures = 0;  // spins in a row that found no work
-    unsigned spins_to_skip = 0;  // chances to spin left out after them
-    std::atomic<bool> shut_down{false};
-    bool joining = false;  // a shutdown(true) caller has taken the handles to join
-    bool joined = false;   // ... and has joined them all
-  };
-
-  void spawn_thread(Synced& synced);  // with mutex_ held
-  void run_thread(Threads::iterator self);
-  /// Without mutex_: polls until a wake-up is handed out, shutdown, or `until`.
-  void spin_until(std::chrono::steady_clock::time_point until) const noexcept;
-
-  const Options options_;
-  const std::size_t max_spinning_;  // 0: spinning disabled
-  mutable std::mutex mutex_;
-  std::condition_variable work_cv_;    // idle threads wait here for work or shutdown
-  std::condition_variable joined_cv_;  // shutdown(true) callers wait here for the joiner
-  Synced synced_;                      // guarded by mutex_
+  struct Impl;  // the pool's state and its invariants: thread_pool_executor.cpp
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace weft

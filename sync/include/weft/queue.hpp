@@ -27,8 +27,9 @@
 // - Wake-ups are collected under `hot_->mutex` and delivered after it is released.
 // - Fast paths: put() and get() try first in await_ready (one trip through
 //   `hot_->mutex`, no task bookkeeping): a put inserts when a slot is free, a get
-//   takes an unreserved item. Those are exactly the cases in which asyncio's
-//   put()/get() return without suspending, so, as in asyncio, a cancellation
+//   takes an unreserved item (try_put_locked / try_get_locked, which
+//   put_nowait / get_nowait and await_suspend's re-check share). Those are exactly the cases in
+//   which asyncio's put()/get() return without suspending, so, as in asyncio, a cancellation
 //   requested before such a call is not raised there but at the task's next
 //   suspension. Only when it must wait does the awaiter touch the task
 //   (await_suspend re-checks under `hot_->mutex`, then links a waiter node).
@@ -253,9 +254,14 @@ class BasicQueue {
   void put_nowait(T item) {
     WakeChain chain;  // destroyed after the guard: wakes outside the mutex
     SyncLockGuard guard(hot_->mutex);
-    if (hot_->shutdown) throw QueueShutDown();
-    if (!slot_free()) throw QueueFull();
-    push_locked(std::move(item), chain);
+    switch (try_put_locked(item, chain)) {
+      case FastPath::kDone:
+        return;
+      case FastPath::kShutDown:
+        throw QueueShutDown();
+      case FastPath::kMustWait:
+        throw QueueFull();
+    }
   }
 
   /// Gets without waiting. Any thread. @throws QueueEmpty if no unreserved
@@ -263,11 +269,16 @@ class BasicQueue {
   T get_nowait() {
     WakeChain chain;
     SyncLockGuard guard(hot_->mutex);
-    if (available_items() == 0) {
-      if (hot_->shutdown) throw QueueShutDown();
-      throw QueueEmpty();
+    std::optional<T> item;
+    switch (try_get_locked(item, chain)) {
+      case FastPath::kDone:
+        break;
+      case FastPath::kShutDown:
+        throw QueueShutDown();
+      case FastPath::kMustWait:
+        throw QueueEmpty();
     }
-    return pop_locked(chain);
+    return std::move(*item);
   }
 
   /// Items in the queue (including ones reserved for woken getters). Any thread.
@@ -320,8 +331,27 @@ class BasicQueue {
 
  private:
   enum Outcome : std::uint8_t { kReserved, kShutDown };
+  /// What a put or get can do without waiting.
+  enum class FastPath : std::uint8_t { kDone, kMustWait, kShutDown };
 
   // --- all of these require hot_->mutex ---
+  /// The put that needs no waiting, shared by put_nowait and PutOp: inserts
+  /// `item` (moving from it) when a slot is free; refuses after shutdown.
+  FastPath try_put_locked(T& item, WakeChain& chain) {
+    if (hot_->shutdown) return FastPath::kShutDown;
+    if (!slot_free()) return FastPath::kMustWait;
+    push_locked(std::move(item), chain);
+    return FastPath::kDone;
+  }
+  /// The get that needs no waiting, shared by get_nowait and GetOp: takes an
+  /// unreserved item into `out`; refuses once shut down and empty.
+  FastPath try_get_locked(std::optional<T>& out, WakeChain& chain) {
+    if (available_items() > 0) {
+      out.emplace(pop_locked(chain));
+      return FastPath::kDone;
+    }
+    return hot_->shutdown ? FastPath::kShutDown : FastPath::kMustWait;
+  }
   std::size_t available_items() const noexcept {
     std::size_t n = hot_->items.c.size();
     return n > hot_->reserved_items ? n - hot_->reserved_items : 0;
@@ -414,13 +444,7 @@ class [[nodiscard]] BasicQueue<T, Store>::PutOp {
     if (!coop_take()) return false;  // budget spent: await_suspend yields
     WakeChain chain;                 // destroyed after the guard: wakes outside the mutex
     SyncLockGuard guard(q_->hot_->mutex);
-    if (q_->hot_->shutdown) {
-      shut_down_ = true;
-      return true;
-    }
-    if (!q_->slot_free()) return false;
-    q_->push_locked(std::move(item_), chain);
-    return true;
+    return try_locked(chain);
   }
   bool await_suspend(std::coroutine_handle<> h) {
     TaskCore& task = require_task("Queue::put");
@@ -428,20 +452,17 @@ class [[nodiscard]] BasicQueue<T, Store>::PutOp {
     {
       WakeChain chain;
       SyncLockGuard guard(q_->hot_->mutex);
-      if (q_->hot_->shutdown) {
-        shut_down_ = true;
-        return false;
-      }
-      if (!q_->slot_free()) {
+      if (!coop_spent()) {
+        if (try_locked(chain)) return false;  // a slot freed up since await_ready, or shut down
         q_->putters_.push_back(node_.build(), task);
-      } else if (!coop_spent()) {  // a slot freed up since await_ready
-        q_->push_locked(std::move(item_), chain);
+      } else if (q_->hot_->shutdown) {
+        shut_down_ = true;
         return false;
       } else {
         // The step's budget is spent (detail/coop.hpp): wait as for a full
         // queue, behind nobody (no putter waits while a slot is free), and
-        // reserve the slot at once; the wake queues this task behind what is
-        // ready now.
+        // reserve a free slot at once (none while full); the wake queues this
+        // task behind what is ready now.
         q_->putters_.push_back(node_.build(), task);
         q_->wake_putters(chain);
       }
@@ -475,6 +496,20 @@ class [[nodiscard]] BasicQueue<T, Store>::PutOp {
 
  private:
   static Coro<void> as_coro(BasicQueue* q, T item) { co_await PutOp(q, std::move(item)); }
+  /// Under the queue's mutex: the put without waiting, or its refusal after
+  /// shutdown (await_resume raises). False: it must wait.
+  bool try_locked(WakeChain& chain) {
+    switch (q_->try_put_locked(item_, chain)) {
+      case FastPath::kDone:
+        return true;
+      case FastPath::kShutDown:
+        shut_down_ = true;
+        return true;
+      case FastPath::kMustWait:
+        break;
+    }
+    return false;
+  }
 
   BasicQueue* q_;
   T item_;
@@ -508,11 +543,8 @@ class [[nodiscard]] BasicQueue<T, Store>::GetOp {
     if (!coop_take()) return false;  // budget spent: await_suspend yields
     WakeChain chain;                 // destroyed after the guard: wakes outside the mutex
     SyncLockGuard guard(q_->hot_->mutex);
-    if (q_->available_items() > 0) {
-      item_.emplace(q_->pop_locked(chain));
-      return true;
-    }
-    return q_->hot_->shutdown;  // await_resume raises
+    return q_->try_get_locked(item_, chain) !=
+           FastPath::kMustWait;  // kShutDown: await_resume raises
   }
   bool await_suspend(std::coroutine_handle<> h) {
     TaskCore& task = require_task("Queue::get");
@@ -520,17 +552,18 @@ class [[nodiscard]] BasicQueue<T, Store>::GetOp {
     {
       WakeChain chain;
       SyncLockGuard guard(q_->hot_->mutex);
-      if (q_->available_items() == 0) {
-        if (q_->hot_->shutdown) return false;  // await_resume raises
+      if (!coop_spent()) {
+        // An item came since await_ready, or the queue was shut down (then
+        // await_resume raises).
+        if (q_->try_get_locked(item_, chain) != FastPath::kMustWait) return false;
         q_->getters_.push_back(node_.build(), task);
-      } else if (!coop_spent()) {  // an item came since await_ready
-        item_.emplace(q_->pop_locked(chain));
-        return false;
+      } else if (q_->available_items() == 0 && q_->hot_->shutdown) {
+        return false;  // await_resume raises
       } else {
         // The step's budget is spent (detail/coop.hpp): wait as for an empty
         // queue, behind nobody (no getter waits while an item is unreserved),
-        // and reserve an item at once; the wake queues this task behind what
-        // is ready now.
+        // and reserve an item at once (none while empty); the wake queues
+        // this task behind what is ready now.
         q_->getters_.push_back(node_.build(), task);
         q_->wake_getters(chain);
       }
