@@ -441,18 +441,18 @@ WEFT_TEST(Io, SockOpsRoundTrip) {
   ::getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &len);
   std::uint16_t port = Address::from_storage(ss, len).port();
   int cfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  auto accepted = weft::create_task(loop.sock_accept(lfd));
-  co_await loop.sock_connect(cfd, Address::ip("127.0.0.1", port));
+  auto accepted = weft::create_task(weft::sock_accept(loop, lfd));
+  co_await weft::sock_connect(loop, cfd, Address::ip("127.0.0.1", port));
   auto [sfd, peer] = co_await accepted;
   CO_ASSERT_EQ(peer.host(), "127.0.0.1");
-  co_await loop.sock_sendall(cfd, "hello sock");
+  co_await weft::sock_sendall(loop, cfd, "hello sock");
   std::string got;
-  while (got.size() < 10) got += co_await loop.sock_recv(sfd, 100);
+  while (got.size() < 10) got += co_await weft::sock_recv(loop, sfd, 100);
   CO_ASSERT_EQ(got, "hello sock");
   ::close(sfd);
   ::close(cfd);
   ::close(lfd);
-  std::vector<weft::AddrInfo> infos = co_await loop.getaddrinfo("localhost", "80");
+  std::vector<weft::AddrInfo> infos = co_await weft::getaddrinfo(loop, "localhost", "80");
   CO_ASSERT_TRUE(!infos.empty());
 }
 

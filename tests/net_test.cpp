@@ -907,24 +907,24 @@ WEFT_TEST_P(NetWorkers, DatagramSockOpsRoundTrip) {
   ::getsockname(a, reinterpret_cast<sockaddr*>(&ss), &len);
   Address from_a = Address::from_storage(ss, len);
   // recvfrom waits for the datagram sent after it started.
-  auto receiving = weft::create_task(loop.sock_recvfrom(b, 100));
+  auto receiving = weft::create_task(weft::sock_recvfrom(loop, b, 100));
   co_await weft::sleep(1ms);
   std::string msg = "datagram";
-  std::size_t sent = co_await loop.sock_sendto(a, msg, to_b);
+  std::size_t sent = co_await weft::sock_sendto(loop, a, msg, to_b);
   EXPECT_EQ(sent, msg.size());
   auto [data, sender] = co_await receiving;
   EXPECT_EQ(data, "datagram");
   EXPECT_EQ(sender, from_a);
   // A longer datagram than asked for is cut, as recvfrom(2).
   std::string longer = "0123456789";
-  co_await loop.sock_sendto(a, longer, to_b);
-  auto [cut, _] = co_await loop.sock_recvfrom(b, 4);
+  co_await weft::sock_sendto(loop, a, longer, to_b);
+  auto [cut, _] = co_await weft::sock_recvfrom(loop, b, 4);
   EXPECT_EQ(cut, "0123");
   // Wrong family: an IPv6 address for an IPv4 socket.
   Address v6 = Address::ip("::1", 9);
   bool raised = false;
   try {
-    co_await loop.sock_sendto(a, msg, v6);
+    co_await weft::sock_sendto(loop, a, msg, v6);
   } catch (const std::system_error& e) {
     raised = true;
     EXPECT_NE(std::string(e.what()).find("[::1]:9"), std::string::npos) << e.what();
@@ -935,7 +935,7 @@ WEFT_TEST_P(NetWorkers, DatagramSockOpsRoundTrip) {
   // Closed fd.
   bool ebadf = false;
   try {
-    co_await loop.sock_sendto(a, msg, to_b);
+    co_await weft::sock_sendto(loop, a, msg, to_b);
   } catch (const std::system_error& e) {
     ebadf = e.code() == std::errc::bad_file_descriptor;
   }
@@ -947,24 +947,24 @@ WEFT_TEST_P(NetWorkers, SockRecvIntoFillsTheCallersBuffer) {
   int fds[2];
   CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
   std::vector<std::byte> buf(5);
-  auto receiving = weft::create_task(loop.sock_recv_into(fds[0], buf));
+  auto receiving = weft::create_task(weft::sock_recv_into(loop, fds[0], buf));
   co_await weft::sleep(1ms);
   std::string hello = "hello world";
-  co_await loop.sock_sendall(fds[1], hello);
+  co_await weft::sock_sendall(loop, fds[1], hello);
   std::size_t n = co_await receiving;
   CO_ASSERT_EQ(n, 5u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), n), "hello");
-  n = co_await loop.sock_recv_into(fds[0], buf);
+  n = co_await weft::sock_recv_into(loop, fds[0], buf);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), n), " worl");
   ::close(fds[1]);
-  n = co_await loop.sock_recv_into(fds[0], buf);
+  n = co_await weft::sock_recv_into(loop, fds[0], buf);
   EXPECT_EQ(n, 1u);
-  n = co_await loop.sock_recv_into(fds[0], buf);
+  n = co_await weft::sock_recv_into(loop, fds[0], buf);
   EXPECT_EQ(n, 0u);  // EOF
   ::close(fds[0]);
   bool ebadf = false;
   try {
-    co_await loop.sock_recv_into(fds[0], buf);
+    co_await weft::sock_recv_into(loop, fds[0], buf);
   } catch (const std::system_error& e) {
     ebadf = e.code() == std::errc::bad_file_descriptor;
   }
@@ -986,29 +986,29 @@ WEFT_TEST_P(NetWorkers, SockRecvfromIntoFillsTheBufferAndNamesTheSender) {
   ::getsockname(a, reinterpret_cast<sockaddr*>(&ss), &len);
   Address from_a = Address::from_storage(ss, len);
   std::vector<std::byte> buf(6);
-  auto receiving = weft::create_task(loop.sock_recvfrom_into(b, buf));
+  auto receiving = weft::create_task(weft::sock_recvfrom_into(loop, b, buf));
   co_await weft::sleep(1ms);
   std::string msg = "dgram";
-  co_await loop.sock_sendto(a, msg, to_b);
+  co_await weft::sock_sendto(loop, a, msg, to_b);
   auto [n, sender] = co_await receiving;
   CO_ASSERT_EQ(n, 5u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), n), "dgram");
   EXPECT_EQ(sender, from_a);
   // A longer datagram is cut to the buffer; the next one is whole.
   std::string longer = "0123456789";
-  co_await loop.sock_sendto(a, longer, to_b);
-  co_await loop.sock_sendto(a, msg, to_b);
-  auto [cut, s1] = co_await loop.sock_recvfrom_into(b, buf);
+  co_await weft::sock_sendto(loop, a, longer, to_b);
+  co_await weft::sock_sendto(loop, a, msg, to_b);
+  auto [cut, s1] = co_await weft::sock_recvfrom_into(loop, b, buf);
   EXPECT_EQ(cut, 6u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), cut), "012345");
-  auto [next, s2] = co_await loop.sock_recvfrom_into(b, buf);
+  auto [next, s2] = co_await weft::sock_recvfrom_into(loop, b, buf);
   EXPECT_EQ(next, 5u);
   EXPECT_EQ(s2, from_a);
   ::close(a);
   ::close(b);
   bool ebadf = false;
   try {
-    co_await loop.sock_recvfrom_into(b, buf);
+    co_await weft::sock_recvfrom_into(loop, b, buf);
   } catch (const std::system_error& e) {
     ebadf = e.code() == std::errc::bad_file_descriptor;
   }

@@ -64,7 +64,7 @@ WEFT_TEST_P(Signals, HandlerRunsOnRegisteringLoop) {
     std::optional<weft::Future<bool>> ran;
   };
   auto round = std::make_shared<Round>();
-  loop.add_signal_handler(SIGUSR1, [round, &loop] {
+  weft::add_signal_handler(loop, SIGUSR1, [round, &loop] {
     std::lock_guard lock(round->mu);
     if (round->ran && !round->ran->done())
       round->ran->set_result(weft::detail::current_loop() == &loop);
@@ -82,7 +82,7 @@ WEFT_TEST_P(Signals, HandlerRunsOnRegisteringLoop) {
     timer.cancel();
     CO_ASSERT_TRUE(on_loop);
   }
-  CO_ASSERT_TRUE(loop.remove_signal_handler(SIGUSR1));
+  CO_ASSERT_TRUE(weft::remove_signal_handler(loop, SIGUSR1));
   // With several workers this task may have moved off `loop`: a removal from
   // another thread is queued to the loop and takes effect asynchronously.
   for (int i = 0; i < 2000 && !disposition_is(SIGUSR1, SIG_DFL); ++i) co_await weft::sleep(1ms);
@@ -98,10 +98,10 @@ WEFT_TEST(SignalHandlers, RemoveRestoresPreviousDisposition) {
   ::sigaction(SIGUSR2, &ignore, &saved);
   weft::EventLoop& loop = weft::get_running_loop();
   int calls = 0;
-  loop.add_signal_handler(SIGUSR2, [&calls] { ++calls; });
+  weft::add_signal_handler(loop, SIGUSR2, [&calls] { ++calls; });
   CO_ASSERT_TRUE(!disposition_is(SIGUSR2, SIG_IGN));
-  CO_ASSERT_TRUE(loop.remove_signal_handler(SIGUSR2));
-  CO_ASSERT_TRUE(!loop.remove_signal_handler(SIGUSR2));  // nothing left to remove
+  CO_ASSERT_TRUE(weft::remove_signal_handler(loop, SIGUSR2));
+  CO_ASSERT_TRUE(!weft::remove_signal_handler(loop, SIGUSR2));  // nothing left to remove
   CO_ASSERT_TRUE(disposition_is(SIGUSR2, SIG_IGN));
   ::kill(::getpid(), SIGUSR2);  // ignored again: must neither run the handler nor kill us
   co_await weft::sleep(20ms);
@@ -112,14 +112,14 @@ WEFT_TEST(SignalHandlers, RemoveRestoresPreviousDisposition) {
 WEFT_TEST(SignalHandlers, ReRegisteringReplacesTheCallback) {
   weft::EventLoop& loop = weft::get_running_loop();
   weft::Future<int> which;
-  loop.add_signal_handler(SIGUSR1, [which]() mutable { which.set_result(1); });
-  loop.add_signal_handler(SIGUSR1, [which]() mutable { which.set_result(2); });
+  weft::add_signal_handler(loop, SIGUSR1, [which]() mutable { which.set_result(1); });
+  weft::add_signal_handler(loop, SIGUSR1, [which]() mutable { which.set_result(2); });
   ::kill(::getpid(), SIGUSR1);
   weft::TimerHandle timer = guard(which);
   int got = co_await which;
   timer.cancel();
   CO_ASSERT_EQ(got, 2);
-  CO_ASSERT_TRUE(loop.remove_signal_handler(SIGUSR1));
+  CO_ASSERT_TRUE(weft::remove_signal_handler(loop, SIGUSR1));
 }
 
 WEFT_TEST(SignalHandlers, ExceptionInHandlerGoesToExceptionHandler) {
@@ -130,25 +130,25 @@ WEFT_TEST(SignalHandlers, ExceptionInHandlerGoesToExceptionHandler) {
         if (!reported.done())
           reported.set_result(ctx.message + ": " + weft::describe_exception(ctx.exception));
       });
-  loop.add_signal_handler(SIGUSR1, [] { throw weft::ValueError("boom"); });
+  weft::add_signal_handler(loop, SIGUSR1, [] { throw weft::ValueError("boom"); });
   ::kill(::getpid(), SIGUSR1);
   weft::TimerHandle timer = guard(reported);
   std::string message = co_await reported;
   timer.cancel();
   CO_ASSERT_TRUE(message.find("signal") != std::string::npos);
   CO_ASSERT_TRUE(message.find("boom") != std::string::npos);
-  loop.remove_signal_handler(SIGUSR1);
+  weft::remove_signal_handler(loop, SIGUSR1);
   loop.set_exception_handler({});
 }
 
 TEST(SignalHandlers, InvalidSignalsAreRejected) {
   weft::EventLoop loop;
-  EXPECT_THROW(loop.add_signal_handler(0, [] {}), weft::ValueError);
-  EXPECT_THROW(loop.add_signal_handler(_NSIG, [] {}), weft::ValueError);
-  EXPECT_THROW(loop.add_signal_handler(SIGKILL, [] {}), weft::RuntimeError);
-  EXPECT_THROW(loop.add_signal_handler(SIGSTOP, [] {}), weft::RuntimeError);
-  EXPECT_THROW(loop.remove_signal_handler(-1), weft::ValueError);
-  EXPECT_FALSE(loop.remove_signal_handler(SIGUSR1));
+  EXPECT_THROW(weft::add_signal_handler(loop, 0, [] {}), weft::ValueError);
+  EXPECT_THROW(weft::add_signal_handler(loop, _NSIG, [] {}), weft::ValueError);
+  EXPECT_THROW(weft::add_signal_handler(loop, SIGKILL, [] {}), weft::RuntimeError);
+  EXPECT_THROW(weft::add_signal_handler(loop, SIGSTOP, [] {}), weft::RuntimeError);
+  EXPECT_THROW(weft::remove_signal_handler(loop, -1), weft::ValueError);
+  EXPECT_FALSE(weft::remove_signal_handler(loop, SIGUSR1));
 }
 
 // A standalone loop on its own thread: the signal sent to the process lands
@@ -161,13 +161,13 @@ TEST(SignalHandlers, StandaloneLoopOnAnotherThread) {
     weft::EventLoop loop;
     loop_thread_id = std::this_thread::get_id();
     weft::Future<void> got = loop.create_future<void>();
-    loop.add_signal_handler(SIGUSR2, [&, got]() mutable {
+    weft::add_signal_handler(loop, SIGUSR2, [&, got]() mutable {
       handled_on = std::this_thread::get_id();
       if (!got.done()) got.set_result();
     });
     ready = true;
     loop.run_until_complete(got);
-    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR2));
+    EXPECT_TRUE(weft::remove_signal_handler(loop, SIGUSR2));
   });
   while (!ready) std::this_thread::yield();
   ::kill(::getpid(), SIGUSR2);
@@ -182,23 +182,23 @@ TEST(SignalHandlers, SecondLoopTakesTheSignalOver) {
   std::atomic<bool> first_ready{false}, stop_first{false};
   std::thread first([&] {
     weft::EventLoop loop;
-    loop.add_signal_handler(SIGUSR1, [&] { ++first_calls; });
+    weft::add_signal_handler(loop, SIGUSR1, [&] { ++first_calls; });
     first_ready = true;
     loop.run_until_complete([](std::atomic<bool>* stop) -> weft::Coro<void> {
       while (!stop->load()) co_await weft::sleep(1ms);
     }(&stop_first));
-    loop.remove_signal_handler(SIGUSR1);  // already moved: false
+    weft::remove_signal_handler(loop, SIGUSR1);  // already moved: false
   });
   while (!first_ready) std::this_thread::yield();
   {
     weft::EventLoop second;
     weft::Future<void> got = second.create_future<void>();
-    second.add_signal_handler(SIGUSR1, [got]() mutable {
+    weft::add_signal_handler(second, SIGUSR1, [got]() mutable {
       if (!got.done()) got.set_result();
     });
     ::kill(::getpid(), SIGUSR1);
     second.run_until_complete(got);
-    EXPECT_TRUE(second.remove_signal_handler(SIGUSR1));
+    EXPECT_TRUE(weft::remove_signal_handler(second, SIGUSR1));
   }
   stop_first = true;
   first.join();
@@ -380,6 +380,21 @@ TEST(RunInterrupt, Run06SigintIsBlockedOnEveryRuntimeThreadDuringRun) {
       {.workers = 2});
   EXPECT_EQ(blocked_on_workers, 3);
   EXPECT_FALSE(sigint_blocked_here());
+}
+
+// RunOptions::handle_sigint = false: run() leaves SIGINT as it found it
+// (no block on any thread, no handler), so its default action stays.
+TEST(RunInterrupt, WithoutHandleSigintRunLeavesSigintAlone) {
+  int blocked = weft::run(
+      []() -> weft::Coro<int> {
+        auto on_worker =
+            weft::create_task([]() -> weft::Coro<bool> { co_return sigint_blocked_here(); }());
+        bool worker_blocked = co_await on_worker;
+        co_return (worker_blocked ? 1 : 0) + (sigint_blocked_here() ? 1 : 0);
+      }(),
+      {.workers = 2, .handle_sigint = false});
+  EXPECT_EQ(blocked, 0);
+  EXPECT_TRUE(disposition_is(SIGINT, SIG_DFL));
 }
 
 TEST(RunInterrupt, RunRestoresSigintAfterwards) {

@@ -150,11 +150,11 @@ WEFT_TEST(Subprocess, KillAndTerminateGiveNegativeSignalNumber) {
 // blocks the signals it handles.
 WEFT_TEST(Subprocess, ChildDoesNotInheritBlockedSignals) {
   weft::EventLoop& loop = weft::get_running_loop();
-  loop.add_signal_handler(SIGUSR1, [] {});
+  weft::add_signal_handler(loop, SIGUSR1, [] {});
   Args args{"-c", "grep SigBlk /proc/self/status"};
   Process p = co_await weft::create_subprocess_exec("sh", args, {.stdout_pipe = true});
   auto [out, err] = co_await p.communicate();
-  loop.remove_signal_handler(SIGUSR1);
+  weft::remove_signal_handler(loop, SIGUSR1);
   CO_ASSERT_EQ(out, "SigBlk:\t0000000000000000\n");
 }
 
@@ -176,7 +176,7 @@ weft::Coro<void> sigchld_watcher_notices_exits() {
   int code = co_await sleeper.wait();
   CO_ASSERT_EQ(code, -SIGKILL);
   // Every child reaped: the SIGCHLD handler is gone again.
-  CO_ASSERT_TRUE(!weft::get_running_loop().remove_signal_handler(SIGCHLD));
+  CO_ASSERT_TRUE(!weft::remove_signal_handler(weft::get_running_loop(), SIGCHLD));
 }
 
 TEST(Subprocess, SigchldWatcherNoticesExits) {

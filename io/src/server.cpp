@@ -16,6 +16,7 @@
 #include <weft/errors.hpp>
 #include <weft/runtime.hpp>
 #include <weft/server.hpp>
+#include <weft/sock_ops.hpp>
 #include <weft/streams.hpp>
 #include <weft/task.hpp>
 
@@ -456,7 +457,7 @@ Coro<Server> start_server(ClientHandler handler, std::string host, std::uint16_t
   }
   if (addresses.empty()) {
     std::vector<AddrInfo> infos =
-        co_await loop.getaddrinfo(host, std::to_string(port), AF_UNSPEC, SOCK_STREAM);
+        co_await weft::getaddrinfo(loop, host, std::to_string(port), AF_UNSPEC, SOCK_STREAM);
     for (const AddrInfo& info : infos)
       if (std::find(addresses.begin(), addresses.end(), info.address) == addresses.end())
         addresses.push_back(info.address);

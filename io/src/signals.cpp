@@ -1,4 +1,4 @@
-// Signals: EventLoop::add_signal_handler / remove_signal_handler over a
+// Signals: weft::add_signal_handler / remove_signal_handler over a
 // signalfd per loop (reactor/: SignalFd), and run()'s SIGINT handling (RUN-06). Issue 3.
 //
 // Protocol (the contract is in <weft/signals.hpp>):
@@ -31,6 +31,7 @@
 // - The forwarder runs in signal context and reads only ForwardTable's
 //   lock-free atomics.
 #include <weft/detail/loop_reactor.hpp>
+#include <weft/detail/run_interrupt.hpp>
 #include <weft/event_loop.hpp>
 #include <weft/reactor/signal_fd.hpp>
 #include <weft/runtime.hpp>
@@ -456,6 +457,8 @@ class RunSigint final : public RunInterrupt {
   std::shared_ptr<std::atomic<int>> count_ = std::make_shared<std::atomic<int>>(0);
 };
 
+}  // namespace
+
 std::unique_ptr<RunInterrupt> make_run_interrupt() {
   if (this_tid() != ::getpid()) return nullptr;  // the main thread only, as asyncio
   struct sigaction current {};
@@ -475,32 +478,26 @@ std::unique_ptr<RunInterrupt> make_run_interrupt() {
   return std::make_unique<RunSigint>(sigismember(&old, SIGINT) == 1);
 }
 
-}  // namespace
 }  // namespace detail
 
-bool detail::install_run_interrupt() noexcept {
-  detail::run_interrupt_factory.store(&detail::make_run_interrupt, std::memory_order_release);
-  return true;
-}
-
-void EventLoop::add_signal_handler(int sig, Callback cb) {
+void add_signal_handler(EventLoop& loop, int sig, Callback cb) {
   detail::check_signal("add_signal_handler", sig);
   if (!cb) throw ValueError("add_signal_handler: empty callback");
-  check_open("add_signal_handler");
-  if (detail::on_loop_thread(*this)) {
-    detail::add_on_owner(*this, sig, std::move(cb));
+  if (loop.is_closed()) throw RuntimeError("add_signal_handler: Event loop is closed");
+  if (detail::on_loop_thread(loop)) {
+    detail::add_on_owner(loop, sig, std::move(cb));
     return;
   }
-  call_soon([this, sig, cb = std::move(cb)]() mutable {
-    detail::add_on_owner(*this, sig, std::move(cb));
+  loop.call_soon([&loop, sig, cb = std::move(cb)]() mutable {
+    detail::add_on_owner(loop, sig, std::move(cb));
   });
 }
 
-bool EventLoop::remove_signal_handler(int sig) {
+bool remove_signal_handler(EventLoop& loop, int sig) {
   detail::check_signal("remove_signal_handler", sig);
-  if (detail::on_loop_thread(*this)) return detail::remove_on_owner(*this, sig, 0);
-  bool held = detail::holds(*this, sig);
-  call_soon([this, sig] { detail::remove_on_owner(*this, sig, 0); });
+  if (detail::on_loop_thread(loop)) return detail::remove_on_owner(loop, sig, 0);
+  bool held = detail::holds(loop, sig);
+  loop.call_soon([&loop, sig] { detail::remove_on_owner(loop, sig, 0); });
   return held;
 }
 

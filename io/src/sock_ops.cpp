@@ -1,4 +1,4 @@
-// EventLoop's low-level socket operations (asyncio's loop.sock_*), name
+// The low-level socket operations (sock_ops.hpp: asyncio's loop.sock_*), name
 // resolution on the blocking pool, and the fd-readiness wait they share.
 //
 // wait_fd protocol: the fd callback and the timeout timer both run on the
@@ -9,6 +9,7 @@
 #include <weft/errors.hpp>
 #include <weft/event_loop.hpp>
 #include <weft/offload.hpp>
+#include <weft/sock_ops.hpp>
 
 #include <netdb.h>
 #include <sys/socket.h>
@@ -86,7 +87,7 @@ Coro<void> connect_socket(int fd, Address address, std::optional<Duration> timeo
 
 }  // namespace detail
 
-Coro<std::string> EventLoop::sock_recv(int fd, std::size_t n) {
+Coro<std::string> sock_recv(EventLoop& loop, int fd, std::size_t n) {
   std::string buf(n, '\0');
   for (;;) {
     ssize_t r = ::recv(fd, buf.data(), n, 0);
@@ -96,21 +97,21 @@ Coro<std::string> EventLoop::sock_recv(int fd, std::size_t n) {
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "sock_recv");
-    co_await detail::wait_fd(*this, fd, false);
+    co_await detail::wait_fd(loop, fd, false);
   }
 }
 
-Coro<std::size_t> EventLoop::sock_recv_into(int fd, std::span<std::byte> buffer) {
+Coro<std::size_t> sock_recv_into(EventLoop& loop, int fd, std::span<std::byte> buffer) {
   for (;;) {
     ssize_t r = ::recv(fd, buffer.data(), buffer.size(), 0);
     if (r >= 0) co_return static_cast<std::size_t>(r);
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "sock_recv_into");
-    co_await detail::wait_fd(*this, fd, false);
+    co_await detail::wait_fd(loop, fd, false);
   }
 }
 
-Coro<std::pair<std::string, Address>> EventLoop::sock_recvfrom(int fd, std::size_t n) {
+Coro<std::pair<std::string, Address>> sock_recvfrom(EventLoop& loop, int fd, std::size_t n) {
   std::string buf(n, '\0');
   for (;;) {
     sockaddr_storage ss{};
@@ -129,12 +130,12 @@ Coro<std::pair<std::string, Address>> EventLoop::sock_recvfrom(int fd, std::size
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "sock_recvfrom");
-    co_await detail::wait_fd(*this, fd, false);
+    co_await detail::wait_fd(loop, fd, false);
   }
 }
 
-Coro<std::pair<std::size_t, Address>> EventLoop::sock_recvfrom_into(int fd,
-                                                                    std::span<std::byte> buffer) {
+Coro<std::pair<std::size_t, Address>> sock_recvfrom_into(EventLoop& loop, int fd,
+                                                         std::span<std::byte> buffer) {
   for (;;) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -151,11 +152,12 @@ Coro<std::pair<std::size_t, Address>> EventLoop::sock_recvfrom_into(int fd,
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       detail::throw_os_error(errno, "sock_recvfrom_into");
-    co_await detail::wait_fd(*this, fd, false);
+    co_await detail::wait_fd(loop, fd, false);
   }
 }
 
-Coro<std::size_t> EventLoop::sock_sendto(int fd, std::string_view data, const Address& address) {
+Coro<std::size_t> sock_sendto(EventLoop& loop, int fd, std::string_view data,
+                              const Address& address) {
   Address target = address;  // the caller's reference may not outlive the first suspension
   for (;;) {
     ssize_t r = ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
@@ -164,11 +166,11 @@ Coro<std::size_t> EventLoop::sock_sendto(int fd, std::string_view data, const Ad
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       detail::throw_os_error(errno, "sock_sendto " + target.to_string());
-    co_await detail::wait_fd(*this, fd, true);
+    co_await detail::wait_fd(loop, fd, true);
   }
 }
 
-Coro<void> EventLoop::sock_sendall(int fd, std::string_view data) {
+Coro<void> sock_sendall(EventLoop& loop, int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t r = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r >= 0) {
@@ -177,11 +179,11 @@ Coro<void> EventLoop::sock_sendall(int fd, std::string_view data) {
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "sock_sendall");
-    co_await detail::wait_fd(*this, fd, true);
+    co_await detail::wait_fd(loop, fd, true);
   }
 }
 
-Coro<std::pair<int, Address>> EventLoop::sock_accept(int fd) {
+Coro<std::pair<int, Address>> sock_accept(EventLoop& loop, int fd) {
   for (;;) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -189,24 +191,24 @@ Coro<std::pair<int, Address>> EventLoop::sock_accept(int fd) {
     if (c >= 0) co_return std::pair<int, Address>(c, Address::from_storage(ss, len));
     if (errno == EINTR || errno == ECONNABORTED) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) detail::throw_os_error(errno, "sock_accept");
-    co_await detail::wait_fd(*this, fd, false);
+    co_await detail::wait_fd(loop, fd, false);
   }
 }
 
-Coro<void> EventLoop::sock_connect(int fd, const Address& address) {
+Coro<void> sock_connect(EventLoop& loop, int fd, const Address& address) {
   Address target = address;  // the caller's reference may not outlive the first suspension
   if (::connect(fd, target.sockaddr_ptr(), target.length()) == 0) co_return;
   if (errno != EINPROGRESS && errno != EINTR)
     detail::throw_os_error(errno, "connect to " + target.to_string());
-  co_await detail::wait_fd(*this, fd, true);
+  co_await detail::wait_fd(loop, fd, true);
   int err = 0;
   socklen_t len = sizeof err;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
   if (err != 0) detail::throw_os_error(err, "connect to " + target.to_string());
 }
 
-Coro<std::vector<AddrInfo>> EventLoop::getaddrinfo(std::string host, std::string port, int family,
-                                                   int type) {
+Coro<std::vector<AddrInfo>> getaddrinfo(EventLoop& loop, std::string host, std::string port,
+                                        int family, int type) {
   auto resolve = [host, port, family, type]() -> std::vector<AddrInfo> {
     addrinfo hints{};
     hints.ai_family = family;
@@ -228,7 +230,7 @@ Coro<std::vector<AddrInfo>> EventLoop::getaddrinfo(std::string host, std::string
     return out;
   };
   // Never on a worker: ::getaddrinfo may block for seconds (invariant 8).
-  co_return co_await run_in_executor(nullptr, std::move(resolve));
+  co_return co_await loop.run_in_executor(nullptr, std::move(resolve));
 }
 
 }  // namespace weft

@@ -8,6 +8,7 @@
 // fd one of them connected anyway is closed, so no fd outlives the race.
 #include <weft/detail/connect.hpp>
 #include <weft/errors.hpp>
+#include <weft/sock_ops.hpp>
 #include <weft/streams.hpp>
 #include <weft/task.hpp>
 #include <weft/wait.hpp>
@@ -93,8 +94,8 @@ Coro<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, st
   } catch (const ValueError&) {
   }
   if (infos.empty())
-    infos =
-        co_await get_running_loop().getaddrinfo(host, std::to_string(port), AF_UNSPEC, SOCK_STREAM);
+    infos = co_await weft::getaddrinfo(get_running_loop(), host, std::to_string(port), AF_UNSPEC,
+                                       SOCK_STREAM);
   if (infos.empty())
     throw std::system_error(EAI_NONAME, gai_category(),
                             "getaddrinfo " + host + ":" + std::to_string(port));

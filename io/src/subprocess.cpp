@@ -39,6 +39,7 @@
 #include <system_error>
 
 #include <weft/detail/fd_stream.hpp>
+#include <weft/signals.hpp>
 
 extern char** environ;
 
@@ -144,7 +145,7 @@ void poll_children() {
   std::erase_if(w.children, [](const std::shared_ptr<ProcessState>& p) { return p->try_reap(); });
   if (w.children.empty()) {
     // Only the loop holding SIGCHLD removes it (false elsewhere).
-    if (EventLoop* loop = current_loop()) loop->remove_signal_handler(SIGCHLD);
+    if (EventLoop* loop = current_loop()) weft::remove_signal_handler(*loop, SIGCHLD);
   }
 }
 
@@ -152,7 +153,7 @@ void watch_with_sigchld(EventLoop& loop, std::shared_ptr<ProcessState> state) {
   {
     SigchldWatcher& w = sigchld_watcher();
     std::lock_guard lock(w.mu);
-    loop.add_signal_handler(SIGCHLD, &poll_children);  // moves SIGCHLD to this loop
+    weft::add_signal_handler(loop, SIGCHLD, &poll_children);  // moves SIGCHLD to this loop
     w.children.push_back(std::move(state));
   }
   poll_children();

@@ -41,8 +41,6 @@ using Callback = std::function<void()>;
 
 class Executor;
 class EventLoop;
-class Address;    // <weft/address.hpp> (weft::io)
-struct AddrInfo;  // <weft/address.hpp> (weft::io)
 
 namespace detail {
 class HandleState;
@@ -175,32 +173,6 @@ class EventLoop {
   bool remove_reader(int fd);
   void add_writer(int fd, Callback cb);
   bool remove_writer(int fd);
-
-  // Low-level socket operations on non-blocking fds (asyncio's loop.sock_*),
-  // and name resolution offloaded to the blocking pool. Defined in weft::io.
-  Coro<std::string> sock_recv(int fd, std::size_t n);
-  /// Receives up to buffer.size() bytes into `buffer` (which must outlive the
-  /// await); returns the count, 0 at EOF. @throws std::system_error.
-  Coro<std::size_t> sock_recv_into(int fd, std::span<std::byte> buffer);
-  /// One datagram of at most `n` bytes (the rest of a longer one is
-  /// dropped, as recvfrom(2)) and its sender. @throws std::system_error.
-  Coro<std::pair<std::string, Address>> sock_recvfrom(int fd, std::size_t n);
-  /// One datagram into `buffer` (which must outlive the await; the rest of
-  /// a longer datagram is dropped): the bytes received and the sender.
-  /// @throws std::system_error.
-  Coro<std::pair<std::size_t, Address>> sock_recvfrom_into(int fd, std::span<std::byte> buffer);
-  /// Sends `data` (which must outlive the await) as one datagram to
-  /// `address`; returns the bytes sent. @throws std::system_error (e.g.
-  /// EAFNOSUPPORT for an address of another family than the socket's).
-  Coro<std::size_t> sock_sendto(int fd, std::string_view data, const Address& address);
-  Coro<void> sock_sendall(int fd, std::string_view data);
-  Coro<std::pair<int, Address>> sock_accept(int fd);
-  Coro<void> sock_connect(int fd, const Address& address);
-  Coro<std::vector<AddrInfo>> getaddrinfo(std::string host, std::string port, int family = 0,
-                                          int type = 1 /* SOCK_STREAM */);
-  /// Runs `cb` on this loop when signal `sig` arrives (signalfd). Defined in weft::io.
-  void add_signal_handler(int sig, Callback cb);
-  bool remove_signal_handler(int sig);
 
   /// The options the loop was made with, every switch resolved
   /// (<weft/loop_options.hpp>); set_debug changes get_debug(), not these.

@@ -1,5 +1,7 @@
 // Runtime: N workers, one per core, each a thread owning an EventLoop; tasks
-// are shared between them by work stealing. run() is asyncio.run().
+// are shared between them by work stealing. weft::run() (asyncio.run, in
+// <weft/run.hpp> of weft::weft) runs one; with weft::executor alone,
+// Runtime::block_on does.
 //
 // With workers = 1 every task is loop-affine and the order in which
 // callbacks and task steps run is exactly asyncio's.
@@ -11,10 +13,8 @@
 #include <weft/metrics.hpp>
 #include <weft/stall_report.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -85,8 +85,23 @@ struct RunOptions {
   std::string introspect;
 };
 
+class Runtime;
+
 namespace detail {
 class Scheduler;
+
+/// What weft::run() (<weft/run.hpp>) needs of a Runtime beyond its API.
+struct RuntimeAccess {
+  template <class T>
+  static void wait_until_done(Runtime& runtime, Task<T>& task);
+  static void shutdown_after_main(Runtime& runtime);
+  /// The value of a done task, or its exception rethrown.
+  template <class T>
+  static T result(Task<T> task) {
+    task.state_ptr()->check_result();
+    if constexpr (!std::is_void_v<T>) return std::move(task.state_ptr()->value_ref());
+  }
+};
 }  // namespace detail
 struct TaskCallGraph;
 class Runtime;
@@ -108,8 +123,7 @@ class Runtime {
   T block_on(Coro<T> coro) {
     Task<T> task = spawn(std::move(coro));
     wait_until_done(*task.state_ptr());
-    task.state_ptr()->check_result();
-    if constexpr (!std::is_void_v<T>) return std::move(task.state_ptr()->value_ref());
+    return detail::RuntimeAccess::result(std::move(task));
   }
   /// Schedules `coro` from any thread (on the calling worker's loop, or on the
   /// next loop in turn from a foreign thread). @throws RuntimeError after shutdown.
@@ -130,14 +144,15 @@ class Runtime {
   /// shuts the default executor down, joins the workers. Tasks still pending
   /// after the grace are reported and destroyed. Idempotent.
   void shutdown(std::chrono::nanoseconds grace);
+
+ private:
+  friend struct detail::RuntimeAccess;
   /// run()'s shutdown: waits for cancelled tasks without a deadline and
   /// reports errors they raise while being cancelled (RUN-03, RUN-04).
   void shutdown_after_main();
   /// Blocks the calling (non-worker) thread until `future` is done.
   /// @throws RuntimeError on a worker thread.
   void wait_until_done(detail::FutureBase& future);
-
- private:
   friend std::vector<TaskCallGraph> capture_call_graphs(Runtime& runtime);
   EventLoop* spawn_loop();
   std::unique_ptr<detail::Scheduler> scheduler_;
@@ -152,51 +167,11 @@ std::vector<EventLoop*> running_loops();
 }  // namespace detail
 
 namespace detail {
-/// RUN-06 seam: SIGINT handling for the duration of one run(). weft::io
-/// (<weft/signals.hpp>) installs the factory; without it run() leaves SIGINT alone.
-/// The factory runs on run()'s thread before the Runtime starts its workers
-/// (so they inherit whatever signal mask it sets there); the object is
-/// destroyed after the Runtime, on that same thread, and undoes it.
-class RunInterrupt {
- public:
-  virtual ~RunInterrupt() = default;
-  /// Starts watching for SIGINT on `runtime`'s loops on behalf of `main`.
-  virtual void arm(Runtime& runtime, TaskRef main) = 0;
-  /// Disarms (calling thread, workers still running); returns the
-  /// KeyboardInterrupt run() must throw, or null.
-  virtual std::exception_ptr finish(TaskRef main) = 0;
-};
-using RunInterruptFactory = std::unique_ptr<RunInterrupt> (*)();
-inline std::atomic<RunInterruptFactory> run_interrupt_factory{nullptr};
-}  // namespace detail
-
-/// asyncio.run(): starts a Runtime, runs `main` to completion, cancels and
-/// awaits every task still pending, shuts the default executor down, joins
-/// the workers and returns main's value (or rethrows its exception).
-/// @throws RuntimeError when called from a running loop (RUN-02).
 template <class T>
-T run(Coro<T> main, RunOptions options = {}) {
-  if (detail::current_loop()) throw RuntimeError("run: cannot be called from a running event loop");
-  if (!main.valid()) throw ValueError("run: a coroutine was expected (got an empty Coro)");
-  std::unique_ptr<detail::RunInterrupt> interrupt;  // declared first: outlives the runtime
-  if (auto make = detail::run_interrupt_factory.load(std::memory_order_acquire);
-      make && options.handle_sigint)
-    interrupt = make();
-  Runtime runtime(options);
-  Task<T> task = runtime.spawn(std::move(main));
-  if (interrupt) interrupt->arm(runtime, task);
-  std::exception_ptr failure;
-  try {
-    runtime.wait_until_done(*task.state_ptr());
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  std::exception_ptr interrupted = interrupt ? interrupt->finish(task) : nullptr;
-  runtime.shutdown_after_main();
-  if (interrupted) std::rethrow_exception(interrupted);
-  if (failure) std::rethrow_exception(failure);
-  task.state_ptr()->check_result();
-  if constexpr (!std::is_void_v<T>) return std::move(task.state_ptr()->value_ref());
+void RuntimeAccess::wait_until_done(Runtime& runtime, Task<T>& task) {
+  runtime.wait_until_done(*task.state_ptr());
 }
+inline void RuntimeAccess::shutdown_after_main(Runtime& runtime) { runtime.shutdown_after_main(); }
+}  // namespace detail
 
 }  // namespace weft

@@ -7,6 +7,7 @@
 #include <weft/file.hpp>
 #include <weft/server.hpp>
 #include <weft/signals.hpp>
+#include <weft/sock_ops.hpp>
 #include <weft/ssl.hpp>
 #include <weft/stream_reader.hpp>
 #include <weft/stream_writer.hpp>

@@ -1,8 +1,10 @@
 // Unix signals on the event loop (docs/api.md, io), and the SIGINT
 // handling of weft::run() (RUN-06).
 //
-// EventLoop::add_signal_handler(sig, cb) / remove_signal_handler(sig) are
-// declared in <weft/event_loop.hpp> and defined in weft::io. Their contract:
+// weft::add_signal_handler(loop, sig, cb) / remove_signal_handler(loop, sig)
+// are asyncio's loop.add_signal_handler(sig, cb) / loop.remove_signal_handler(sig),
+// with the loop first (a deviation, docs/api.md: EventLoop belongs to
+// weft::executor, which knows nothing of signals). Their contract:
 //
 // - `cb` runs on the loop that registered it, as a callback of that loop
 //   (never in signal context), once per delivery; deliveries of one signal
@@ -35,24 +37,27 @@
 // Child processes (create_subprocess_exec) start with an empty signal mask
 // and default dispositions for the signals weft handles.
 //
-// weft::run() and SIGINT (RUN-06): when run() is called on the process's main
-// thread and SIGINT has its default disposition and no weft handler, run()
-// installs a SIGINT handler on worker 0's loop for its duration. SIGINT is
-// blocked on run()'s thread and on every thread the runtime starts (they
-// inherit the mask), so it is read only through that loop's signalfd; the
-// block is lifted when run() returns. The first
-// SIGINT cancels the main task (and so the future it awaits). If main then
-// lets the CancelledError out, run() throws KeyboardInterrupt; if main had
-// also been cancelled for another reason, the CancelledError surfaces
-// instead. A second SIGINT, or one after main finished, ends the process with
-// SIGINT's default action (asyncio raises KeyboardInterrupt at once there).
-// This needs weft::io to be linked: including this header (directly or
-// through <weft/io.hpp> / <weft/weft.hpp>) arranges it.
+// weft::run() and SIGINT (RUN-06): with RunOptions::handle_sigint (the
+// default), when run() is called on the process's main thread and SIGINT has
+// its default disposition and no weft handler, run() installs a SIGINT handler on worker 0's loop
+// for its duration. SIGINT is blocked on run()'s thread and on every thread the runtime starts
+// (they inherit the mask), so it is read only through that loop's signalfd; the block is lifted
+// when run() returns. The first SIGINT cancels the main task (and so the future it awaits). If main
+// then lets the CancelledError out, run() throws KeyboardInterrupt; if main had also been cancelled
+// for another reason, the CancelledError surfaces instead. A second SIGINT, or one after main
+// finished, ends the process with SIGINT's default action (asyncio raises KeyboardInterrupt at once
+// there).
 #pragma once
 
 #include <weft/errors.hpp>
+#include <weft/event_loop.hpp>
 
 namespace weft {
+
+/// Runs `cb` on `loop` whenever signal `sig` arrives (see the contract above).
+void add_signal_handler(EventLoop& loop, int sig, Callback cb);
+/// Removes `loop`'s handler for `sig`; false when `loop` does not hold it.
+bool remove_signal_handler(EventLoop& loop, int sig);
 
 /// Thrown by weft::run() when SIGINT cancelled the main task and the main
 /// task let the CancelledError out (Python's KeyboardInterrupt).
@@ -61,13 +66,5 @@ class KeyboardInterrupt : public Error {
   KeyboardInterrupt() : Error("KeyboardInterrupt") {}
   using Error::Error;
 };
-
-namespace detail {
-/// Registers run()'s SIGINT handling with the executor (idempotent, returns true).
-bool install_run_interrupt() noexcept;
-/// Every program that includes this header links the signal support and has
-/// run()'s SIGINT handling installed before main().
-inline const bool run_interrupt_installed = install_run_interrupt();
-}  // namespace detail
 
 }  // namespace weft

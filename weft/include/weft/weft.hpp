@@ -1,4 +1,6 @@
-// The umbrella header: everything in weft.
+// The umbrella header: everything in weft (weft::weft: executor, io, sync,
+// and weft::run). A program that needs only part of it includes that part's
+// headers and links that target (docs/architecture.md, "Folders and targets").
 #pragma once
 
 #include <weft/as_completed.hpp>
@@ -11,8 +13,10 @@
 #include <weft/future.hpp>
 #include <weft/gather.hpp>
 #include <weft/io.hpp>
+#include <weft/loop_options.hpp>
 #include <weft/offload.hpp>
 #include <weft/outcome.hpp>
+#include <weft/run.hpp>
 #include <weft/runtime.hpp>
 #include <weft/shield.hpp>
 #include <weft/sleep.hpp>
