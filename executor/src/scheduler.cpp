@@ -95,8 +95,8 @@ void Worker::push_local(TaskCore* task) noexcept {
   bool overflowed = false;
   run_queue_.push_back(task, [&](TaskCore* t) {
     overflowed = true;
-    scheduler_->injector_.enqueue(t);
     scheduler_->injector_count_.fetch_add(1, std::memory_order_seq_cst);
+    scheduler_->push_injected(t);
   });
   if (!searching_ && (overflowed || run_queue_.len() > 1)) {
     scheduler_->notify_parked();
@@ -263,15 +263,25 @@ void Scheduler::inject(TaskCore* task) noexcept {
   // the queue.
   injector_count_.fetch_add(1, std::memory_order_seq_cst);
   notify_parked();
-  tsan_handoff_release(&injector_);
-  while (!injector_.enqueue(task)) std::this_thread::yield();
+  push_injected(task);
+}
+
+void Scheduler::push_injected(TaskCore* task) noexcept {
+  std::lock_guard lock(injector_mu_);
+  // A deque grows by fixed blocks; running out of memory here leaves no way
+  // to report it (a wake-up cannot fail), as for any allocation under noexcept.
+  injector_.push_back(task);
 }
 
 TaskCore* Scheduler::pop_injected() noexcept {
   if (injector_count_.load(std::memory_order_acquire) <= 0) return nullptr;
   TaskCore* t = nullptr;
-  if (!injector_.try_dequeue(t)) return nullptr;
-  tsan_handoff_acquire(&injector_);
+  {
+    std::lock_guard lock(injector_mu_);
+    if (injector_.empty()) return nullptr;  // counted, not pushed yet
+    t = injector_.front();
+    injector_.pop_front();
+  }
   injector_count_.fetch_sub(1, std::memory_order_acq_rel);
   return t;
 }
@@ -359,8 +369,9 @@ void Scheduler::stop_and_join() {
 
 void Scheduler::abandon_leftovers() noexcept {
   // Queued pointers first: the tasks they point to are about to go.
-  TaskCore* t;
-  while (injector_.try_dequeue(t)) {
+  {
+    std::lock_guard lock(injector_mu_);
+    injector_.clear();
   }
   injector_count_.store(0);
   for (auto& w : workers)

@@ -17,6 +17,12 @@
 //   the unparked worker starts as a searcher. The last searcher to find work
 //   unparks another if work is left to find, so work keeps spreading without
 //   waking everybody.
+// - The injector is FIFO across every thread that injects (one queue under
+//   a lock, as Tokio's inject queue and Go's global run queue): a task
+//   injected from a thread that rarely injects must not wait behind a busier
+//   producer. (A lock-free multi-producer queue with per-producer sub-queues
+//   served the fullest sub-queue first: under sustained load a task woken
+//   by one worker's overflow waited tens of seconds for a turn.)
 //   Lost wake-ups are excluded because both sides read-modify-write the one
 //   word idle_state_ (searching count in the low half, idle count in the high
 //   half; seq_cst): the parker's RMW (idle+1, searching-1) then its queue
@@ -47,9 +53,8 @@
 
 #include <weft/runtime.hpp>
 
-#include <concurrentqueue/concurrentqueue.h>
-
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -151,7 +156,12 @@ class Scheduler {
   bool unpark_one() noexcept;
   bool any_stealable_work() const noexcept;
 
-  moodycamel::ConcurrentQueue<TaskCore*> injector_;
+  void push_injected(TaskCore* task) noexcept;
+
+  std::mutex injector_mu_;
+  std::deque<TaskCore*> injector_;  // guarded by injector_mu_; FIFO
+  /// Tasks injected: counted before the push, so it may run ahead of
+  /// injector_ (never behind); what parkers re-check without the lock.
   std::atomic<std::int64_t> injector_count_{0};
   static constexpr std::uint64_t kOneSearching = 1;
   static constexpr std::uint64_t kOneIdle = std::uint64_t{1} << 32;

@@ -6,7 +6,7 @@
 // never linked in: executor/CMakeLists.txt makes TSan links ask for
 // weft_tsan_suppressions_anchor, which pulls this file in.
 //
-// moodycamel::ConcurrentQueue (the loops' inboxes and the runtime's injector)
+// moodycamel::ConcurrentQueue (the loops' inboxes)
 // orders its block and producer reuse with std::atomic_thread_fence, which
 // TSan does not model (its header says TSan "can false report races in
 // lock-free code" and annotates itself only for clang). So TSan also misses
