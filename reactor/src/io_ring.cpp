@@ -58,6 +58,8 @@ bool kernel_is_recent_enough() {
 
 }  // namespace
 
+int (*io_ring_completion_fault)(int res) noexcept = nullptr;
+
 // The ring and the provided buffers. The destructor unmaps them and closes
 // the ring; ~IoRing releases it instead where the kernel may still use them.
 struct IoRing::Rings {
@@ -371,7 +373,10 @@ bool IoRing::reap() {
     // Unlinked first, so that complete() may issue the op's next request
     // (and may drop the last reference to its owner).
     if (!(cqe.flags & IORING_CQE_F_MORE)) finish(*op);
-    op->complete(cqe.res, cqe.flags);
+    int res = cqe.res;
+    if (io_ring_completion_fault && !(cqe.flags & (IORING_CQE_F_MORE | IORING_CQE_F_BUFFER)))
+      res = io_ring_completion_fault(res);
+    op->complete(res, cqe.flags);
     if (cqe.flags & IORING_CQE_F_BUFFER)
       recycle(static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
   });

@@ -112,7 +112,12 @@ void Selector::wait_epoll(int timeout_ms, std::vector<ReadyEvent>& out) {
 
 void Selector::wake() noexcept {
   std::uint64_t one = 1;
-  [[maybe_unused]] ssize_t r = ::write(wake_fd_, &one, sizeof one);
+  // EAGAIN: the counter is saturated, so the eventfd is readable already and
+  // the wake-up is not lost. EINTR (a signal handler ran first) wrote
+  // nothing: a wake-up dropped there leaves the loop parked with work
+  // queued (found by injecting it, tests/fault_injection_test.cpp).
+  while (::write(wake_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace weft::detail

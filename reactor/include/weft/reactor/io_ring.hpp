@@ -209,4 +209,10 @@ class IoRing {
   Stats stats_;
 };
 
+/// Test-only seam (tests/fault_injection_test.cpp): null outside that test.
+/// When set, reap() passes each final completion that carries no provided
+/// buffer through it, and an op completes with what it returns (the test
+/// turns some into -ENOBUFS or -ECANCELED). Set it only while no loop runs.
+extern int (*io_ring_completion_fault)(int res) noexcept;
+
 }  // namespace weft::detail
