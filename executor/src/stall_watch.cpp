@@ -176,7 +176,7 @@ void StallWatch::report(unsigned worker, std::int64_t stalled_ns) {
   std::uint64_t beat = heartbeat(probe);
 
   // The task, under the hazard pointer (worker_probe.hpp).
-  if (TaskCore* task = probe.running.load(std::memory_order_relaxed)) {
+  if (TaskCore* task = probe.running.load(std::memory_order_acquire)) {
     scheduler_.stall_inspecting.store(task, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (probe.running.load(std::memory_order_relaxed) == task) {

@@ -94,7 +94,7 @@ void launch_task(TaskCore* task, std::string name, std::optional<bool> eager) {
   WorkerProbe* probe = t_probe;
   TaskCore* outer = probe ? probe->running.load(std::memory_order_relaxed) : nullptr;
   task->run();
-  if (probe) probe->running.store(outer, std::memory_order_relaxed);  // worker_probe.hpp
+  if (probe) probe->running.store(outer, std::memory_order_release);  // worker_probe.hpp
 }
 
 void TaskCore::wake() noexcept {

@@ -89,7 +89,9 @@ class StepProbe {
  public:
   explicit StepProbe(TaskCore* task) noexcept : probe_(t_probe), task_(task) {
     if (!probe_) return;
-    probe_->running.store(task, std::memory_order_relaxed);
+    // ordering: release, so that the stall detector's acquire load of
+    // running sees the task's fields (its id, set at launch). A plain store on x86.
+    probe_->running.store(task, std::memory_order_release);
     bump(probe_->polls);
     if (probe_->slow) [[unlikely]]
       start_ns_ = probe_->begin_slow(task);
