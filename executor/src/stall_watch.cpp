@@ -151,7 +151,9 @@ void StallWatch::check(std::int64_t now) {
     WorkerProbe& probe = scheduler_.workers[i]->probe();
     Seen& s = seen_[i];
     std::uint64_t beat = heartbeat(probe);
-    if (beat != s.heartbeat || probe.idle.load(std::memory_order_relaxed) || s.since_ns == 0) {
+    // A worker whose thread has not started yet is not stalled either.
+    if (beat != s.heartbeat || probe.idle.load(std::memory_order_relaxed) || s.since_ns == 0 ||
+        !probe.thread_started.load(std::memory_order_acquire)) {
       s = {beat, now, false};
       continue;
     }
