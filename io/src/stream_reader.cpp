@@ -189,32 +189,25 @@ Coro<std::string> ReaderState::read(std::shared_ptr<ReaderState> self, ssize_t n
     co_return out;
   }
   for (;;) {
-    std::optional<Future<void>> wait;
-    bool resume = false;
     std::string out;
-    {
-      std::unique_lock lock(self->mu_);
-      self->unpin_locked();
-      if (self->error_) std::rethrow_exception(self->error_);
-      if (n == 0) co_return std::string();
-      std::size_t avail = self->buffer_.size() - self->pos_;
-      if (avail == 0 && !self->eof_) {
-        wait = self->wait_locked("read", resume);
+    auto take = [&](ReaderState& s, bool& resume) {
+      if (n == 0) return true;
+      std::size_t avail = s.buffer_.size() - s.pos_;
+      if (avail == 0 && !s.eof_) return false;
+      std::size_t want = std::min<std::size_t>(avail, static_cast<std::size_t>(n));
+      if (want == avail && s.pos_ == 0) {
+        // Everything buffered, from its start: hand the buffer itself over
+        // (no copy); the next feed_data starts a new one.
+        out = std::move(s.buffer_);
+        s.buffer_.clear();
+        resume = s.consume_locked(0);
       } else {
-        std::size_t take = std::min<std::size_t>(avail, static_cast<std::size_t>(n));
-        if (take == avail && self->pos_ == 0) {
-          // Everything buffered, from its start: hand the buffer itself over
-          // (no copy); the next feed_data starts a new one.
-          out = std::move(self->buffer_);
-          self->buffer_.clear();
-          resume = self->consume_locked(0);
-        } else {
-          out.assign(self->buffer_, self->pos_, take);
-          resume = self->consume_locked(take);
-        }
+        out.assign(s.buffer_, s.pos_, want);
+        resume = s.consume_locked(want);
       }
-    }
-    if (resume) self->resume_transport();
+      return true;
+    };
+    std::optional<Future<void>> wait = self->attempt("read", take);
     if (!wait) co_return out;
     co_await std::move(*wait);
   }
@@ -224,25 +217,18 @@ Coro<std::size_t> ReaderState::readinto(std::shared_ptr<ReaderState> self,
                                         std::span<std::byte> into) {
   if (!coop_take()) co_await weft::sleep(Duration::zero());
   for (;;) {
-    std::optional<Future<void>> wait;
-    bool resume = false;
-    std::size_t take = 0;
-    {
-      std::unique_lock lock(self->mu_);
-      self->unpin_locked();
-      if (self->error_) std::rethrow_exception(self->error_);
-      if (into.empty()) co_return 0;
-      std::size_t avail = self->buffer_.size() - self->pos_;
-      if (avail == 0 && !self->eof_) {
-        wait = self->wait_locked("readinto", resume);
-      } else {
-        take = std::min(avail, into.size());
-        std::memcpy(into.data(), self->buffer_.data() + self->pos_, take);
-        resume = self->consume_locked(take);
-      }
-    }
-    if (resume) self->resume_transport();
-    if (!wait) co_return take;
+    std::size_t taken = 0;
+    auto take = [&](ReaderState& s, bool& resume) {
+      if (into.empty()) return true;
+      std::size_t avail = s.buffer_.size() - s.pos_;
+      if (avail == 0 && !s.eof_) return false;
+      taken = std::min(avail, into.size());
+      std::memcpy(into.data(), s.buffer_.data() + s.pos_, taken);
+      resume = s.consume_locked(taken);
+      return true;
+    };
+    std::optional<Future<void>> wait = self->attempt("readinto", take);
+    if (!wait) co_return taken;
     co_await std::move(*wait);
   }
 }
@@ -253,29 +239,23 @@ Coro<std::string> ReaderState::readexactly(std::shared_ptr<ReaderState> self, ss
   // once it is spent, yield before taking anything (detail/coop.hpp).
   if (!coop_take()) co_await weft::sleep(Duration::zero());
   for (;;) {
-    std::optional<Future<void>> wait;
-    bool resume = false;
     std::string out;
-    {
-      std::unique_lock lock(self->mu_);
-      self->unpin_locked();
-      if (self->error_) std::rethrow_exception(self->error_);
-      if (n == 0) co_return std::string();
+    auto take = [&](ReaderState& s, bool& resume) {
+      if (n == 0) return true;
       std::size_t want = static_cast<std::size_t>(n);
-      std::size_t avail = self->buffer_.size() - self->pos_;
+      std::size_t avail = s.buffer_.size() - s.pos_;
       if (avail >= want) {
-        out.assign(self->buffer_, self->pos_, want);
-        resume = self->consume_locked(want);
-      } else if (self->eof_) {
-        std::string partial = self->buffer_.substr(self->pos_);
-        self->buffer_.clear();
-        self->pos_ = 0;
-        throw IncompleteReadError(std::move(partial), want);
-      } else {
-        wait = self->wait_locked("readexactly", resume);
+        out.assign(s.buffer_, s.pos_, want);
+        resume = s.consume_locked(want);
+        return true;
       }
-    }
-    if (resume) self->resume_transport();
+      if (!s.eof_) return false;
+      std::string partial = s.buffer_.substr(s.pos_);
+      s.buffer_.clear();
+      s.pos_ = 0;
+      throw IncompleteReadError(std::move(partial), want);
+    };
+    std::optional<Future<void>> wait = self->attempt("readexactly", take);
     if (!wait) co_return out;
     co_await std::move(*wait);
   }
@@ -294,15 +274,10 @@ Coro<std::string> ReaderState::readuntil(std::shared_ptr<ReaderState> self,
   if (!coop_take()) co_await weft::sleep(Duration::zero());
   std::size_t offset = 0;  // relative to pos_: no match can start before it
   for (;;) {
-    std::optional<Future<void>> wait;
-    bool resume = false;
     std::string out;
-    {
-      std::unique_lock lock(self->mu_);
-      self->unpin_locked();
-      if (self->error_) std::rethrow_exception(self->error_);
-      std::size_t buflen = self->buffer_.size() - self->pos_;
-      std::string_view view(self->buffer_.data() + self->pos_, buflen);
+    auto take = [&](ReaderState& s, bool& resume) {
+      std::size_t buflen = s.buffer_.size() - s.pos_;
+      std::string_view view(s.buffer_.data() + s.pos_, buflen);
       bool found = false;
       std::size_t match_start = 0, match_end = 0;
       if (buflen >= offset + min_len) {
@@ -318,26 +293,25 @@ Coro<std::string> ReaderState::readuntil(std::shared_ptr<ReaderState> self,
         }
         if (!found) {
           offset = buflen + 1 > max_len ? buflen + 1 - max_len : 0;
-          if (offset > self->limit_)
+          if (offset > s.limit_)
             throw LimitOverrunError("Separator is not found, and chunk exceed the limit", offset);
         }
       }
       if (found) {
-        if (match_start > self->limit_)
+        if (match_start > s.limit_)
           throw LimitOverrunError("Separator is found, but chunk is longer than limit",
                                   match_start);
         out.assign(view.substr(0, match_end));
-        resume = self->consume_locked(match_end);
-      } else if (self->eof_) {
-        std::string partial(view);
-        self->buffer_.clear();
-        self->pos_ = 0;
-        throw IncompleteReadError(std::move(partial), std::nullopt);
-      } else {
-        wait = self->wait_locked("readuntil", resume);
+        resume = s.consume_locked(match_end);
+        return true;
       }
-    }
-    if (resume) self->resume_transport();
+      if (!s.eof_) return false;
+      std::string partial(view);
+      s.buffer_.clear();
+      s.pos_ = 0;
+      throw IncompleteReadError(std::move(partial), std::nullopt);
+    };
+    std::optional<Future<void>> wait = self->attempt("readuntil", take);
     if (!wait) co_return out;
     co_await std::move(*wait);
   }
@@ -372,24 +346,17 @@ Coro<std::string> ReaderState::readline(std::shared_ptr<ReaderState> self) {
 Coro<std::string_view> ReaderState::peek(std::shared_ptr<ReaderState> self, std::size_t min) {
   if (!coop_take()) co_await weft::sleep(Duration::zero());
   for (;;) {
-    std::optional<Future<void>> wait;
-    bool resume = false;
     std::string_view view;
-    {
-      std::unique_lock lock(self->mu_);
-      self->unpin_locked();
-      if (self->error_) std::rethrow_exception(self->error_);
-      std::size_t avail = self->buffer_.size() - self->pos_;
-      if (avail >= min || self->eof_) {
-        // The view points into buffer_; pinned_ keeps feed_data from
-        // appending to it (which could move it) until the next reader call.
-        self->pinned_ = avail > 0;
-        view = std::string_view(self->buffer_.data() + self->pos_, avail);
-      } else {
-        wait = self->wait_locked("peek", resume);
-      }
-    }
-    if (resume) self->resume_transport();
+    auto take = [&](ReaderState& s, bool&) {
+      std::size_t avail = s.buffer_.size() - s.pos_;
+      if (avail < min && !s.eof_) return false;
+      // The view points into buffer_; pinned_ keeps feed_data from
+      // appending to it (which could move it) until the next reader call.
+      s.pinned_ = avail > 0;
+      view = std::string_view(s.buffer_.data() + s.pos_, avail);
+      return true;
+    };
+    std::optional<Future<void>> wait = self->attempt("peek", take);
     if (!wait) co_return view;
     co_await std::move(*wait);
   }

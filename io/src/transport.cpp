@@ -1,7 +1,9 @@
-// Transport and StreamWriter: one fd's reading, buffered writing, flow
-// control and close. The threading protocol is described in transport.hpp;
-// in short: registration changes and close(fd) happen on the fd's loop,
-// everything shared is under mu_, and futures are completed unlocked.
+// Transport's core and StreamWriter: one fd's buffering, flow control, TLS
+// and close, over the backend that does its I/O (transport_epoll.cpp,
+// transport_uring.cpp). The threading protocol is described in
+// transport.hpp; in short: registration changes, ring requests and close(fd)
+// happen on the fd's loop, everything shared is under mu_, and futures are
+// completed unlocked.
 #include "transport.hpp"
 
 #include <weft/detail/loop_reactor.hpp>
@@ -23,24 +25,21 @@
 namespace weft {
 namespace detail {
 
-namespace {
-constexpr std::size_t kReadChunk = 64 * 1024;
-
 void complete_all(std::vector<Future<void>>& waiters) {
   for (Future<void>& w : waiters) w.state_ptr()->set_value();  // no-op if cancelled
   waiters.clear();
 }
-}  // namespace
 
 Transport::Transport(EventLoop& loop, int fd, FdKind kind, bool readable, bool writable,
                      std::size_t limit, IoRing* ring)
     : loop_(&loop),
-      ring_(kind == FdKind::socket ? ring : nullptr),
       fd_(fd),
       kind_(kind),
       readable_(readable),
       writable_(writable),
+      batch_on_loop_(kind == FdKind::socket && ring),
       reader_(std::make_shared<ReaderState>(limit)),
+      io_(batch_on_loop_ ? make_uring_io(*this, *ring) : make_epoll_io(*this)),
       high_(kDefaultHighWater),
       low_(kDefaultHighWater / 4) {
   if (kind == FdKind::socket) {
@@ -75,84 +74,22 @@ void Transport::arm_reader() {
     std::lock_guard lock(mu_);
     if (closing_) return;
   }
-  if (ring_) {
-    // An op has one request at a time: one still outstanding goes on.
-    try {
-      if (!recv_op_.active()) {
-        recv_chunk_ = ring_->prep_recv(recv_op_, fd_, reader_->room(), false);
-        op_issued();
-      }
-    } catch (...) {
-      return teardown(std::current_exception());  // the ring refused: nothing can be read
-    }
-    reading_ = true;
-    return;
+  try {
+    io_->start_reading();
+  } catch (...) {
+    return teardown(std::current_exception());  // nothing can be read
   }
-  loop_->add_reader(fd_, [self = shared_from_this()] { self->on_readable(); });
   reading_ = true;
+}
+
+void Transport::pause_reading() {
+  if (!reading_) return;
+  io_->stop_reading();
+  reading_ = false;
 }
 
 std::string Transport::op_name(const char* verb, const char* without_peer) const {
   return peer_ ? std::string(verb) + " " + peer_->to_string() : std::string(without_peer);
-}
-
-void Transport::op_issued() {
-  if (ops_outstanding_++ == 0) keepalive_ = shared_from_this();
-}
-
-void Transport::op_done() noexcept {
-  if (--ops_outstanding_ > 0) return;
-  if (closed_ && !fd_closed_) finish_close();               // teardown waited for this
-  std::shared_ptr<Transport> last = std::move(keepalive_);  // may end this transport
-}
-
-void Transport::op_abandoned() noexcept {
-  if (--ops_outstanding_ > 0) return;
-  // The ring goes away with its loop: close the fd, nobody is left to tell.
-  if (closed_ && !fd_closed_) {
-    ::close(fd_);
-    fd_closed_ = true;
-  }
-  std::shared_ptr<Transport> last = std::move(keepalive_);  // may end this transport
-}
-
-void Transport::on_recv(int res, std::uint32_t flags) noexcept {
-  const bool more = IoRing::more(flags);
-  try {
-    if (res > 0) {
-      // The recv takes at most the reader's room, so the completion that
-      // pauses the reader is the recv's last (io_ring.hpp). Bytes that arrive
-      // after a close are dropped.
-      if (!closed_ && deliver(ring_->buffer(res, flags)))
-        reading_ = false;  // paused until a read brings the buffer back to the limit
-    } else if (res == 0) {
-      if (!closed_ && !reader_eof_) {
-        reading_ = false;
-        reader_eof_ = true;
-        deliver_eof();  // the socket stays open for writing (half-close)
-      }
-    } else if (res != -ENOBUFS && res != -ECANCELED && res != -EINTR && !closed_) {
-      teardown(std::make_exception_ptr(os_error(-res, op_name("recv from", "read"))));
-    }
-    if (more) {
-      // A multishot recv goes on. Closed: cancel it, again with every
-      // completion, since a cancel may not take while data keeps arriving.
-      if (!reading_ || closed_) ring_->prep_cancel(recv_op_);
-      return;
-    }
-    // It ended: single-shot, its byte limit (where the reader did not pause,
-    // having read meanwhile), -ENOBUFS (the buffers are back before the next
-    // submission), or a thread exit (io_ring.hpp). After a short single-shot read the socket is
-    // empty: the next recv waits for readiness first.
-    if (reading_ && !closed_ && !reader_eof_) {
-      recv_chunk_ = ring_->prep_recv(recv_op_, fd_, reader_->room(),
-                                     res > 0 && static_cast<std::size_t>(res) < recv_chunk_);
-      op_issued();
-    }
-  } catch (...) {
-    if (!closed_) teardown(std::current_exception());
-  }
-  if (!more) op_done();
 }
 
 // ---------------------------------------------------------------- WriteQueue
@@ -218,79 +155,7 @@ void WriteQueue::swap(WriteQueue& other) noexcept {
   std::swap(bytes_, other.bytes_);
 }
 
-// ------------------------------------------------------------ ring sends
-
-void Transport::start_send_locked() {
-  // Whatever is in sending_ goes first (a partial send's rest); else the queue.
-  if (sending_.empty()) sending_.swap(wbuf_);
-  const int count = sending_.gather(send_iov_.data(), static_cast<int>(send_iov_.size()));
-  if (count == 1) {
-    ring_->prep_send(send_op_, fd_, static_cast<const char*>(send_iov_[0].iov_base),
-                     send_iov_[0].iov_len);
-  } else {
-    send_msg_ = {};
-    send_msg_.msg_iov = send_iov_.data();
-    send_msg_.msg_iovlen = static_cast<std::size_t>(count);
-    ring_->prep_sendmsg(send_op_, fd_, &send_msg_);
-  }
-  send_active_ = true;
-  op_issued();
-}
-
-void Transport::kick_send() {
-  try {
-    std::lock_guard lock(mu_);
-    kick_queued_ = false;
-    if (closed_ || send_active_ || pending_locked() == 0) return;
-    start_send_locked();
-  } catch (...) {
-    teardown(std::current_exception());
-  }
-}
-
-void Transport::on_sent(int res) noexcept {
-  std::vector<Future<void>> waiters;
-  std::exception_ptr error;
-  bool finish = false;
-  try {
-    std::lock_guard lock(mu_);
-    send_active_ = false;
-    if (closed_) {
-      sending_.clear();
-    } else if (res == -ECANCELED) {
-      // The thread that submitted it exited (a standalone loop now run by
-      // another thread): the bytes were not sent, so send them again.
-      start_send_locked();
-    } else if (res < 0) {
-      error = std::make_exception_ptr(os_error(-res, op_name("send to", "write")));
-    } else {
-      sending_.consume(static_cast<std::size_t>(res));
-      if (!sending_.empty()) {
-        start_send_locked();  // the rest of this send, before anything queued since
-      } else {
-        if (pending_locked() > 0) {
-          start_send_locked();
-        } else {
-          if (eof_requested_ && !eof_sent_) {
-            ::shutdown(fd_, SHUT_WR);
-            eof_sent_ = true;
-          }
-          finish = closing_;
-          take_empty_waiters_locked(waiters);
-        }
-      }
-      if (pending_locked() <= low_) take_waiters_locked(waiters);
-    }
-  } catch (...) {
-    error = std::current_exception();
-  }
-  complete_all(waiters);
-  if (error)
-    teardown(error);
-  else if (finish)
-    teardown(nullptr);
-  op_done();
-}
+// ------------------------------------------------------------ loop side
 
 bool Transport::deliver(std::string_view data) {
   if (TlsEngine* tls = this->tls()) return tls->on_data(data);
@@ -302,111 +167,34 @@ void Transport::deliver_eof() {
   reader_->feed_eof();
 }
 
-void Transport::on_readable() {
-  if (closed_ || !reading_) return;
-  thread_local std::string chunk(kReadChunk, '\0');
-  ssize_t n;
-  do {
-    n = kind_ == FdKind::socket ? ::recv(fd_, chunk.data(), chunk.size(), 0)
-                                : ::read(fd_, chunk.data(), chunk.size());
-  } while (n < 0 && errno == EINTR);
-  if (n > 0) {
-    if (deliver(std::string_view(chunk.data(), static_cast<std::size_t>(n)))) {
-      loop_->remove_reader(fd_);  // paused until a read brings the buffer back to the limit
-      reading_ = false;
+bool Transport::sent_locked(std::vector<Future<void>>& waiters) {
+  bool close_waits = false;
+  if (pending_locked() == 0) {
+    if (eof_requested_ && !eof_sent_) {
+      ::shutdown(fd_, SHUT_WR);
+      eof_sent_ = true;
     }
-    return;
+    close_waits = closing_;
+    take_empty_waiters_locked(waiters);
   }
-  if (n == 0) {
-    loop_->remove_reader(fd_);
-    reading_ = false;
-    reader_eof_ = true;
-    deliver_eof();
-    // A pipe's read end has nothing left to do; a socket stays open for
-    // writing (half-close, as asyncio's StreamReaderProtocol.eof_received).
-    if (!writable_) teardown(nullptr);
-    return;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-  std::string op = op_name("recv from", "read");
-  teardown(std::make_exception_ptr(os_error(errno, op)));
-}
-
-void Transport::arm_writer() {
-  if (closed_ || writer_registered_) return;
-  {
-    std::lock_guard lock(mu_);
-    if (!want_writer_) return;
-  }
-  loop_->add_writer(fd_, [self = shared_from_this()] { self->on_writable(); });
-  writer_registered_ = true;
-}
-
-void Transport::on_writable() {
-  if (closed_) return;
-  std::vector<Future<void>> waiters;
-  std::exception_ptr error;
-  bool flushed = false, finish_close = false;
-  {
-    std::lock_guard lock(mu_);
-    while (pending_locked() > 0) {
-      std::array<::iovec, WriteQueue::kMaxIov> iov;
-      const int count = wbuf_.gather(iov.data(), static_cast<int>(iov.size()));
-      ssize_t n = send_iov(iov.data(), count);
-      if (n >= 0) {
-        wbuf_.consume(static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n != -EAGAIN) {
-        std::string op = op_name("send to", "write");
-        error = std::make_exception_ptr(os_error(static_cast<int>(-n), op));
-      }
-      break;
-    }
-    if (!error) {
-      if (pending_locked() == 0) {
-        want_writer_ = false;
-        flushed = true;
-        if (eof_requested_ && !eof_sent_) {
-          ::shutdown(fd_, SHUT_WR);
-          eof_sent_ = true;
-        }
-        finish_close = closing_;
-        take_empty_waiters_locked(waiters);
-      }
-      if (pending_locked() <= low_) take_waiters_locked(waiters);
-    }
-  }
-  complete_all(waiters);
-  if (error) return teardown(error);
-  if (flushed) {
-    loop_->remove_writer(fd_);
-    writer_registered_ = false;
-  }
-  if (finish_close) teardown(nullptr);
+  if (pending_locked() <= low_) take_waiters_locked(waiters);
+  return close_waits;
 }
 
 void Transport::close_on_loop() {
   bool flush;
   try {
-    if (reading_) {
-      if (ring_)
-        ring_->prep_cancel(recv_op_);
-      else
-        loop_->remove_reader(fd_);
-      reading_ = false;
-    }
+    pause_reading();
     std::lock_guard lock(mu_);
     if (closed_) return;
     // A sendfile in progress is flushed too: its end calls us again.
     if (sendfile_active_ && !error_) return;
     flush = pending_locked() > 0 && !error_;
-    if (flush && ring_ && !send_active_) start_send_locked();
+    if (flush) io_->flush_for_close_locked();
   } catch (...) {
     return teardown(std::current_exception());
   }
-  // With bytes still buffered the writer callback (or the send's
-  // completion) finishes the close.
+  // With bytes still buffered the backend's flush finishes the close.
   if (!flush) teardown(nullptr);
 }
 
@@ -426,22 +214,10 @@ void Transport::teardown(std::exception_ptr error) {
     wbuf_.clear();
     if (!send_active_)
       sending_.clear();  // else the kernel still reads them: cleared by the completion
-    want_writer_ = false;
   }
   close_error_ = error;
-  if (ring_) {
-    try {
-      ring_->prep_cancel(recv_op_);
-      ring_->prep_cancel(send_op_);
-    } catch (const std::system_error&) {
-      // No room to ask: ending the connection completes both requests.
-      ::shutdown(fd_, SHUT_RDWR);
-    }
-  } else {
-    if (reading_) loop_->remove_reader(fd_);
-    if (writer_registered_) loop_->remove_writer(fd_);
-  }
-  reading_ = writer_registered_ = false;
+  io_->cancel();
+  reading_ = false;
   if (readable_) {
     if (error)
       reader_->set_exception(error);
@@ -450,7 +226,7 @@ void Transport::teardown(std::exception_ptr error) {
   }
   complete_all(waiters);
   if (TlsEngine* tls = this->tls()) tls->on_closed(error);
-  if (ops_outstanding_ == 0) finish_close();
+  if (io_->idle()) finish_close();
 }
 
 void Transport::finish_close() {
@@ -534,7 +310,7 @@ void Transport::raw_write(std::string_view data) { write_plain({&data, 1}, nullp
 
 void Transport::write_plain(std::span<const std::string_view> pieces, WriteChunk* owned) {
   std::exception_ptr error;
-  bool arm = false, kick = false;
+  bool flush = false;
   {
     std::lock_guard lock(mu_);
     if (eof_requested_) throw RuntimeError("Cannot call write() after write_eof()");
@@ -545,7 +321,7 @@ void Transport::write_plain(std::span<const std::string_view> pieces, WriteChunk
     if (total == 0) return;
     // With a ring, a write on the loop's thread joins the iteration's batch
     // of sends; one from elsewhere sends at once when nothing is queued.
-    const bool on_loop = ring_ && current_loop() == loop_;
+    const bool on_loop = batch_on_loop_ && current_loop() == loop_;
     std::size_t sent = 0;
     if (pending_locked() == 0 && !on_loop) {
       std::array<::iovec, WriteQueue::kMaxIov> iov;
@@ -583,28 +359,15 @@ void Transport::write_plain(std::span<const std::string_view> pieces, WriteChunk
           wbuf_.append_copy(pieces[i].substr(sent));
         sent = 0;
       }
-      if (ring_) {
-        if (send_active_) {
-          // The running send's completion takes wbuf_ along.
-        } else if (on_loop) {
-          try {
-            start_send_locked();
-          } catch (...) {
-            error = std::current_exception();
-          }
-        } else if (!kick_queued_) {
-          kick_queued_ = true;
-          kick = true;
-        }
-      } else if (!want_writer_) {
-        want_writer_ = true;
-        arm = true;
+      try {
+        flush = io_->queued_locked(on_loop);
+      } catch (...) {
+        error = std::current_exception();
       }
     }
   }
   if (error) return fail(error);
-  if (arm) run_on_loop(*loop_, [self = shared_from_this()] { self->arm_writer(); });
-  if (kick) run_on_loop(*loop_, [self = shared_from_this()] { self->kick_send(); });
+  if (flush) run_on_loop(*loop_, [self = shared_from_this()] { self->io_->flush(); });
 }
 
 Coro<void> Transport::drain(std::shared_ptr<Transport> self) {
@@ -694,16 +457,7 @@ TlsEngine& Transport::attach_tls(std::shared_ptr<SslContextState> ctx, bool serv
   std::string early = reader_->take_buffered();
   engine->start();
   if (!early.empty()) {
-    if (engine->on_data(early)) {
-      // The reader asked to pause: stop reading until it drains.
-      if (reading_) {
-        if (ring_)
-          ring_->prep_cancel(recv_op_);
-        else
-          loop_->remove_reader(fd_);
-        reading_ = false;
-      }
-    }
+    if (engine->on_data(early)) pause_reading();  // the reader asked to pause until it drains
   }
   return *engine;
 }

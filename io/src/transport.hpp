@@ -1,46 +1,45 @@
 // ReaderState and Transport: the shared state behind StreamReader and
 // StreamWriter (internal).
 //
+// A Transport is one buffering and flow-control core (this header,
+// transport.cpp) over one of two I/O backends (TransportIo), fixed at
+// construction: epoll (transport_epoll.cpp: pipes, and sockets where
+// io_uring is unavailable) or io_uring (transport_uring.cpp: sockets on a
+// loop whose selector has an IoRing). Each backend's file opens with its own
+// invariants. The TLS engine sits in the core: it sees plain bytes in and
+// out, whichever backend moves them.
+//
 // Ownership and threads:
 // - A Transport owns one fd, registered with exactly one loop (`loop_`, the
 //   running loop when it was created; docs/architecture.md, invariant 6). Every
-//   selector registration change and the final close(fd) happen on that
-//   loop's thread (run_on_loop); a call from elsewhere is queued there.
-//   Because the fd is closed on its loop's thread after its registrations
-//   were removed there, an fd number can never be reused while a loop still
-//   watches it.
+//   selector registration change, every ring request and the final close(fd)
+//   happen on that loop's thread (run_on_loop); a call from elsewhere is
+//   queued there. Because the fd is closed on its loop's thread after its
+//   registrations were removed and its requests completed there, an fd number
+//   can never be reused while a loop still watches it or the kernel still
+//   works on it.
 // - Fields marked "loop-only" are touched only on loop_'s thread; every other
 //   field is guarded by mu_. No lock is held while calling into the loop or
 //   completing a future, and mu_ and ReaderState::mu_ are never held together.
-// - The loop's fd callbacks hold a shared_ptr to the Transport, so it lives
-//   while registered; the user-facing handles hold a StreamOwner, whose
-//   destruction (the last reader/writer handle dropped) closes the transport.
-//   If the loop itself goes away first, its registrations are released and
-//   ~Transport closes the fd (invariant 9).
-// - Flow control: the loop reads into the ReaderState while it is registered
-//   for reading; ReaderState asks to pause above 2 * limit (the loop stops
-//   reading) and to resume at or below limit (asyncio's StreamReader).
-//
-// Two ways of doing the I/O, fixed at construction:
-// - readiness (epoll; pipes, and sockets where io_uring is unavailable): the
-//   loop's fd callbacks recv into the ReaderState and flush the write buffer;
-//   write() sends directly from the calling thread when nothing is buffered.
-// - completion (io_uring, sockets on a loop whose selector has an IoRing):
-//   one recv feeds the ReaderState from the ring's completions, limited to
-//   the reader's room() so that a multishot one ends by itself where the
-//   reader pauses (io_ring.hpp); one that ends while reading_ is issued
-//   again, a close cancels it (again with each completion until it takes); a
-//   write on the loop's thread queues a send request, so that all the sends
-//   of one loop iteration go to the kernel in one system call. At most one
-//   send is in flight (ordering): its chunks live in `sending_` (one SEND,
-//   or one SENDMSG over up to 64 chunks), which nobody changes until its
-//   completion; later writes gather in wbuf_ and go with the next send. A
-//   write from another thread sends directly when nothing is buffered or in
-//   flight, else appends to wbuf_ and, if no send is in flight, asks the
-//   loop to start one. While a request is outstanding the transport holds a
-//   reference to itself (keepalive_), and close(fd) waits until the last one
-//   has completed (after teardown cancelled them), so the kernel never sees
-//   a reused fd number or freed bytes.
+// - The loop's fd callbacks and outstanding ring requests hold a shared_ptr
+//   to the Transport, so it lives while registered; the user-facing handles
+//   hold a StreamOwner, whose destruction (the last reader/writer handle
+//   dropped) closes the transport. If the loop itself goes away first, its
+//   registrations are released and ~Transport closes the fd (invariant 9).
+// - Flow control: the backend reads into the ReaderState (or the TLS engine)
+//   while reading_; ReaderState asks to pause above 2 * limit (the backend
+//   stops reading) and to resume at or below limit (asyncio's StreamReader).
+//   Writes: bytes the kernel did not take at once wait in wbuf_ (then in
+//   sending_ while a ring send holds them); drain() waits while more than the
+//   high-water mark is pending and wakes at or below the low one; close()
+//   flushes first, abort() does not. One function (sent_locked) decides,
+//   after every flush step of either backend, what a shrinking buffer
+//   releases: drain waiters, the FIN that write_eof asked for, a close.
+// - Writes from a thread other than the loop's are sent directly when
+//   nothing is pending (both backends); otherwise the backend takes over on
+//   the loop. With io_uring, writes on the loop's own thread always go to the
+//   backend, so that all the sends of one loop iteration share one system
+//   call (batch_on_loop_).
 //
 // TLS (tls_engine.hpp): a transport may carry a TlsEngine, published once
 // through the atomic tls_ (at creation, or by start_tls on a live
@@ -115,6 +114,25 @@ class ReaderState {
   void consume(std::size_t n);
 
  private:
+  /// One try of a read, the step every read loops over: under mu_ (the pin
+  /// ended, a stored error rethrown) `take(*this, resume)` takes what the
+  /// read returns (true) or finds too little (false: a waiter is
+  /// registered and returned, for the caller to await unlocked and try
+  /// again). A paused transport is resumed after mu_ is released. Throws
+  /// what `take` throws.
+  template <class Take>
+  std::optional<Future<void>> attempt(const char* what, Take& take) {
+    std::optional<Future<void>> wait;
+    bool resume = false;
+    {
+      std::lock_guard lock(mu_);
+      unpin_locked();
+      if (error_) std::rethrow_exception(error_);
+      if (!take(*this, resume)) wait = wait_locked(what, resume);
+    }
+    if (resume) resume_transport();
+    return wait;
+  }
   /// Registers a waiter (RuntimeError if one exists); resumes a paused
   /// transport. Called with mu_ held; the caller awaits the result unlocked.
   Future<void> wait_locked(const char* what, bool& resume);
@@ -187,6 +205,33 @@ class WriteQueue {
   std::size_t bytes_ = 0;      // unsent bytes in all
 };
 
+/// How a transport moves bytes between its fd and its buffers: the epoll
+/// backend (make_epoll_io, transport_epoll.cpp) or the io_uring backend
+/// (make_uring_io, transport_uring.cpp). Owned by its Transport; runs on the
+/// loop's thread except where noted.
+class TransportIo {
+ public:
+  virtual ~TransportIo() = default;
+  /// Starts reading (reading_ is false, the transport open). @throws where
+  /// nothing can be read; the caller tears the connection down.
+  virtual void start_reading() = 0;
+  /// Stops reading: a pause or a close (reading_ is true).
+  virtual void stop_reading() = 0;
+  /// mu_ held, any thread: bytes were added to wbuf_. Starts a flush, or
+  /// returns true when flush() must run on the loop (queued by the caller,
+  /// unlocked). @throws where a send cannot be issued.
+  virtual bool queued_locked(bool on_loop) = 0;
+  /// The loop's side of queued_locked() returning true.
+  virtual void flush() = 0;
+  /// mu_ held: close() found bytes pending; makes sure they are on their way.
+  virtual void flush_for_close_locked() = 0;
+  /// Teardown: ends every registration and request (reading_ and the
+  /// writer's state are reset by the caller).
+  virtual void cancel() noexcept = 0;
+  /// True when no request the kernel holds is outstanding: the fd may close.
+  virtual bool idle() const noexcept = 0;
+};
+
 class Transport : public std::enable_shared_from_this<Transport> {
  public:
   /// Takes ownership of `fd`; call start() once the shared_ptr exists.
@@ -254,6 +299,9 @@ class Transport : public std::enable_shared_from_this<Transport> {
   void abort(std::exception_ptr error) { fail(std::move(error)); }
 
  private:
+  friend class EpollIo;
+  friend class UringIo;
+
   // loop-only
   /// write() without the engine.
   void write_plain(std::span<const std::string_view> pieces, WriteChunk* owned);
@@ -261,10 +309,9 @@ class Transport : public std::enable_shared_from_this<Transport> {
   bool deliver(std::string_view data);
   /// The fd's EOF: to the engine or the reader.
   void deliver_eof();
-  void on_readable();
-  void on_writable();
   void arm_reader();
-  void arm_writer();
+  /// Stops reading if reading (a pause, a close).
+  void pause_reading();
   void close_on_loop();
   /// Removes the registrations, closes the fd, feeds EOF (or the error) to
   /// the reader, fails drain waiters and completes wait_closed.
@@ -274,33 +321,11 @@ class Transport : public std::enable_shared_from_this<Transport> {
   /// Closes the fd and completes wait_closed and the on_closed hooks (after
   /// teardown, once no ring request is outstanding).
   void finish_close();
-
-  // completion-based I/O (ring_ set), loop-only
-  struct RecvOp final : IoOp {
-    explicit RecvOp(Transport* t) : transport(t) {}
-    void complete(int res, std::uint32_t flags) noexcept override {
-      transport->on_recv(res, flags);
-    }
-    void abandon() noexcept override { transport->op_abandoned(); }
-    Transport* transport;
-  };
-  struct SendOp final : IoOp {
-    explicit SendOp(Transport* t) : transport(t) {}
-    void complete(int res, std::uint32_t) noexcept override { transport->on_sent(res); }
-    void abandon() noexcept override { transport->op_abandoned(); }
-    Transport* transport;
-  };
-  void on_recv(int res, std::uint32_t flags) noexcept;
-  void on_sent(int res) noexcept;
-  /// Issues the send of wbuf_ (mu_ held, loop thread, no send in flight).
-  void start_send_locked();
-  /// Loop side of an off-loop write that found no send in flight.
-  void kick_send();
-  void op_issued();
-  /// A request finished; may drop the last reference to this transport.
-  void op_done() noexcept;
-  /// A request will never finish (the ring is gone); may drop the last reference.
-  void op_abandoned() noexcept;
+  /// mu_ held, after a flush step of either backend: once nothing is
+  /// pending, sends the FIN that write_eof asked for and takes the waiters
+  /// for "nothing buffered"; at or below the low-water mark, the drain
+  /// waiters. Returns true when a close was waiting for this flush.
+  bool sent_locked(std::vector<Future<void>>& waiters);
   /// "<verb> <peer>" for error messages, `without_peer` when there is no peer.
   std::string op_name(const char* verb, const char* without_peer) const;
 
@@ -319,27 +344,23 @@ class Transport : public std::enable_shared_from_this<Transport> {
   }
 
   EventLoop* const loop_;
-  IoRing* const ring_;
   const int fd_;
   const FdKind kind_;
   const bool readable_;
   const bool writable_;
+  // Writes on the loop's thread go to the backend, never straight to the fd.
+  const bool batch_on_loop_;
   std::shared_ptr<ReaderState> reader_;
   std::optional<Address> peer_;
   std::optional<Address> local_;
+  std::unique_ptr<TransportIo> io_;  // set in the constructor, never changed
 
   // loop-only
-  bool reading_ = false;  // registered for reading
-  bool writer_registered_ = false;
+  bool reading_ = false;     // the backend reads (not paused, not at EOF, not closed)
   bool reader_eof_ = false;  // the peer's EOF was read
   bool fd_closed_ = false;
-  RecvOp recv_op_{this};
-  std::size_t recv_chunk_ = 0;  // the most one completion of recv_op_ can carry
-  SendOp send_op_{this};
-  unsigned ops_outstanding_ = 0;
-  std::shared_ptr<Transport> keepalive_;  // set while ops_outstanding_ > 0
-  std::exception_ptr close_error_;        // teardown's error, for wait_closed
-  TimerHandle shutdown_timer_;            // TLS: bounds a close's flush
+  std::exception_ptr close_error_;  // teardown's error, for wait_closed
+  TimerHandle shutdown_timer_;      // TLS: bounds a close's flush
 
   // ordering: acquire/release: whoever sees the engine sees it constructed.
   std::atomic<TlsEngine*> tls_{nullptr};
@@ -347,15 +368,11 @@ class Transport : public std::enable_shared_from_this<Transport> {
   Duration tls_shutdown_timeout_{};       // written before tls_ is published
 
   mutable std::mutex mu_;
-  WriteQueue wbuf_;     // guarded by mu_: unsent bytes not in flight
-  WriteQueue sending_;  // guarded by mu_ (ring): the in-flight send's bytes
-  std::array<::iovec, WriteQueue::kMaxIov> send_iov_{};  // guarded by mu_ (ring): in flight
-  ::msghdr send_msg_{};                                  // guarded by mu_ (ring): in flight
-  bool send_active_ = false;    // guarded by mu_ (ring): a send request is outstanding
-  bool kick_queued_ = false;    // guarded by mu_ (ring): kick_send is queued to the loop
+  WriteQueue wbuf_;             // guarded by mu_: unsent bytes not in flight
+  WriteQueue sending_;          // guarded by mu_: a ring send's bytes, in flight (empty on epoll)
+  bool send_active_ = false;    // guarded by mu_: a ring send is outstanding (never on epoll)
   std::size_t high_;            // guarded by mu_
   std::size_t low_;             // guarded by mu_
-  bool want_writer_ = false;    // guarded by mu_: buffered bytes wait for the writer callback
   bool eof_requested_ = false;  // guarded by mu_
   bool eof_sent_ = false;       // guarded by mu_
   bool closing_ = false;        // guarded by mu_: close() called or connection lost
@@ -372,6 +389,14 @@ class Transport : public std::enable_shared_from_this<Transport> {
   std::vector<Future<void>> empty_waiters_;  // guarded by mu_: nothing buffered or in flight
   Future<void> closed_future_;               // completed by teardown
 };
+
+/// Completes every future in `waiters` (a cancelled one stays as it is)
+/// and clears the list. Call without mu_ held.
+void complete_all(std::vector<Future<void>>& waiters);
+
+/// The backends (each in its own file).
+std::unique_ptr<TransportIo> make_epoll_io(Transport& t);
+std::unique_ptr<TransportIo> make_uring_io(Transport& t, IoRing& ring);
 
 /// Closes its transport when the last user handle (reader or writer) goes.
 class StreamOwner {
