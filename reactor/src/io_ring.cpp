@@ -334,24 +334,22 @@ template <class OnCompletion>
 void IoRing::drain_completions(OnCompletion&& on_completion) {
   io_uring& ring = rings_->ring;
   for (;;) {
-    if (!completions_ready()) {
+    unsigned ready = ::io_uring_cq_ready(&ring);  // one acquire load of the tail per batch
+    if (ready == 0) {
       // Completions the CQ had no room for wait in the kernel until asked for.
       if (!::io_uring_cq_has_overflow(&ring)) return;
       checked(::io_uring_get_events(&ring));
-      if (!completions_ready()) return;
+      ready = ::io_uring_cq_ready(&ring);
+      if (ready == 0) return;
     }
-    // One at a time, copied and handed back to the kernel before it is
-    // handled: a handler may issue requests (and fill the CQ meanwhile).
-    unsigned head;
-    io_uring_cqe* slot;
-    io_uring_cqe cqe{};
-    io_uring_for_each_cqe(&ring, head, slot) {
-      cqe = *slot;
-      break;
+    for (; ready > 0; --ready) {
+      // Copied and handed back to the kernel before it is handled: a handler
+      // may issue requests (and the kernel fill the CQ meanwhile).
+      const io_uring_cqe cqe = ring.cq.cqes[*ring.cq.khead & ring.cq.ring_mask];
+      ::io_uring_cq_advance(&ring, 1);
+      ++stats_.completions;
+      on_completion(cqe);
     }
-    ::io_uring_cq_advance(&ring, 1);
-    ++stats_.completions;
-    on_completion(cqe);
   }
 }
 
