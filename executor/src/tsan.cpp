@@ -20,12 +20,16 @@
 // matches only accesses made by TBB's own header code; what the submitted
 // functions do stays checked. A program that runs TBB algorithms
 // (parallel_reduce, ...) inside the arena under TSan also needs
-// `race:/oneapi/tbb/`. Weak, so that a program's own definition replaces this
-// one (it should then repeat these lines).
+// `race:/oneapi/tbb/`.
+//
+// A strong definition: the TSan runtime's own default (no suppressions) is
+// weak and comes first on the link line, so a weak one here would never be
+// chosen. A program that needs more suppressions passes
+// TSAN_OPTIONS=suppressions=FILE, which adds to these.
 // Asked for by the link of every TSan build (-u), so that this member is linked.
 extern "C" const char weft_tsan_suppressions_anchor = 0;
 
-extern "C" __attribute__((weak)) const char* __tsan_default_suppressions() {
+extern "C" const char* __tsan_default_suppressions() {
   return "race:moodycamel::ConcurrentQueue\n"
          "race_top:/oneapi/tbb/\n";
 }
