@@ -8,6 +8,7 @@
 //   --hooks: every RunOptions hook set (each bumps a relaxed counter), to
 //            measure their cost (bench/results/observability-2026-12-07.md)
 //   --no-stall-detector: RunOptions::stall_threshold = 0 (no watchdog thread)
+//   --no-lifo: RunOptions::lifo_slot = false (for A/B runs of the LIFO slot)
 //   workloads: spawn_many yield_many ping_pong chained_spawn timers idle_memory fanout
 //              mutex mpsc skynet fib cache_hit_lazy cache_hit_eager
 #include <weft/weft.hpp>
@@ -366,13 +367,14 @@ int main(int argc, char** argv) {
   }
   std::string workload = argv[1];
   unsigned workers = static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10));
-  bool eager_tasks = false, coop_off = false, hooks = false, stall_off = false;
+  bool eager_tasks = false, coop_off = false, hooks = false, stall_off = false, lifo_off = false;
   for (int i = 3; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) g_scale = 10;
     if (std::strcmp(argv[i], "--eager") == 0) eager_tasks = true;
     if (std::strcmp(argv[i], "--no-coop") == 0) coop_off = true;
     if (std::strcmp(argv[i], "--hooks") == 0) hooks = true;
     if (std::strcmp(argv[i], "--no-stall-detector") == 0) stall_off = true;
+    if (std::strcmp(argv[i], "--no-lifo") == 0) lifo_off = true;
   }
   g_workers = workers;
   weft::Coro<Result> (*fn)() = nullptr;
@@ -424,6 +426,7 @@ int main(int argc, char** argv) {
     options.on_worker_park = worker_hook;
     options.on_worker_unpark = worker_hook;
   }
+  if (lifo_off) options.lifo_slot = false;
   Result r = weft::run(fn(), options);
   std::printf("peer=%s workload=%s workers=%u seconds=%.6f ops_per_sec=%.1f%s%s\n",
               eager_tasks ? "weft-eager" : "weft", workload.c_str(), workers, r.seconds,

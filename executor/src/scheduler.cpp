@@ -33,6 +33,7 @@ Worker::Worker(Scheduler* scheduler, unsigned index)
       index_(index),
       loop_(std::make_unique<LoopImpl>(nullptr, this, scheduler, scheduler->options.loop)),
       run_queue_(scheduler->options.local_queue_capacity),
+      lifo_enabled_(scheduler->options.lifo_slot),
       rng_(0x9E3779B9u * (index + 1)),
       probe_(scheduler->options, index,
              scheduler->options.stall_threshold.count() > 0 ? &scheduler->stall_inspecting
@@ -60,6 +61,7 @@ void Worker::main() {
   const unsigned budget = std::max(1u, scheduler_->options.event_interval);
   while (!scheduler_->stopped.load(std::memory_order_acquire)) {
     bump(probe_.iterations);
+    notified_in_tick_ = false;
     // The asyncio iteration: inbox, I/O, timers, loop-affine callbacks and tasks.
     loop.iterate(false);
     // Stealable tasks, a bounded batch so the loop above keeps its rhythm.
@@ -67,12 +69,12 @@ void Worker::main() {
     for (; ran < budget; ++ran) {
       TaskCore* task = next_local_task();
       if (!task) break;
-      task->run();
+      run_step(task);
     }
     loop.count_steps(ran);
     if (loop.has_ready() || !run_queue_.empty() || loop.inbox_nonempty()) continue;
     if (TaskCore* task = find_work()) {
-      task->run();
+      run_step(task);
       continue;
     }
     park();
@@ -91,14 +93,52 @@ TaskCore* Worker::next_local_task() noexcept {
   return run_queue_.pop();
 }
 
-void Worker::push_local(TaskCore* task) noexcept {
+void Worker::run_step(TaskCore* task) {
+  in_step_ = true;
+  task->run();
+  // The LIFO slot: what the step woke last runs next, at most kMaxLifoSteps
+  // in a row (Tokio's cap), so that two tasks waking each other cannot keep
+  // the run queue waiting; the one left over takes its turn at the back.
+  // The slot is empty again before this returns: it is never stolen, parked
+  // on or left behind at shutdown.
+  unsigned steps = 1;
+  while (TaskCore* next = std::exchange(lifo_, nullptr)) {
+    if (steps == kMaxLifoSteps + 1) {
+      in_step_ = false;
+      push_back_queue(next);
+      break;
+    }
+    ++steps;
+    next->run();
+  }
+  in_step_ = false;
+}
+
+void Worker::push_local(TaskCore* task, bool yielded) noexcept {
+  if (lifo_enabled_ && in_step_ && !yielded) {
+    // The previous occupant moves to the back of the queue, where it is
+    // stealable: only then can a sibling help.
+    task = std::exchange(lifo_, task);
+    if (!task) return;
+  }
+  push_back_queue(task);
+}
+
+void Worker::push_back_queue(TaskCore* task) noexcept {
   bool overflowed = false;
   run_queue_.push_back(task, [&](TaskCore* t) {
     overflowed = true;
     scheduler_->injector_count_.fetch_add(1, std::memory_order_seq_cst);
     scheduler_->push_injected(t);
   });
-  if (!searching_ && (overflowed || run_queue_.len() > 1)) {
+  // Spawn batching: one check for an idle sibling per tick (the first push
+  // that leaves work to steal), not one per push: the check is a fence, and a
+  // burst of create_task or a worker full of yielding tasks would pay it on
+  // every push. A sibling that parks after that check re-read the queues
+  // first (scheduler.hpp); what is pushed after its re-read waits at most
+  // one tick for the next check, or runs here. Nothing is lost either way.
+  if (!searching_ && !notified_in_tick_ && (overflowed || run_queue_.len() > 1)) {
+    notified_in_tick_ = true;
     scheduler_->notify_parked();
   }
 }
@@ -137,6 +177,7 @@ void Worker::transition_from_searching() noexcept {
   Scheduler& s = *scheduler_;
   std::uint64_t before =
       s.idle_state_.fetch_sub(Scheduler::kOneSearching, std::memory_order_seq_cst);
+  Scheduler::fence_before_queue_reads();
   if (Scheduler::searching_of(before) == 1 && (s.injected() > 0 || s.any_stealable_work()))
     s.notify_parked();
 }
@@ -174,6 +215,9 @@ void Worker::park() {
                             std::memory_order_seq_cst);
     searching_ = false;
   }
+  // ordering: the parker's half of the store-buffering pair (scheduler.hpp):
+  // the RMW above, a seq_cst fence, then the queue reads below.
+  Scheduler::fence_before_queue_reads();
   if (s.injected() > 0 || s.any_stealable_work() || s.stopped.load(std::memory_order_seq_cst)) {
     leave_idle();
     return;
@@ -293,9 +337,9 @@ bool Scheduler::any_stealable_work() const noexcept {
 }
 
 void Scheduler::notify_parked() noexcept {
-  // ordering: an RMW, not a load, so that it takes part in the modification
-  // order of idle_state_ with the parkers' RMWs.
-  std::uint64_t s = idle_state_.fetch_add(0, std::memory_order_seq_cst);
+  // ordering: the pusher's half of the store-buffering pair in scheduler.hpp:
+  // its queue write, a seq_cst fence, then this read of idle_state_.
+  std::uint64_t s = read_idle_state_after_push();
   if (searching_of(s) != 0 || idle_of(s) == 0) return;
   unpark_one();
 }

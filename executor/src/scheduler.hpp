@@ -5,8 +5,14 @@
 //   for loop-affine work, timers, selector, inbox) and one LocalQueue of
 //   stealable tasks. Only the owner pushes to its LocalQueue; anyone may steal.
 // - Where a woken task goes: loop-affine tasks (pinned, or any task when there
-//   is one worker) to their home loop; others to the waking worker's
-//   LocalQueue, or, from a foreign thread, to the shared injector.
+//   is one worker) to their home loop; others, woken or created by a task
+//   step on a worker, to that worker's LIFO slot (RunOptions::lifo_slot; the
+//   previous occupant moves to the back of the LocalQueue); woken anywhere
+//   else on a worker, or by their own step (a yield), to the back of its
+//   LocalQueue; from a foreign thread, to the shared injector. The slot is
+//   owner-only and emptied by run_step before it returns (at most
+//   kMaxLifoSteps slot steps, the rest to the queue), so thieves, parking
+//   and shutdown only ever look at the queues.
 // - Idle protocol (after Tokio's idle.rs and Go's findRunnable): a worker with
 //   nothing to run first takes from the injector, then, if fewer than half of
 //   the workers are searching, becomes a searcher and steals half of a random
@@ -23,14 +29,18 @@
 //   producer. (A lock-free multi-producer queue with per-producer sub-queues
 //   served the fullest sub-queue first: under sustained load a task woken
 //   by one worker's overflow waited tens of seconds for a turn.)
-//   Lost wake-ups are excluded because both sides read-modify-write the one
-//   word idle_state_ (searching count in the low half, idle count in the high
-//   half; seq_cst): the parker's RMW (idle+1, searching-1) then its queue
-//   reads, against the pusher's queue write then its RMW read of the word. In
-//   the word's modification order one RMW comes first; if the parker's, the
-//   pusher sees it idle and unparks it (or sees a searcher that will re-check
-//   after it); if the pusher's, the parker's RMW synchronizes with it and its
-//   queue reads see the push. (RMWs rather than fences: TSan models the former.)
+//   Lost wake-ups are excluded by a store-buffering pair on the one word
+//   idle_state_ (searching count in the low half, idle count in the high
+//   half): the parker's seq_cst RMW (idle+1, searching-1), a seq_cst fence,
+//   then its queue reads, against the pusher's queue write, a seq_cst fence,
+//   then its read of the word. Of the two fences one comes first in the
+//   single total order: if the parker's, the pusher's read sees it idle and
+//   unparks it (or sees a searcher that will re-check after it); if the
+//   pusher's, the parker's queue reads see the push. The pusher only reads
+//   the word, so busy workers pushing all the time share its cache line
+//   instead of bouncing it. Under TSan, which does not model fences, the
+//   pusher's read is an RMW (read_idle_state_after_push) and the pair is the
+//   two RMWs in the word's modification order.
 // - Unparking costs an eventfd write only when the picked worker is blocked
 //   in its selector: the unparker stores woken_as_searcher_ then reads the
 //   loop's parked_ (LoopImpl::wake_if_parked), the parker stores parked_ then
@@ -40,11 +50,12 @@
 //   free.
 // - A searcher that finds work hands the search over (notify_parked) only if
 //   work is left for another worker to find (injector or a stealable queue),
-//   read after its RMW of idle_state_. That keeps the lost-wake-up argument:
-//   a pusher that saw it searching and did not notify made its push before
-//   its RMW, which precedes the searcher's RMW, so the searcher's re-read
-//   sees the push; a pusher whose RMW comes later sees no searcher and
-//   notifies itself.
+//   read after its RMW of idle_state_ and a seq_cst fence. That keeps the
+//   lost-wake-up argument: a pusher that saw it searching and did not notify
+//   read the word before the searcher's RMW, so the pusher's fence precedes
+//   that RMW, hence the searcher's fence, and the searcher's re-read sees the
+//   push; a pusher whose read comes later sees no searcher and notifies
+//   itself.
 // - Shutdown order: cancel every task and wait (grace) -> shut the default
 //   executors down -> stopped_ = true, wake and join every worker -> drop
 //   queued pointers -> abandon the tasks left (frames destroyed, futures
@@ -81,8 +92,10 @@ class Worker {
 
   void start();
   void join();
-  /// Owner thread only.
-  void push_local(TaskCore* task) noexcept;
+  /// Owner thread only. `yielded`: the task's own step ended with it
+  /// runnable again (a yield, or a wake during the step): it goes to the back
+  /// of the run queue, never to the LIFO slot.
+  void push_local(TaskCore* task, bool yielded) noexcept;
   void count_spawn() noexcept { spawned_.fetch_add(1, std::memory_order_relaxed); }
   /// Any thread: an unparker has picked this worker and not yet been seen by
   /// it. LoopImpl reads it while spinning (a hint) and, seq_cst, right after
@@ -104,6 +117,10 @@ class Worker {
   void transition_from_searching() noexcept;
   void park();
   void leave_idle() noexcept;
+  /// Runs one step of `task` (dequeued by this worker), then the tasks that
+  /// step put in the LIFO slot.
+  void run_step(TaskCore* task);
+  void push_back_queue(TaskCore* task) noexcept;
 
   Scheduler* scheduler_;
   unsigned index_;
@@ -112,6 +129,15 @@ class Worker {
   std::thread thread_;
   // owner-only
   bool searching_ = false;
+  /// Inside run_step: wakes may use the LIFO slot.
+  bool in_step_ = false;
+  /// This tick already checked for an idle sibling to wake (spawn batching:
+  /// a burst of create_task wakes at most one; see push_back_queue).
+  bool notified_in_tick_ = false;
+  const bool lifo_enabled_;
+  static constexpr unsigned kMaxLifoSteps = 3;
+  /// The task woken (or created) last by the running step; runs right after it.
+  TaskCore* lifo_ = nullptr;
   std::uint32_t tick_ = 0;
   std::uint32_t rng_;
   // set by an unparker (under idle_mu_): this worker starts as a searcher
@@ -172,6 +198,24 @@ class Scheduler {
     return static_cast<std::uint32_t>(s >> 32);
   }
   std::atomic<std::uint64_t> idle_state_{0};
+  /// A pusher reads idle_state_ after its queue write. A seq_cst fence and a
+  /// load keep the word's cache line shared between busy workers (an RMW
+  /// here, once per push, made every push of a busy worker miss on it).
+  /// TSan does not model fences, so under TSan it stays an RMW.
+  std::uint64_t read_idle_state_after_push() noexcept {
+#if defined(WEFT_TSAN)
+    return idle_state_.fetch_add(0, std::memory_order_seq_cst);
+#else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return idle_state_.load(std::memory_order_relaxed);
+#endif
+  }
+  /// The parker's fence between its RMW of idle_state_ and its queue reads.
+  static void fence_before_queue_reads() noexcept {
+#if !defined(WEFT_TSAN)
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+  }
   std::mutex idle_mu_;
   std::vector<Worker*> idle_;  // guarded by idle_mu_
   bool joined_ = false;

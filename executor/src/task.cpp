@@ -106,7 +106,7 @@ void TaskCore::wake() noexcept {
         // its running->idle CAS) before handing the task to a queue.
         if (sched_.compare_exchange_weak(s, kScheduled, std::memory_order_acq_rel,
                                          std::memory_order_acquire)) {
-          schedule();
+          schedule(/*yielded=*/false);
           return;
         }
         break;
@@ -121,14 +121,14 @@ void TaskCore::wake() noexcept {
   }
 }
 
-void TaskCore::schedule() noexcept {
+void TaskCore::schedule(bool yielded) noexcept {
   if (affine_) {
     home_->impl().schedule(this);
     return;
   }
   Worker* w = current_worker();
   if (w && w->scheduler() == scheduler_)
-    w->push_local(this);
+    w->push_local(this, yielded);
   else
     scheduler_->inject(this);
 }
@@ -177,9 +177,10 @@ void TaskCore::run() {
   // ordering: release publishes this step's frame writes to the next runner.
   if (!sched_.compare_exchange_strong(expected, kIdle, std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
-    // Woken during the step (notified): queue the next step now.
+    // Woken during the step (notified): queue the next step now, behind
+    // what is ready (a yield; never the LIFO slot).
     sched_.store(kScheduled, std::memory_order_relaxed);
-    schedule();
+    schedule(/*yielded=*/true);
   }
 }
 

@@ -43,6 +43,14 @@ struct RunOptions {
   /// the loop's timers, I/O and other tasks. 0 turns it off. Empty: 128 with
   /// several workers, off with one (asyncio's exact order).
   std::optional<unsigned> coop_budget = std::nullopt;
+  /// LIFO slot (Tokio's): with several workers, a task that a running task
+  /// wakes or creates runs right after the waker's step on the same worker,
+  /// ahead of the worker's FIFO run queue (at most 3 in a row, then it takes
+  /// its turn at the back), so a message ping-pong or a fork-join tree skips
+  /// the queue and stays in cache. With one worker, and for pinned tasks,
+  /// there is no such slot: the order stays exactly asyncio's. false: every
+  /// wake-up goes to the back of the run queue (see docs/scheduling-options.md).
+  bool lifo_slot = true;
 
   // Tunables (defaults suit production; tests shrink them to force rare paths).
   /// Capacity of each worker's stealable run queue (power of two, >= 2).

@@ -132,7 +132,7 @@ class TaskCore : public Runnable {
   std::coroutine_handle<> root_;
 
  private:
-  void schedule() noexcept;
+  void schedule(bool yielded) noexcept;
   void finish(bool cancelled_before_start);
 
   std::atomic<State> sched_{kIdle};
