@@ -243,7 +243,7 @@ void tree(const std::vector<TaskCallGraph>& graphs, const TaskCallGraph& g,
 TaskCallGraph capture_call_graph(const TaskRef& task) {
   if (!task) throw ValueError("capture_call_graph: an empty TaskRef");
   detail::LoopImpl& loop = detail::running_loop("capture_call_graph");
-  if (task.core()->registry != loop.registry)
+  if (task.core()->home()->impl().registry != loop.registry)
     throw ValueError("capture_call_graph: the task belongs to another runtime or loop");
   std::vector<TaskCallGraph> one = detail::capture(*loop.registry, loop.scheduler, task.core());
   if (one.empty()) {

@@ -439,7 +439,7 @@ void abandon_task(TaskCore* task) noexcept {
     root.destroy();
   }
   task->as_future().set_cancelled("the runtime was shut down while the task was pending");
-  task->registry->erase(task);
+  task->home()->impl().registry->erase(task);
   task->as_future().release();
 }
 

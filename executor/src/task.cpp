@@ -48,14 +48,11 @@ TaskCore& require_task(const char* what) {
   return *t_current_task;
 }
 
-TaskCore::TaskCore(EventLoop* home, Scheduler* scheduler, bool affine) noexcept
-    : affine_(affine), home_(home), scheduler_(scheduler), id_(0) {
+TaskCore::TaskCore(EventLoop* home, bool affine) noexcept : home_(home), id_(0), affine_(affine) {
   live_tasks_add(1);
 }
 
 TaskCore::~TaskCore() { live_tasks_add(-1); }
-
-Scheduler* scheduler_of(EventLoop* home) noexcept { return home->impl().scheduler; }
 
 bool must_run_on_home(EventLoop* home, bool pinned) noexcept {
   Scheduler* s = home->impl().scheduler;
@@ -72,7 +69,6 @@ void launch_task(TaskCore* task, std::string name, std::optional<bool> eager) {
   task->id_ = loop.registry->next_number();
   if (!name.empty()) task->cold().name = std::move(name);
   task->context_ = current_context();
-  task->registry = loop.registry;
   loop.registry->insert(task);
   if (Worker* w = current_worker()) w->count_spawn();
   if (loop.scheduler && loop.scheduler->options.on_task_spawn)
@@ -126,11 +122,12 @@ void TaskCore::schedule(bool yielded) noexcept {
     home_->impl().schedule(this);
     return;
   }
+  Scheduler* scheduler = home_->impl().scheduler;
   Worker* w = current_worker();
-  if (w && w->scheduler() == scheduler_)
+  if (w && w->scheduler() == scheduler)
     w->push_local(this, yielded);
   else
-    scheduler_->inject(this);
+    scheduler->inject(this);
 }
 
 void TaskCore::run() {
@@ -188,7 +185,7 @@ void TaskCore::finish(bool cancelled_before_start) {
   sched_.store(kDone, std::memory_order_release);
   finish_root(cancelled_before_start);
   if (WorkerProbe* probe = t_probe) probe->task_finished(this);
-  registry->erase(this);
+  home_->impl().registry->erase(this);
   as_future().release();  // the runtime's reference
 }
 

@@ -42,16 +42,14 @@ namespace detail {
 /// (empty: the runtime's default) and called on the task's home loop, by
 /// running that step here and now.
 void launch_task(TaskCore* task, std::string name, std::optional<bool> eager);
-/// Which scheduler and affinity a task created on `home` gets.
-Scheduler* scheduler_of(EventLoop* home) noexcept;
+/// Whether a task created on `home` is loop-affine.
 bool must_run_on_home(EventLoop* home, bool pinned) noexcept;
 
 template <class T>
 class TaskState final : public FutureState<T>, public TaskCore {
  public:
   TaskState(typename Coro<T>::handle_type root, EventLoop* home, bool pinned)
-      : FutureState<T>(home, /*is_task=*/true),
-        TaskCore(home, scheduler_of(home), must_run_on_home(home, pinned)) {
+      : FutureState<T>(home, /*is_task=*/true), TaskCore(home, must_run_on_home(home, pinned)) {
     root_ = root;
     set_resume_point(root);
   }

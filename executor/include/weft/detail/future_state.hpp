@@ -146,7 +146,6 @@ class FutureBase : public WaitTarget {
     return true;
   }
 
-  SpinLock lock_;
   // Written once, before the cancelled status is published; null when empty.
   std::unique_ptr<std::string> cancel_message_;
 
@@ -154,15 +153,19 @@ class FutureBase : public WaitTarget {
   void notify(WaiterNode* first) noexcept;
   void link(WaiterNode* node) noexcept;
 
+  // Layout: pointers first, the small fields packed behind them.
+  EventLoop* loop_;
+  WaiterNode* head_ = nullptr;  // guarded by lock_
+  WaiterNode* tail_ = nullptr;  // guarded by lock_
+  std::exception_ptr exception_;
   std::atomic<std::uint32_t> refs_{1};
+  std::uint32_t next_callback_id_ = 0;  // guarded by lock_
   std::atomic<FutureStatus> status_{FutureStatus::pending};
   std::atomic<bool> retrieved_{false};
-  EventLoop* loop_;
   bool is_task_;
-  WaiterNode* head_ = nullptr;          // guarded by lock_
-  WaiterNode* tail_ = nullptr;          // guarded by lock_
-  std::uint32_t next_callback_id_ = 0;  // guarded by lock_
-  std::exception_ptr exception_;
+
+ protected:
+  SpinLock lock_;
 };
 
 template <class T>

@@ -65,7 +65,7 @@ class TaskCore : public Runnable {
  public:
   enum State : std::uint8_t { kIdle, kScheduled, kRunning, kNotified, kDone };
 
-  TaskCore(EventLoop* home, Scheduler* scheduler, bool affine) noexcept;
+  TaskCore(EventLoop* home, bool affine) noexcept;
 
   virtual FutureBase& as_future() noexcept = 0;
   /// The root coroutine's promise (the first frame of the await chain,
@@ -107,15 +107,14 @@ class TaskCore : public Runnable {
   std::uint64_t id() const noexcept { return id_; }
   EventLoop* home() const noexcept { return home_; }
   bool affine() const noexcept { return affine_; }
-  Scheduler* scheduler() const noexcept { return scheduler_; }
   Context& context() noexcept { return context_; }
   State state() const noexcept { return sched_.load(std::memory_order_acquire); }
   bool started() const noexcept { return started_; }
 
-  // Registry links, guarded by the registry shard's lock.
+  // Registry links (the home loop's registry), guarded by the registry
+  // shard's lock.
   TaskCore* registry_prev = nullptr;
   TaskCore* registry_next = nullptr;
-  TaskRegistry* registry = nullptr;
 
  protected:
   ~TaskCore();
@@ -135,12 +134,10 @@ class TaskCore : public Runnable {
   void schedule(bool yielded) noexcept;
   void finish(bool cancelled_before_start);
 
-  std::atomic<State> sched_{kIdle};
-  bool started_ = false;
-  bool affine_;
+  // Layout: pointers first, then the one-byte fields packed together (an
+  // idle task's size is what idle memory is made of).
   std::coroutine_handle<> resume_point_;
-  EventLoop* home_;
-  Scheduler* scheduler_;
+  EventLoop* home_;  // its LoopImpl holds the scheduler and the registry
   Context context_;
   std::uint64_t id_;
 
@@ -151,14 +148,17 @@ class TaskCore : public Runnable {
   };
   Cold& cold();  // under cancel_lock_
 
+  WaitTarget* waiting_on_ = nullptr;
+  std::unique_ptr<Cold> cold_;
+  int cancel_requests_ = 0;
+  std::atomic<State> sched_{kIdle};
+  bool started_ = false;
+  bool affine_;
   mutable SpinLock cancel_lock_;
   bool must_cancel_ = false;
   bool must_cancel_by_self_ = false;
   bool wait_cancelled_ = false;          // waiting_on_ already took a cancellation
   bool deliver_completed_wait_ = false;  // end_wait lets this wait's outcome through
-  int cancel_requests_ = 0;
-  WaitTarget* waiting_on_ = nullptr;
-  std::unique_ptr<Cold> cold_;
 
   friend class TaskRegistry;
   friend void launch_task(TaskCore* task, std::string name, std::optional<bool> eager);
