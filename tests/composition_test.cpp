@@ -559,6 +559,21 @@ WEFT_TEST_P(ComposeW, GatherOfGetsUnderMicroTimeoutsLosesNoItem) {
   co_await weft::sleep(5ms);
   s.stop.store(true);
   for (auto& t : tasks) co_await t;
+  // A consumer can be done before the get children of its last gather: a
+  // timed-out gather completes at its first cancelled child (GATH-05, as
+  // asyncio's), and a child that took an item meanwhile gives it back from
+  // its done callback, later. Wait for every child, then for every item to
+  // be seen or back in the queue (an item really lost fails the test when
+  // the wait gives up), before counting, and before `s` (the queue the
+  // children wait on) goes.
+  while (weft::all_tasks().size() > 1) co_await weft::sleep(1ms);
+  auto accounted = [&] {
+    std::size_t n = q.qsize();
+    for (auto& c : seen) n += static_cast<std::size_t>(c.load());
+    return n;
+  };
+  for (int i = 0; i < 5000 && accounted() < static_cast<std::size_t>(items); ++i)
+    co_await weft::sleep(1ms);
   while (!q.empty()) seen[static_cast<std::size_t>(q.get_nowait())].fetch_add(1);
   int lost = 0, twice = 0;
   for (auto& n : seen) {
@@ -607,8 +622,10 @@ WEFT_TEST_P(ComposeW, GatherOfAcquiresUnderMicroTimeoutsLeavesNothingHeld) {
   for (unsigned c = 0; c < 8; ++c)
     tasks.push_back(weft::create_task(take_lock_and_permit(&s, rounds, 40503u * (c + 7))));
   for (auto& t : tasks) co_await t;
-  // Give-backs from children that finished after their gather are done once
-  // their callbacks ran; every permit is free again.
+  // The gathers' children may outlive their gathers (GATH-05): wait for them
+  // before `s` goes. Give-backs from children that finished after their
+  // gather are done once their callbacks ran; every permit is free again.
+  while (weft::all_tasks().size() > 1) co_await weft::sleep(1ms);
   for (int i = 0; i < 100 && (lock.locked() || sem.locked()); ++i) co_await weft::sleep(1ms);
   CO_ASSERT_TRUE(!s.overlap.load());
   CO_ASSERT_TRUE(!lock.locked());
