@@ -92,69 +92,6 @@ std::string Transport::op_name(const char* verb, const char* without_peer) const
   return peer_ ? std::string(verb) + " " + peer_->to_string() : std::string(without_peer);
 }
 
-// ---------------------------------------------------------------- WriteQueue
-
-void WriteQueue::push(WriteChunk chunk, std::size_t skip) {
-  if (chunk.size() <= skip) return;
-  if (chunks_.empty()) front_off_ = skip;
-  bytes_ += chunk.size() - skip;
-  chunks_.push_back(std::move(chunk));
-}
-
-void WriteQueue::append_copy(std::string_view data) {
-  if (data.empty()) return;
-  bytes_ += data.size();
-  if (!chunks_.empty() && chunks_.back().ours && !(chunks_.size() == 1 && front_off_ > 0)) {
-    chunks_.back().str.append(data);
-    return;
-  }
-  WriteChunk chunk;
-  chunk.str.assign(data);
-  chunk.ours = true;
-  chunks_.push_back(std::move(chunk));
-}
-
-int WriteQueue::gather(::iovec* iov, int max) const noexcept {
-  int n = 0;
-  std::size_t off = front_off_;
-  for (auto it = chunks_.begin(); it != chunks_.end() && n < max; ++it, off = 0) {
-    iov[n].iov_base = const_cast<char*>(it->data() + off);
-    iov[n].iov_len = it->size() - off;
-    ++n;
-  }
-  return n;
-}
-
-void WriteQueue::consume(std::size_t n) noexcept {
-  bytes_ -= n;
-  while (n > 0) {
-    const std::size_t left = chunks_.front().size() - front_off_;
-    if (n < left) {
-      front_off_ += n;
-      return;
-    }
-    n -= left;
-    chunks_.pop_front();
-    front_off_ = 0;
-  }
-  if (bytes_ == 0) {
-    chunks_.clear();
-    front_off_ = 0;
-  }
-}
-
-void WriteQueue::clear() noexcept {
-  chunks_.clear();
-  front_off_ = 0;
-  bytes_ = 0;
-}
-
-void WriteQueue::swap(WriteQueue& other) noexcept {
-  chunks_.swap(other.chunks_);
-  std::swap(front_off_, other.front_off_);
-  std::swap(bytes_, other.bytes_);
-}
-
 // ------------------------------------------------------------ loop side
 
 bool Transport::deliver(std::string_view data) {
@@ -165,20 +102,6 @@ bool Transport::deliver(std::string_view data) {
 void Transport::deliver_eof() {
   if (TlsEngine* tls = this->tls()) return tls->on_eof();
   reader_->feed_eof();
-}
-
-bool Transport::sent_locked(std::vector<Future<void>>& waiters) {
-  bool close_waits = false;
-  if (pending_locked() == 0) {
-    if (eof_requested_ && !eof_sent_) {
-      ::shutdown(fd_, SHUT_WR);
-      eof_sent_ = true;
-    }
-    close_waits = closing_;
-    take_empty_waiters_locked(waiters);
-  }
-  if (pending_locked() <= low_) take_waiters_locked(waiters);
-  return close_waits;
 }
 
 void Transport::close_on_loop() {

@@ -69,6 +69,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace weft::detail {
@@ -205,6 +206,69 @@ class WriteQueue {
   std::size_t bytes_ = 0;      // unsent bytes in all
 };
 
+// Inline: every flush step of both backends (transport_epoll.cpp,
+// transport_uring.cpp) runs these.
+inline void WriteQueue::push(WriteChunk chunk, std::size_t skip) {
+  if (chunk.size() <= skip) return;
+  if (chunks_.empty()) front_off_ = skip;
+  bytes_ += chunk.size() - skip;
+  chunks_.push_back(std::move(chunk));
+}
+
+inline void WriteQueue::append_copy(std::string_view data) {
+  if (data.empty()) return;
+  bytes_ += data.size();
+  if (!chunks_.empty() && chunks_.back().ours && !(chunks_.size() == 1 && front_off_ > 0)) {
+    chunks_.back().str.append(data);
+    return;
+  }
+  WriteChunk chunk;
+  chunk.str.assign(data);
+  chunk.ours = true;
+  chunks_.push_back(std::move(chunk));
+}
+
+inline int WriteQueue::gather(::iovec* iov, int max) const noexcept {
+  int n = 0;
+  std::size_t off = front_off_;
+  for (auto it = chunks_.begin(); it != chunks_.end() && n < max; ++it, off = 0) {
+    iov[n].iov_base = const_cast<char*>(it->data() + off);
+    iov[n].iov_len = it->size() - off;
+    ++n;
+  }
+  return n;
+}
+
+inline void WriteQueue::consume(std::size_t n) noexcept {
+  bytes_ -= n;
+  while (n > 0) {
+    const std::size_t left = chunks_.front().size() - front_off_;
+    if (n < left) {
+      front_off_ += n;
+      return;
+    }
+    n -= left;
+    chunks_.pop_front();
+    front_off_ = 0;
+  }
+  if (bytes_ == 0) {
+    chunks_.clear();
+    front_off_ = 0;
+  }
+}
+
+inline void WriteQueue::clear() noexcept {
+  chunks_.clear();
+  front_off_ = 0;
+  bytes_ = 0;
+}
+
+inline void WriteQueue::swap(WriteQueue& other) noexcept {
+  chunks_.swap(other.chunks_);
+  std::swap(front_off_, other.front_off_);
+  std::swap(bytes_, other.bytes_);
+}
+
 /// How a transport moves bytes between its fd and its buffers: the epoll
 /// backend (make_epoll_io, transport_epoll.cpp) or the io_uring backend
 /// (make_uring_io, transport_uring.cpp). Owned by its Transport; runs on the
@@ -325,7 +389,7 @@ class Transport : public std::enable_shared_from_this<Transport> {
   /// pending, sends the FIN that write_eof asked for and takes the waiters
   /// for "nothing buffered"; at or below the low-water mark, the drain
   /// waiters. Returns true when a close was waiting for this flush.
-  bool sent_locked(std::vector<Future<void>>& waiters);
+  [[gnu::always_inline]] bool sent_locked(std::vector<Future<void>>& waiters);
   /// "<verb> <peer>" for error messages, `without_peer` when there is no peer.
   std::string op_name(const char* verb, const char* without_peer) const;
 
@@ -389,6 +453,20 @@ class Transport : public std::enable_shared_from_this<Transport> {
   std::vector<Future<void>> empty_waiters_;  // guarded by mu_: nothing buffered or in flight
   Future<void> closed_future_;               // completed by teardown
 };
+
+[[gnu::always_inline]] inline bool Transport::sent_locked(std::vector<Future<void>>& waiters) {
+  bool close_waits = false;
+  if (pending_locked() == 0) {
+    if (eof_requested_ && !eof_sent_) {
+      ::shutdown(fd_, SHUT_WR);
+      eof_sent_ = true;
+    }
+    close_waits = closing_;
+    take_empty_waiters_locked(waiters);
+  }
+  if (pending_locked() <= low_) take_waiters_locked(waiters);
+  return close_waits;
+}
 
 /// Completes every future in `waiters` (a cancelled one stays as it is)
 /// and clears the list. Call without mu_ held.
