@@ -31,17 +31,17 @@ enum class ChildWatcher : std::uint8_t {
 struct LoopOptions {
   /// asyncio's debug mode: slow-callback and never-awaited warnings. Changed
   /// later by EventLoop::set_debug. Empty: WEFT_DEBUG, else off.
-  std::optional<bool> debug;
+  std::optional<bool> debug = std::nullopt;
   /// In debug mode, a callback or task step that takes longer is reported.
   std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
   /// Socket streams use io_uring where the kernel allows it (docs/executor.md,
   /// "io_uring"); off: epoll only. Empty: WEFT_IO_URING, else on.
-  std::optional<bool> io_uring;
+  std::optional<bool> io_uring = std::nullopt;
   /// Receives on the ring are multishot where the kernel supports them.
   /// Empty: WEFT_IO_URING_MULTISHOT, else on.
-  std::optional<bool> io_uring_multishot;
+  std::optional<bool> io_uring_multishot = std::nullopt;
   /// Empty: WEFT_CHILD_WATCHER, else ChildWatcher::pidfd.
-  std::optional<ChildWatcher> child_watcher;
+  std::optional<ChildWatcher> child_watcher = std::nullopt;
 };
 
 namespace detail {

@@ -71,18 +71,18 @@ struct RunOptions {
   /// starts and ends (on the worker running it), the task finished (its
   /// last step's worker, after its outcome is set); a worker is about to
   /// block in its selector for want of work, and is back.
-  TaskHook on_task_spawn;
-  TaskHook on_task_poll_start;
-  TaskHook on_task_poll_end;
-  TaskHook on_task_terminate;
-  WorkerHook on_worker_park;
-  WorkerHook on_worker_unpark;
+  TaskHook on_task_spawn = {};
+  TaskHook on_task_poll_start = {};
+  TaskHook on_task_poll_end = {};
+  TaskHook on_task_terminate = {};
+  WorkerHook on_worker_park = {};
+  WorkerHook on_worker_unpark = {};
   /// Stall detector: a watchdog thread reports a worker that has not come
   /// back to its loop (a task step or callback holding it) for this long.
   /// 0 turns it off (no thread).
   std::chrono::nanoseconds stall_threshold = std::chrono::milliseconds(100);
   /// Where stall reports go (on the watchdog thread); unset: stderr.
-  std::function<void(const StallReport&)> on_stall;
+  std::function<void(const StallReport&)> on_stall = {};
   /// Rate limit: reports of one runtime at least this far apart; a stall is
   /// reported once however long it lasts.
   std::chrono::nanoseconds stall_report_interval = std::chrono::seconds(1);
@@ -90,7 +90,7 @@ struct RunOptions {
   /// chains there, for `weft-ps PATH` (docs/observability.md). Empty: off.
   /// @throws ValueError (from the Runtime) for a path too long for a unix
   /// socket or naming an existing file that is not a socket.
-  std::string introspect;
+  std::string introspect = {};
 };
 
 class Runtime;
