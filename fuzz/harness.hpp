@@ -20,7 +20,8 @@
   X(queue)                     \
   X(lock)                      \
   X(semaphore)                 \
-  X(condition)
+  X(condition)                 \
+  X(barrier)
 
 #define WEFT_FUZZ_DECLARE(name) int weft_fuzz_##name(const std::uint8_t* data, std::size_t size);
 WEFT_FUZZ_HARNESSES(WEFT_FUZZ_DECLARE)

@@ -1,4 +1,4 @@
-// Lock, Semaphore, Condition and Queue against models of asyncio's (3.12) at one worker
+// Lock, Semaphore, Condition, Queue and Barrier against models of asyncio's (3.12) at one worker
 // (a standalone EventLoop: asyncio's order exactly). The driver starts actor
 // tasks that acquire / get / put, releases, puts and gets without waiting,
 // cancels waiting actors, runs timed acquires / gets / puts (wait_for with a
@@ -528,6 +528,137 @@ weft::Coro<void> drive_condition(FuzzInput& in) {
   check("end");
 }
 
+// -------------------------------------------------------------------- Barrier
+
+enum class BarrierSt { kWaiting, kPassed, kBroken, kCancelled };
+
+const char* name(BarrierSt s) {
+  switch (s) {
+    case BarrierSt::kWaiting:
+      return "waiting";
+    case BarrierSt::kPassed:
+      return "passed";
+    case BarrierSt::kBroken:
+      return "broken";
+    case BarrierSt::kCancelled:
+      return "cancelled";
+  }
+  return "?";
+}
+
+struct BarrierRec {
+  BarrierSt st = BarrierSt::kWaiting;
+  std::size_t index = 0;  // wait()'s value once passed
+  bool operator==(const BarrierRec&) const = default;
+};
+
+weft::Coro<void> barrier_waiter(weft::Barrier* b, BarrierRec* r) {
+  try {
+    std::size_t index = co_await b->wait();
+    r->index = index;
+    r->st = BarrierSt::kPassed;
+  } catch (const weft::BrokenBarrierError&) {
+    r->st = BarrierSt::kBroken;
+  } catch (const weft::CancelledError&) {
+    r->st = BarrierSt::kCancelled;
+    throw;
+  }
+}
+
+/// Lets every woken task run: each of up to `parties` waiters takes the
+/// barrier's lock in turn on its way out.
+weft::Coro<void> settle_barrier(std::size_t parties) {
+  for (std::size_t i = 0; i < 8 + 4 * parties; ++i) co_await weft::sleep(weft::Duration::zero());
+}
+
+// asyncio.Barrier (3.11+): waiters fill it in arrival order, each getting
+// the number of tasks waiting when it arrived; the parties-th releases them
+// all; a waiter cancelled while it fills leaves it; reset() breaks the
+// waiters and leaves it filling and whole; abort() breaks the waiters and
+// every later wait() until reset().
+weft::Coro<void> drive_barrier(FuzzInput& in, std::size_t parties) {
+  const char* harness = "barrier";
+  weft::Barrier barrier(static_cast<std::int64_t>(parties));
+  bool broken = false;
+  std::deque<std::size_t> waiters;  // filling, in arrival order
+  std::deque<BarrierRec> recs, model;
+  std::deque<std::size_t> arrival;  // each actor's index: the waiters there when it came
+  std::deque<weft::Task<void>> tasks;
+  auto check = [&](const char* step) {
+    for (std::size_t i = 0; i < recs.size(); ++i)
+      if (!(recs[i] == model[i]))
+        weft::fuzz::fail(harness, std::string(step) + ": actor " + std::to_string(i) + " is " +
+                                      name(recs[i].st) + " (index " +
+                                      std::to_string(recs[i].index) + "), asyncio's would be " +
+                                      name(model[i].st) + " (index " +
+                                      std::to_string(model[i].index) + ")");
+    if (barrier.broken() != broken)
+      weft::fuzz::fail(harness, std::string(step) + ": broken() disagrees with the model");
+    if (barrier.n_waiting() != waiters.size())
+      weft::fuzz::fail(harness, std::string(step) + ": n_waiting() is " +
+                                    std::to_string(barrier.n_waiting()) + ", asyncio's would be " +
+                                    std::to_string(waiters.size()));
+  };
+  auto break_waiters = [&] {
+    for (std::size_t id : waiters) model[id].st = BarrierSt::kBroken;
+    waiters.clear();
+  };
+  for (int step = 0; step < 64 && !in.empty(); ++step) {
+    unsigned op = in.byte() % 8;
+    if (op <= 3) {  // an actor waits
+      recs.emplace_back();
+      model.emplace_back();
+      arrival.push_back(waiters.size());
+      std::size_t id = recs.size() - 1;
+      if (broken) {
+        model[id].st = BarrierSt::kBroken;
+      } else {
+        waiters.push_back(id);
+        if (waiters.size() == parties) {
+          for (std::size_t w : waiters) {
+            model[w].st = BarrierSt::kPassed;
+            model[w].index = arrival[w];
+          }
+          waiters.clear();
+        }
+      }
+      tasks.push_back(weft::create_task(barrier_waiter(&barrier, &recs.back())));
+      co_await settle_barrier(parties);
+      check("wait");
+    } else if (op <= 5) {  // cancel a waiter
+      if (waiters.empty()) continue;
+      std::size_t at = in.byte() % waiters.size();
+      std::size_t id = waiters[at];
+      waiters.erase(waiters.begin() + static_cast<long>(at));
+      model[id].st = BarrierSt::kCancelled;
+      tasks[id].cancel();
+      co_await settle_barrier(parties);
+      check("cancel");
+    } else if (op == 6) {
+      co_await barrier.reset();
+      break_waiters();
+      broken = false;
+      co_await settle_barrier(parties);
+      check("reset");
+    } else {
+      co_await barrier.abort();
+      break_waiters();
+      broken = true;
+      co_await settle_barrier(parties);
+      check("abort");
+    }
+  }
+  for (std::size_t id : waiters) {
+    tasks[id].cancel();
+    model[id].st = BarrierSt::kCancelled;
+  }
+  waiters.clear();
+  co_await settle_barrier(parties);
+  for (auto& t : tasks)
+    if (!t.done()) weft::fuzz::fail(harness, "an actor still runs at the end");
+  check("end");
+}
+
 template <class Fn>
 int run_loop(Fn fn) {
   weft::EventLoop loop;
@@ -558,4 +689,10 @@ int weft_fuzz_condition(const std::uint8_t* data, std::size_t size) {
 int weft_fuzz_queue(const std::uint8_t* data, std::size_t size) {
   FuzzInput in(data, size);
   return run_loop([&] { return drive_queue(in); });
+}
+
+int weft_fuzz_barrier(const std::uint8_t* data, std::size_t size) {
+  FuzzInput in(data, size);
+  std::size_t parties = in.range(1, 4);
+  return run_loop([&] { return drive_barrier(in, parties); });
 }

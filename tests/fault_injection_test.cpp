@@ -313,8 +313,7 @@ TEST(FaultInjectionSpawn, SubprocessStartFailuresAreSystemErrorsWithNoPipeLeft) 
   std::vector<std::string> untyped;
   {
     Faults faults("spawn=0.5");
-    weft::run(spawn_some(static_cast<int>(scaled(40)), &started, &refused, &untyped),
-              {.workers = 2});
+    weft::run(spawn_some(40, &started, &refused, &untyped), {.workers = 2});
   }
   EXPECT_TRUE(untyped.empty()) << untyped.front();
   EXPECT_GT(started, 0);
