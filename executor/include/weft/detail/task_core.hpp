@@ -2,13 +2,15 @@
 //
 // State word (invariant 1 of docs/architecture.md), `sched_`:
 //   idle      suspended, waiting for something; in no queue
-//   scheduled in exactly one ready queue (local run queue, injector, a loop's
-//             ready list or inbox)
+//   scheduled in exactly one ready queue (local run queue, a worker's LIFO
+//             slot, injector, a loop's ready list or inbox)
 //   running   a worker is executing a step
 //   notified  running, and woken meanwhile: re-queued when the step ends
 //   done      finished; never queued again
 // wake() moves idle->scheduled (and queues the task) or running->notified;
-// any other state absorbs the wake. Only the thread that dequeued the task
+// any other state absorbs the wake. A notified task is queued again when its
+// step ends, as a yield: at the back of the run queue, never in the LIFO slot
+// (scheduler.hpp). Only the thread that dequeued the task
 // moves scheduled->running, and only the running thread leaves running, so a
 // task runs on one thread at a time, and a wake racing with the end of a step
 // is never lost (notified re-queues it) nor doubled.
