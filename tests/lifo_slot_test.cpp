@@ -34,9 +34,15 @@ weft::Coro<void> hold_worker(std::atomic<bool>* holding, std::atomic<bool>* rele
   co_return;
 }
 
-weft::Coro<void> await_task(weft::Task<void> t) { co_await t; }
+template <class T>
+weft::Coro<T> drive(weft::Coro<T> body) {
+  co_return co_await weft::create_task(std::move(body));
+}
 
 /// Runs `body` on worker 0 of a two-worker runtime whose worker 1 is held.
+/// The body is created by a task pinned to worker 0: neither it nor the wait
+/// for it goes through the injector, which could hand it to the held worker
+/// (a worker running a loop callback from inside its park counts as idle).
 template <class T>
 T on_one_free_worker(bool lifo, weft::Coro<T> body) {
   weft::Runtime rt({.workers = 2, .lifo_slot = lifo});
@@ -44,9 +50,11 @@ T on_one_free_worker(bool lifo, weft::Coro<T> body) {
   weft::TaskOptions pinned{.name = {}, .pinned = true};
   auto held = rt.loop(1).create_task(hold_worker(&holding, &release), pinned);
   while (!holding.load()) std::this_thread::sleep_for(100us);
-  T out = rt.block_on(std::move(body));
+  auto driver = rt.loop(0).create_task(drive(std::move(body)), pinned);
+  while (!driver.done()) std::this_thread::sleep_for(100us);
+  T out = driver.result();
   release.store(true);
-  rt.block_on(await_task(std::move(held)));
+  while (!held.done()) std::this_thread::sleep_for(100us);
   return out;
 }
 
