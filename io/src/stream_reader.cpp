@@ -35,14 +35,22 @@ void ReaderState::attach(std::weak_ptr<Transport> transport) {
   transport_ = std::move(transport);
 }
 
-bool ReaderState::feed_data(std::string_view data) {
+bool ReaderState::feed_data(std::string_view data) { return feed(data, nullptr); }
+
+bool ReaderState::feed_data(std::string&& data) { return feed(data, &data); }
+
+bool ReaderState::feed(std::string_view data, std::string* owned) {
   if (data.empty()) return false;
   std::optional<Future<void>> waiter;
   bool pause = false;
   {
     std::lock_guard lock(mu_);
     if (eof_) throw RuntimeError("feed_data after feed_eof");
-    (pinned_ ? incoming_ : buffer_).append(data);
+    std::string& into = pinned_ ? incoming_ : buffer_;
+    if (owned && into.empty() && (pinned_ || pos_ == 0))
+      into = std::move(*owned);  // `data` views *owned: not read after this
+    else
+      into.append(data);
     waiter = std::exchange(waiter_, std::nullopt);
     if (!paused_ && !transport_.expired() &&
         buffer_.size() - pos_ + incoming_.size() > 2 * limit_) {

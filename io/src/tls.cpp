@@ -29,6 +29,33 @@ namespace {
 constexpr std::size_t kWriteChunk = 256 * 1024;
 constexpr std::size_t kReadChunk = 64 * 1024;
 
+// The read BIO: OpenSSL reads ciphertext from the engine's `in_view_` (a
+// string_view: the received bytes themselves, or the partial record kept
+// from before with them appended), so a complete record is read where it
+// was received. A memory BIO would copy every byte in first, after
+// zero-filling the room for it. Empty: "retry", as a memory BIO whose EOF
+// return is -1 (EOF is the socket's to report).
+int in_bio_read(BIO* bio, char* out, std::size_t n, std::size_t* read) {
+  auto* view = static_cast<std::string_view*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  if (view->empty()) {
+    BIO_set_retry_read(bio);
+    *read = 0;
+    return 0;
+  }
+  const std::size_t take = std::min(n, view->size());
+  std::memcpy(out, view->data(), take);
+  view->remove_prefix(take);
+  *read = take;
+  return 1;
+}
+
+long in_bio_ctrl(BIO* bio, int cmd, long, void*) {
+  if (cmd == BIO_CTRL_PENDING)
+    return static_cast<long>(static_cast<std::string_view*>(BIO_get_data(bio))->size());
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
 // The write BIO: OpenSSL's records are appended to the engine's `out_`
 // string (its data pointer), which flush_locked hands to the transport and
 // clears, keeping its capacity. A memory BIO would do the same, except that
@@ -44,16 +71,27 @@ long out_bio_ctrl(BIO*, int cmd, long, void*) {
   return cmd == BIO_CTRL_FLUSH ? 1 : 0;  // nothing is held back: flushed
 }
 
-int out_bio_create(BIO* bio) {
+int bio_create(BIO* bio) {
   BIO_set_init(bio, 1);
   return 1;
+}
+
+const BIO_METHOD* in_bio_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weft TLS input");
+    if (!m || !BIO_meth_set_read_ex(m, in_bio_read) || !BIO_meth_set_ctrl(m, in_bio_ctrl) ||
+        !BIO_meth_set_create(m, bio_create))
+      throw std::bad_alloc();
+    return m;
+  }();
+  return method;
 }
 
 const BIO_METHOD* out_bio_method() {
   static BIO_METHOD* const method = [] {
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weft TLS output");
     if (!m || !BIO_meth_set_write_ex(m, out_bio_write) || !BIO_meth_set_ctrl(m, out_bio_ctrl) ||
-        !BIO_meth_set_create(m, out_bio_create))
+        !BIO_meth_set_create(m, bio_create))
       throw std::bad_alloc();
     return m;
   }();
@@ -233,7 +271,7 @@ TlsEngine::TlsEngine(Transport& transport, std::shared_ptr<SslContextState> ctx,
       handshake_(transport.loop().create_future<void>()) {
   ssl_ = SSL_new(ctx_->ctx);
   if (!ssl_) throw_ssl(where("SSL_new"), "cannot create a TLS connection");
-  rbio_ = BIO_new(BIO_s_mem());
+  rbio_ = BIO_new(in_bio_method());
   wbio_ = BIO_new(out_bio_method());
   if (!rbio_ || !wbio_) {
     BIO_free(rbio_);
@@ -241,8 +279,7 @@ TlsEngine::TlsEngine(Transport& transport, std::shared_ptr<SslContextState> ctx,
     SSL_free(ssl_);
     throw std::bad_alloc();
   }
-  // An empty read BIO means "wait for more", not EOF: EOF is the socket's.
-  BIO_set_mem_eof_return(rbio_, -1);
+  BIO_set_data(rbio_, &in_view_);
   BIO_set_data(wbio_, &out_);
   SSL_set_bio(ssl_, rbio_, wbio_);
   SSL_set_ex_data(ssl_, engine_index(), this);
@@ -290,8 +327,8 @@ std::string TlsEngine::where(const char* what) const {
 
 void TlsEngine::flush_locked() {
   if (out_.empty()) return;
-  transport_.raw_write(out_);
-  out_.clear();
+  transport_.raw_write(std::move(out_));  // the transport queues the string itself
+  out_.clear();                           // moved-from: valid, and empty from here on
 }
 
 std::exception_ptr TlsEngine::error_locked(int ret, const char* what) {
@@ -338,10 +375,16 @@ bool TlsEngine::on_data(std::string_view data) {
   {
     std::lock_guard lock(mu_);
     if (failed_) return false;  // bytes after a fatal error are dropped
-    // A memory BIO takes everything (it grows); only allocation failure stops it.
-    if (BIO_write(rbio_, data.data(), static_cast<int>(data.size())) !=
-        static_cast<int>(data.size()))
-      throw std::bad_alloc();
+    // in_view_ is set only here, under mu_, and is the partial record kept
+    // in in_ (if any) followed by `data`; whatever OpenSSL leaves unread
+    // (the start of a record) is kept in in_ before returning.
+    const bool held = !in_.empty();  // in_view_ points into in_
+    if (held) {
+      in_.append(data);
+      in_view_ = in_;
+    } else {
+      in_view_ = data;
+    }
     if (!handshake_done_) {
       int r = SSL_do_handshake(ssl_);
       if (r == 1) {
@@ -362,7 +405,7 @@ bool TlsEngine::on_data(std::string_view data) {
         // sized (and zero-filled) to that, not to kReadChunk, for each
         // small record. Nothing left: done (even a record with no data,
         // a ticket or an alert, is ciphertext first).
-        std::size_t want = SSL_pending(ssl_) + BIO_ctrl_pending(rbio_);
+        std::size_t want = SSL_pending(ssl_) + in_view_.size();
         if (want == 0) {
           if (SSL_has_pending(ssl_) == 0) break;
           want = kReadChunk;  // read-ahead bytes not processed yet: size unknown
@@ -384,7 +427,17 @@ bool TlsEngine::on_data(std::string_view data) {
         break;
       }
     }
-    if (error) failed_ = true;
+    if (error) {
+      failed_ = true;
+      in_.clear();
+    } else if (in_view_.empty()) {
+      in_.clear();
+    } else if (held) {
+      in_.erase(0, in_.size() - in_view_.size());
+    } else {
+      in_.assign(in_view_);
+    }
+    in_view_ = {};
     flush_locked();  // handshake messages, tickets, key updates, alerts
     if (completed && !pending_.empty() && !error) {
       std::string pending = std::move(pending_);
@@ -393,7 +446,7 @@ bool TlsEngine::on_data(std::string_view data) {
     }
   }
   bool pause = false;
-  if (!plain.empty() && !plain_eof_) pause = transport_.reader()->feed_data(plain);
+  if (!plain.empty() && !plain_eof_) pause = transport_.reader()->feed_data(std::move(plain));
   if (eof && !plain_eof_) {
     plain_eof_ = true;
     transport_.reader()->feed_eof();

@@ -109,7 +109,9 @@ class TlsEngine {
 
   mutable std::mutex mu_;
   SSL* ssl_;                          // guarded by mu_
-  BIO* rbio_;                         // guarded by mu_ (owned by ssl_)
+  BIO* rbio_;                         // guarded by mu_ (owned by ssl_; reads in_view_)
+  std::string in_;                    // guarded by mu_: a partial record kept between reads
+  std::string_view in_view_;          // guarded by mu_: ciphertext unread, set in on_data only
   BIO* wbio_;                         // guarded by mu_ (owned by ssl_; appends to out_)
   std::string out_;                   // guarded by mu_: ciphertext not yet given to the transport
   bool handshake_done_ = false;       // guarded by mu_

@@ -231,6 +231,15 @@ void Transport::write(std::span<const std::string_view> pieces, WriteChunk* owne
 
 void Transport::raw_write(std::string_view data) { write_plain({&data, 1}, nullptr); }
 
+void Transport::raw_write(std::string&& data) {
+  WriteChunk chunk;
+  chunk.str = std::move(data);
+  chunk.ours = true;
+  // write_plain reads the view only before it moves the chunk.
+  const std::string_view view(chunk.str);
+  write_plain({&view, 1}, &chunk);
+}
+
 void Transport::write_plain(std::span<const std::string_view> pieces, WriteChunk* owned) {
   std::exception_ptr error;
   bool flush = false;

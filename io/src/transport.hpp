@@ -87,6 +87,9 @@ class ReaderState {
   /// Appends data and wakes the waiter. Returns true when the transport
   /// should stop reading (buffer above 2 * limit).
   bool feed_data(std::string_view data);
+  /// The same, taking the string itself where nothing is buffered (the TLS
+  /// engine's plaintext then reaches read() without a copy).
+  bool feed_data(std::string&& data);
   /// Bytes that may still be fed before feed_data asks to pause: at least 1
   /// while not paused. Only feed_data adds bytes, so from the feeding thread
   /// this is a lower bound however the readers consume meanwhile.
@@ -115,6 +118,9 @@ class ReaderState {
   void consume(std::size_t n);
 
  private:
+  /// feed_data's body: `owned` (whose bytes `data` views) is moved in when
+  /// the buffer it goes to is empty.
+  bool feed(std::string_view data, std::string* owned);
   /// One try of a read, the step every read loops over: under mu_ (the pin
   /// ended, a stored error rethrown) `take(*this, resume)` takes what the
   /// read returns (true) or finds too little (false: a waiter is
@@ -359,6 +365,9 @@ class Transport : public std::enable_shared_from_this<Transport> {
   TlsEngine* tls() const noexcept { return tls_.load(std::memory_order_acquire); }
   /// The plain write, under the engine (ciphertext).
   void raw_write(std::string_view data);
+  /// The same, the string queued as it is (no copy) where the kernel does
+  /// not take it all at once.
+  void raw_write(std::string&& data);
   /// Ends the connection now, without flushing: teardown with `error` on the loop.
   void abort(std::exception_ptr error) { fail(std::move(error)); }
 
