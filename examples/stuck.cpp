@@ -63,6 +63,7 @@ weft::Coro<void> main_coro(double dump_after) {
 int main(int argc, char** argv) {
   double dump_after = 0;
   weft::RunOptions options{.workers = 2};
+  options.stall_backtrace = true;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--dump-after") == 0 && i + 1 < argc) {
       dump_after = std::atof(argv[++i]);

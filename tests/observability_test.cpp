@@ -2,8 +2,11 @@
 // python3-prometheus-client) and the RunOptions hooks.
 #include <weft/weft.hpp>
 
+#include <poll.h>
 #include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -238,6 +241,7 @@ TEST_P(Stall, ReportsTheTaskHoldingItsWorkerOnce) {
   stall::take();
   weft::RunOptions options{.workers = GetParam(), .stall_threshold = 20ms};
   options.on_stall = stall::collect;
+  options.stall_backtrace = true;
   {
     weft::Runtime rt(options);
     rt.block_on([]() -> weft::Coro<void> {
@@ -262,6 +266,35 @@ TEST_P(Stall, ReportsTheTaskHoldingItsWorkerOnce) {
   std::string text = r.to_string();
   EXPECT_NE(text.find("stalled for"), std::string::npos) << text;
   EXPECT_NE(text.find("<Task hog"), std::string::npos) << text;
+}
+
+// Without stall_backtrace the worker is never signalled: a blocking call in
+// the stalled step (poll never restarts after a signal) sees no EINTR.
+TEST_P(Stall, WithoutBacktraceABlockingCallInTheStalledStepIsNotInterrupted) {
+  stall::take();
+  weft::RunOptions options{.workers = GetParam(), .stall_threshold = 20ms};
+  options.on_stall = stall::collect;
+  std::atomic<int> poll_result{-2};
+  std::atomic<int> poll_errno{0};
+  {
+    weft::Runtime rt(options);
+    auto blocking_poll = [&]() -> weft::Coro<void> {
+      int r = ::poll(nullptr, 0, 150);
+      poll_errno = errno;
+      poll_result = r;
+      co_return;
+    };
+    rt.block_on([&]() -> weft::Coro<void> {
+      weft::TaskOptions o{.name = "poller"};
+      co_await weft::create_task(blocking_poll(), o);
+    }());
+  }
+  EXPECT_EQ(poll_result.load(), 0) << "errno " << poll_errno.load();
+  std::vector<weft::StallReport> got = stall::take();
+  std::erase_if(got, [](const weft::StallReport& r) { return r.task_name != "poller"; });
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0].backtrace.empty());
+  EXPECT_NE(got[0].note.find("stall_backtrace"), std::string::npos) << got[0].note;
 }
 
 TEST_P(Stall, IdleWorkersAreNotStalled) {

@@ -189,7 +189,9 @@ void StallWatch::report(unsigned worker, std::int64_t stalled_ns) {
   }
 
   // The backtrace: signal the worker and wait a little for its handler.
-  if (!install_handler()) {
+  if (!scheduler_.options.stall_backtrace) {
+    r.note = "no backtrace: RunOptions::stall_backtrace is off";
+  } else if (!install_handler()) {
     r.note = "no backtrace: the program handles SIGURG itself";
   } else if (!probe.thread_started.load(std::memory_order_acquire)) {
     r.note = "no backtrace: the worker thread has not started";

@@ -81,6 +81,12 @@ struct RunOptions {
   /// back to its loop (a task step or callback holding it) for this long.
   /// 0 turns it off (no thread).
   std::chrono::nanoseconds stall_threshold = std::chrono::milliseconds(100);
+  /// Whether a stall report carries a backtrace of the stalled worker's
+  /// thread. Taking it sends that thread SIGURG, which interrupts a blocking
+  /// system call in the stalled step (poll, epoll_wait, nanosleep, a read
+  /// with a timeout) with EINTR: off by default so that the detector never
+  /// changes what a program's own calls return.
+  bool stall_backtrace = false;
   /// Where stall reports go (on the watchdog thread); unset: stderr.
   std::function<void(const StallReport&)> on_stall = {};
   /// Rate limit: reports of one runtime at least this far apart; a stall is
