@@ -185,6 +185,9 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   void close_listener(std::size_t i) {
     Listener& l = listeners_[i];
     l.backoff.cancel();
+    // The back-off timer's callback holds this state: dropping the handle
+    // breaks that cycle (a server that once paused its accepts leaked).
+    l.backoff = TimerHandle();
     if (l.registered) l.loop->remove_reader(l.fd);
     l.registered = false;
     close_fd(i);
