@@ -503,10 +503,10 @@ detail::FileState& state_or_closed(const std::shared_ptr<detail::FileState>& sta
 // A FileState's coroutines refer to it by `this`: the wrapper's frame holds
 // the state from the call on, so a File dropped before the await is safe.
 template <class T>
-Coro<T> pinned(std::shared_ptr<detail::FileState> self, Coro<T> inner) {
+Coro<T> pinned([[maybe_unused]] std::shared_ptr<detail::FileState> self, Coro<T> inner) {
   co_return co_await std::move(inner);
 }
-Coro<void> pinned(std::shared_ptr<detail::FileState> self, Coro<void> inner) {
+Coro<void> pinned([[maybe_unused]] std::shared_ptr<detail::FileState> self, Coro<void> inner) {
   co_await std::move(inner);
 }
 }  // namespace
