@@ -25,14 +25,20 @@ class SleepAwaiter {
  public:
   using weft_native_awaitable = void;
   explicit SleepAwaiter(Duration delay) noexcept : delay_(delay) {}
-  // Moved only before it is awaited (GCC moves awaiters into the frame).
+  // Moved only before it is awaited (GCC 12 moves the awaiter into the
+  // frame, and the await record keeps the address of the operand it was
+  // moved from): the moved-from object points at the one that is awaited,
+  // so that describing it shows the deadline that object armed.
   SleepAwaiter(SleepAwaiter&& other) noexcept
-      : delay_(other.delay_), task_(other.task_), timer_(std::exchange(other.timer_, nullptr)) {}
+      : delay_(other.delay_), task_(other.task_), timer_(std::exchange(other.timer_, nullptr)) {
+    other.moved_to_ = this;
+  }
   SleepAwaiter& operator=(SleepAwaiter&&) = delete;
   ~SleepAwaiter() {
     if (timer_) sleep_abandon(timer_);
   }
   const CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    if (moved_to_) return moved_to_->weft_describe_await(out);
     out.kind = AwaitKind::sleep;
     out.delay = delay_;
     if (timer_) out.deadline = sleep_deadline(timer_);
@@ -60,6 +66,7 @@ class SleepAwaiter {
   Duration delay_;
   TaskCore* task_ = nullptr;
   SleepTimer* timer_ = nullptr;
+  const SleepAwaiter* moved_to_ = nullptr;
 };
 
 template <class Rep, class Period>
