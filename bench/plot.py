@@ -12,9 +12,9 @@ import os
 import statistics
 import sys
 
-PEER_ORDER = ["weft", "weft-eager", "weft-rp", "weft-epoll", "tokio-mt", "tokio-ct", "go", "asio", "asyncio", "uvloop"]
+PEER_ORDER = ["weft", "weft-eager", "weft-rp", "weft-epoll", "tokio-mt", "tokio-ct", "go", "asio", "asyncio", "uvloop", "openssl"]
 COLORS = {"weft": "#d62728", "weft-eager": "#bcbd22", "weft-rp": "#ff9896", "weft-epoll": "#e377c2", "tokio-mt": "#1f77b4", "tokio-ct": "#17becf", "go": "#2ca02c",
-          "asio": "#9467bd", "asyncio": "#ff7f0e", "uvloop": "#8c564b"}
+          "asio": "#9467bd", "asyncio": "#ff7f0e", "uvloop": "#8c564b", "openssl": "#7f7f7f"}
 WORKLOAD_ORDER = ["spawn_many", "yield_many", "ping_pong", "chained_spawn", "timers", "idle_memory",
                   "fanout", "mutex", "mpsc", "skynet", "fib", "cache_hit", "echo_64", "echo_1024",
                   "tls_echo_64", "tls_echo_16k", "tls_handshake"]
@@ -35,8 +35,11 @@ UNITS = {"spawn_many": "spawns/s", "yield_many": "yields/s", "ping_pong": "round
 EXTRA_KEYS = ["mean_late_us", "max_late_us", "bytes_per_task", "peak_rss_mib", "p50_us", "p99_us",
               "server_us_per_req", "server_cpu_ns_per_byte", "server_util", "load1"]
 RSS_METRIC = ("peak_rss_mib", "peak RSS, MiB (lower is better)", False)
-# Peers that are weft itself; "best peer" in the summary is the best of the others.
+# Peers that are weft itself, and reference points that are no runtime (openssl:
+# bare OpenSSL in one epoll thread, the floor of TLS's cost); "best peer" in the
+# summary is the best of the others.
 WEFT_PEERS = ("weft", "weft-eager", "weft-rp", "weft-epoll")
+REFERENCE_PEERS = ("openssl",)
 
 
 def order(seq, pref):
@@ -160,7 +163,7 @@ def summary_table(summary):
         for w in sorted({k[2] for k in summary if k[0] == wl}):
             mine = {p: summary.get((wl, p, w)) for p in ("weft", "weft-eager")}
             others = [(k[1], value(s, metric)) for k, s in summary.items()
-                      if k[0] == wl and k[2] == w and k[1] not in WEFT_PEERS
+                      if k[0] == wl and k[2] == w and k[1] not in WEFT_PEERS + REFERENCE_PEERS
                       and value(s, metric) is not None]
             if all(v is None for v in mine.values()):
                 continue
