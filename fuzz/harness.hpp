@@ -18,10 +18,13 @@
   X(http_request)              \
   X(local_queue)               \
   X(queue)                     \
+  X(lifo_queue)                \
+  X(priority_queue)            \
   X(lock)                      \
   X(semaphore)                 \
   X(condition)                 \
-  X(barrier)
+  X(barrier)                   \
+  X(tls_record)
 
 #define WEFT_FUZZ_DECLARE(name) int weft_fuzz_##name(const std::uint8_t* data, std::size_t size);
 WEFT_FUZZ_HARNESSES(WEFT_FUZZ_DECLARE)

@@ -1,10 +1,9 @@
-// Lock, Semaphore, Condition, Queue and Barrier against models of asyncio's (3.12) at one worker
-// (a standalone EventLoop: asyncio's order exactly). The driver starts actor
-// tasks that acquire / get / put, releases, puts and gets without waiting,
-// cancels waiting actors, runs timed acquires / gets / puts (wait_for with a
-// microsecond: they either complete at once or time out with nothing
-// taken), and after each step lets every woken task run, then compares what
-// each actor holds or received, locked() and qsize() with the model.
+// Lock, Semaphore, Condition, Queue (also LifoQueue, PriorityQueue) and Barrier against models of
+// asyncio's (3.12) at one worker (a standalone EventLoop: asyncio's order exactly). The driver
+// starts actor tasks that acquire / get / put, releases, puts and gets without waiting, cancels
+// waiting actors, runs timed acquires / gets / puts (wait_for with a microsecond: they either
+// complete at once or time out with nothing taken), and after each step lets every woken task run,
+// then compares what each actor holds or received, locked() and qsize() with the model.
 //
 // One step is a race on purpose: a release (or a put / get without waiting)
 // immediately followed by cancelling the waiter it wakes, before that waiter
@@ -14,6 +13,7 @@
 // nothing is lost or taken twice, and follows the one that happened.
 #include <weft/weft.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <optional>
 #include <string>
@@ -208,7 +208,38 @@ weft::Coro<void> drive_permits(FuzzInput& in, Prim& prim, long permits, const ch
 
 // ---------------------------------------------------------------------- Queue
 
-weft::Coro<void> getter(weft::Queue<int>* q, Rec* r, bool timed) {
+/// Which item a get takes: asyncio's Queue (oldest), LifoQueue (newest),
+/// PriorityQueue (smallest; equal ints are indistinguishable).
+enum class Order { fifo, lifo, priority };
+
+/// The model's items in put order; `next()` is the one a get takes.
+class ModelItems {
+ public:
+  explicit ModelItems(Order order) : order_(order) {}
+  bool empty() const { return v_.empty(); }
+  std::size_t size() const { return v_.size(); }
+  void push(int item) { v_.push_back(item); }
+  int next() const { return *at(); }
+  void pop() { v_.erase(at()); }
+
+ private:
+  std::deque<int>::const_iterator at() const {
+    switch (order_) {
+      case Order::fifo:
+        return v_.begin();
+      case Order::lifo:
+        return v_.end() - 1;
+      case Order::priority:
+        return std::min_element(v_.begin(), v_.end());
+    }
+    return v_.begin();
+  }
+  Order order_;
+  std::deque<int> v_;
+};
+
+template <class Q>
+weft::Coro<void> getter(Q* q, Rec* r, bool timed) {
   try {
     if (timed) {
       auto op = q->get();
@@ -225,7 +256,8 @@ weft::Coro<void> getter(weft::Queue<int>* q, Rec* r, bool timed) {
   }
 }
 
-weft::Coro<void> putter(weft::Queue<int>* q, Rec* r, int item, bool timed) {
+template <class Q>
+weft::Coro<void> putter(Q* q, Rec* r, int item, bool timed) {
   try {
     if (timed) {
       auto op = q->put(item);
@@ -242,23 +274,30 @@ weft::Coro<void> putter(weft::Queue<int>* q, Rec* r, int item, bool timed) {
   }
 }
 
-weft::Coro<void> drive_queue(FuzzInput& in) {
-  const char* harness = "queue";
+/// Queue, LifoQueue and PriorityQueue: the same actors and races; the model
+/// differs only in which item a get takes. Items are put in increasing order
+/// for Queue and LifoQueue (each is unique, so the order shows), and drawn
+/// from the input (0-7, so equal priorities occur) for PriorityQueue.
+template <class Q>
+weft::Coro<void> drive_queue(FuzzInput& in, Order order, const char* harness) {
   std::size_t maxsize = in.range(0, 3);
-  weft::Queue<int> q(maxsize);
-  std::deque<int> items;
+  Q q(maxsize);
+  ModelItems items(order);
   std::deque<std::size_t> getters;
   std::deque<std::pair<std::size_t, int>> putters;
   std::deque<Rec> recs, model;
   std::deque<weft::Task<void>> tasks;
-  int next_item = 0;
+  int counter = 0;
+  auto next_item = [&] {
+    return order == Order::priority ? static_cast<int>(in.byte() % 8) : counter++;
+  };
   auto full = [&] { return maxsize != 0 && items.size() >= maxsize; };
   // An item arrived (a put): the first getter takes it.
   auto deliver = [&] {
     if (!getters.empty() && !items.empty()) {
       model[getters.front()].st = St::kDone;
-      model[getters.front()].value = items.front();
-      items.pop_front();
+      model[getters.front()].value = items.next();
+      items.pop();
       getters.pop_front();
     }
   };
@@ -266,7 +305,7 @@ weft::Coro<void> drive_queue(FuzzInput& in) {
   auto admit = [&] {
     if (!putters.empty() && !full()) {
       model[putters.front().first].st = St::kDone;
-      items.push_back(putters.front().second);
+      items.push(putters.front().second);
       putters.pop_front();
     }
   };
@@ -294,8 +333,8 @@ weft::Coro<void> drive_queue(FuzzInput& in) {
       tasks.push_back(weft::create_task(getter(&q, &recs[id], timed)));
       if (!items.empty() && getters.empty()) {
         model[id].st = St::kDone;
-        model[id].value = items.front();
-        items.pop_front();
+        model[id].value = items.next();
+        items.pop();
         admit();
       } else if (timed) {
         model[id].st = St::kTimedOut;
@@ -310,11 +349,11 @@ weft::Coro<void> drive_queue(FuzzInput& in) {
     } else if (op <= 3) {  // an actor puts (op 3: timed)
       bool timed = op == 3;
       std::size_t id = new_actor();
-      int item = next_item++;
+      int item = next_item();
       tasks.push_back(weft::create_task(putter(&q, &recs[id], item, timed)));
       if (!full() && putters.empty()) {
         model[id].st = St::kDone;
-        items.push_back(item);
+        items.push(item);
         deliver();
       } else if (timed) {
         model[id].st = St::kTimedOut;
@@ -327,7 +366,7 @@ weft::Coro<void> drive_queue(FuzzInput& in) {
         co_await settle();
       check("put");
     } else if (op == 4) {  // put_nowait
-      int item = next_item++;
+      int item = next_item();
       bool raised = false;
       try {
         q.put_nowait(item);
@@ -336,7 +375,7 @@ weft::Coro<void> drive_queue(FuzzInput& in) {
       }
       if (raised != full()) weft::fuzz::fail(harness, "put_nowait: QueueFull disagrees");
       if (!raised) {
-        items.push_back(item);
+        items.push(item);
         deliver();
       }
       co_await settle();
@@ -347,10 +386,10 @@ weft::Coro<void> drive_queue(FuzzInput& in) {
         got = q.get_nowait();
       } catch (const weft::QueueEmpty&) {
       }
-      if (got.has_value() == items.empty() || (got && *got != items.front()))
+      if (got.has_value() == items.empty() || (got && *got != items.next()))
         weft::fuzz::fail(harness, "get_nowait disagrees with the model");
       if (got) {
-        items.pop_front();
+        items.pop();
         admit();
       }
       co_await settle();
@@ -377,16 +416,16 @@ weft::Coro<void> drive_queue(FuzzInput& in) {
     } else if (op == 7) {  // race: put_nowait, then cancel the getter it wakes
       if (getters.empty()) continue;
       std::size_t first = getters.front();
-      int item = next_item++;
+      int item = next_item();
       q.put_nowait(item);  // getters wait only on an empty queue: never full here
       tasks[first].cancel();
       co_await settle();
       getters.pop_front();
-      items.push_back(item);
+      items.push(item);
       if (recs[first].st == St::kDone) {
         model[first].st = St::kDone;
-        model[first].value = items.front();
-        items.pop_front();
+        model[first].value = items.next();
+        items.pop();
       } else if (recs[first].st == St::kCancelled) {
         model[first].st = St::kCancelled;
         deliver();
@@ -398,13 +437,13 @@ weft::Coro<void> drive_queue(FuzzInput& in) {
       if (putters.empty()) continue;
       std::size_t first = putters.front().first;
       int got = q.get_nowait();  // putters wait only on a full queue: never empty here
-      if (got != items.front()) weft::fuzz::fail(harness, "get_nowait in a race: wrong item");
+      if (got != items.next()) weft::fuzz::fail(harness, "get_nowait in a race: wrong item");
       tasks[first].cancel();
       co_await settle();
-      items.pop_front();
+      items.pop();
       if (recs[first].st == St::kDone) {
         model[first].st = St::kDone;
-        items.push_back(putters.front().second);
+        items.push(putters.front().second);
         putters.pop_front();
       } else if (recs[first].st == St::kCancelled) {
         model[first].st = St::kCancelled;
@@ -688,7 +727,18 @@ int weft_fuzz_condition(const std::uint8_t* data, std::size_t size) {
 
 int weft_fuzz_queue(const std::uint8_t* data, std::size_t size) {
   FuzzInput in(data, size);
-  return run_loop([&] { return drive_queue(in); });
+  return run_loop([&] { return drive_queue<weft::Queue<int>>(in, Order::fifo, "queue"); });
+}
+
+int weft_fuzz_lifo_queue(const std::uint8_t* data, std::size_t size) {
+  FuzzInput in(data, size);
+  return run_loop([&] { return drive_queue<weft::LifoQueue<int>>(in, Order::lifo, "lifo_queue"); });
+}
+
+int weft_fuzz_priority_queue(const std::uint8_t* data, std::size_t size) {
+  FuzzInput in(data, size);
+  return run_loop(
+      [&] { return drive_queue<weft::PriorityQueue<int>>(in, Order::priority, "priority_queue"); });
 }
 
 int weft_fuzz_barrier(const std::uint8_t* data, std::size_t size) {
