@@ -9,6 +9,8 @@
 // and the leak check finds every descriptor and task gone (under ASan also
 // every allocation).
 #include <dlfcn.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -62,10 +64,15 @@ const Shim& shim() {
   ASSERT_TRUE(shim().loaded()) << "fault_injection_test runs with LD_PRELOAD=" \
                                   "<build>/tests/fault/libweft_fault_shim.so (ctest sets it)"
 
-/// Faults on while alive.
+/// Faults on while alive (none for a null spec).
 struct Faults {
-  explicit Faults(const char* spec) { shim().configure(spec); }
-  ~Faults() { shim().configure(nullptr); }
+  explicit Faults(const char* spec) : on(spec != nullptr) {
+    if (on) shim().configure(spec);
+  }
+  ~Faults() {
+    if (on) shim().configure(nullptr);
+  }
+  bool on;
 };
 
 // io_uring completions: every `kCqeEvery`-th final completion without a
@@ -87,6 +94,27 @@ int fail_some_completions(int res) noexcept {
   }
   g_ecanceled.fetch_add(1, std::memory_order_relaxed);
   return -ECANCELED;
+}
+
+// io_uring_enter (the reactor's seam, detail::io_ring_enter_fault): every
+// `kEnterEvery`-th submit or wait fails before entering the kernel, in turn
+// with EINTR, EAGAIN and EBUSY.
+std::atomic<std::uint64_t> g_enters{0}, g_enter_eintr{0}, g_enter_eagain{0}, g_enter_ebusy{0};
+constexpr std::uint64_t kEnterEvery = 3;
+int fail_some_enters() noexcept {
+  std::uint64_t n = g_enters.fetch_add(1, std::memory_order_relaxed);
+  if (n % kEnterEvery != kEnterEvery - 1) return 0;
+  switch ((n / kEnterEvery) % 3) {
+    case 0:
+      g_enter_eintr.fetch_add(1, std::memory_order_relaxed);
+      return -EINTR;
+    case 1:
+      g_enter_eagain.fetch_add(1, std::memory_order_relaxed);
+      return -EAGAIN;
+    default:
+      g_enter_ebusy.fetch_add(1, std::memory_order_relaxed);
+      return -EBUSY;
+  }
 }
 
 /// What the clients saw: exchanges completed, and the typed errors met.
@@ -199,6 +227,8 @@ struct Run {
   unsigned workers;
   bool io_uring;
   Server server;
+  /// The shim's faults while the clients run; null: none.
+  const char* spec = "recv=0.05,send=0.05,accept=0.2,epoll_wait=0.05,eventfd=0.05";
 };
 
 weft::Coro<int> serve_under_faults(Run run, Outcome* out, std::atomic<long>* ticks,
@@ -213,9 +243,9 @@ weft::Coro<int> serve_under_faults(Run run, Outcome* out, std::atomic<long>* tic
   background.push_back(weft::create_task(ticker(ticks, &stop)));
   background.push_back(weft::create_task(offloader(offloads, &stop)));
   {
-    // Every socket call fails 1 time in 20, accept 1 in 5, the loop's
-    // epoll_wait and eventfd wake-ups 1 in 20.
-    Faults faults("recv=0.05,send=0.05,accept=0.2,epoll_wait=0.05,eventfd=0.05");
+    // By default every socket call fails 1 time in 20, accept 1 in 5, the
+    // loop's epoll_wait and eventfd wake-ups 1 in 20.
+    Faults faults(run.spec);
     std::vector<weft::Task<void>> clients;
     const int n = static_cast<int>(scaled(40));
     for (int i = 0; i < n; ++i)
@@ -284,6 +314,65 @@ INSTANTIATE_TEST_SUITE_P(Faults, FaultInjection,
                          [](const ::testing::TestParamInfo<std::tuple<unsigned, bool>>& info) {
                            return "w" + std::to_string(std::get<0>(info.param)) +
                                   (std::get<1>(info.param) ? "_io_uring" : "_epoll");
+                         });
+
+// io_uring_enter failing with EINTR, EAGAIN or EBUSY (every third submit
+// or wait): the loops retry with the requests still queued, so no client
+// sees an error, every exchange completes intact, timers and offloads go on.
+class FaultInjectionEnter : public ::testing::TestWithParam<std::tuple<unsigned, Server>> {};
+
+/// Whether this kernel (and its seccomp policy) gives us an io_uring.
+bool ring_available() {
+  int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  bool ok = weft::detail::IoRing::create(ep, true) != nullptr;
+  ::close(ep);
+  return ok;
+}
+
+TEST_P(FaultInjectionEnter, RingEnterFailuresAreRetriedAndNoClientSeesThem) {
+  if (!ring_available()) GTEST_SKIP() << "io_uring is not available here (kernel or seccomp)";
+  auto [workers, which] = GetParam();
+  Outcome out;
+  std::atomic<long> ticks{0}, offloads{0};
+  const std::uint64_t eintr = g_enter_eintr.load(), eagain = g_enter_eagain.load(),
+                      ebusy = g_enter_ebusy.load();
+  weft::detail::io_ring_enter_fault = fail_some_enters;
+  weft::RunOptions options{.workers = workers};
+  options.loop.io_uring = true;
+  struct Run run {
+    workers, true, which, nullptr
+  };  // "struct": ::testing::Test has a Run()
+  int rc = weft::run(serve_under_faults(run, &out, &ticks, &offloads), options);
+  weft::detail::io_ring_enter_fault = nullptr;
+  EXPECT_EQ(rc, 0);
+  {
+    std::lock_guard lock(out.mu);
+    EXPECT_TRUE(out.untyped.empty()) << out.untyped.front();
+  }
+  const long clients = scaled(40);
+  EXPECT_EQ(out.ok.load(), clients * 10);
+  EXPECT_EQ(out.system_errors.load() + out.incomplete.load() + out.corrupted.load(), 0);
+  EXPECT_GT(ticks.load(), 0);
+  EXPECT_GT(offloads.load(), 0);
+  const std::uint64_t injected =
+      g_enter_eintr.load() - eintr + g_enter_eagain.load() - eagain + g_enter_ebusy.load() - ebusy;
+  EXPECT_GT(injected, 0u);
+  std::printf(
+      "faults (io_uring_enter, %s, %u workers): exchanges %ld; EINTR %llu, EAGAIN %llu, "
+      "EBUSY %llu\n",
+      which == Server::echo ? "echo" : "http", workers, out.ok.load(),
+      static_cast<unsigned long long>(g_enter_eintr.load() - eintr),
+      static_cast<unsigned long long>(g_enter_eagain.load() - eagain),
+      static_cast<unsigned long long>(g_enter_ebusy.load() - ebusy));
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, FaultInjectionEnter,
+                         ::testing::Combine(::testing::Values(1u, 2u, 8u),
+                                            ::testing::Values(Server::echo, Server::http)),
+                         [](const ::testing::TestParamInfo<std::tuple<unsigned, Server>>& info) {
+                           return std::string(std::get<1>(info.param) == Server::echo ? "echo"
+                                                                                      : "http") +
+                                  "_w" + std::to_string(std::get<0>(info.param));
                          });
 
 // posix_spawn failing with EAGAIN or ENOMEM: create_subprocess_exec throws

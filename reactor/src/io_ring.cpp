@@ -59,6 +59,7 @@ bool kernel_is_recent_enough() {
 }  // namespace
 
 int (*io_ring_completion_fault)(int res) noexcept = nullptr;
+int (*io_ring_enter_fault)() noexcept = nullptr;
 
 // The ring and the provided buffers. The destructor unmaps them and closes
 // the ring; ~IoRing releases it instead where the kernel may still use them.
@@ -307,6 +308,14 @@ int checked(int r) {
 void IoRing::enter(std::int64_t timeout_ns) {
   io_uring& ring = rings_->ring;
   publish_buffers();
+  // The test seam: io_uring_enter failing before it submitted or waited
+  // (what EINTR, EAGAIN and EBUSY mean), the requests left in the SQ.
+  if (io_ring_enter_fault) {
+    if (int r = io_ring_enter_fault(); r < 0) {
+      checked(r);
+      return;
+    }
+  }
   if (timeout_ns < 0) {
     checked(::io_uring_submit_and_wait(&ring, 1));
   } else if (timeout_ns > 0) {

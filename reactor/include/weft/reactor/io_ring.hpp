@@ -214,5 +214,12 @@ class IoRing {
 /// buffer through it, and an op completes with what it returns (the test
 /// turns some into -ENOBUFS or -ECANCELED). Set it only while no loop runs.
 extern int (*io_ring_completion_fault)(int res) noexcept;
+/// Test-only seam (tests/fault_injection_test.cpp): null outside that test.
+/// liburing enters the kernel with its own system calls, which an
+/// LD_PRELOAD shim cannot reach. When set, each submit or wait (IoRing::
+/// enter) calls it first; a negative errno it returns (-EINTR, -EAGAIN,
+/// -EBUSY) is taken as io_uring_enter's result, the call not made: nothing
+/// submitted, nothing waited for. Set it only while no loop runs.
+extern int (*io_ring_enter_fault)() noexcept;
 
 }  // namespace weft::detail
