@@ -150,9 +150,15 @@ class ForeignAwaiter {
   std::exception_ptr error_;
 };
 
-class CoroPromiseBase : public FrameAllocated {
+class CoroPromiseBase {
  public:
   explicit CoroPromiseBase(const char* function) noexcept : function_(function) {}
+
+  // With room for a task state in front (frame_allocator.hpp).
+  static void* operator new(std::size_t size) { return coro_frame_allocate(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept {
+    coro_frame_deallocate(frame, size);
+  }
 
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }

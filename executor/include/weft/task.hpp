@@ -64,8 +64,20 @@ class TaskState final : public FutureState<T>, public TaskCore {
   }
   bool cancel(std::string message) override { return request_cancel(std::move(message)); }
 
+  /// Whether the state lives in the room in front of its root frame (one
+  /// allocation, frame_allocator.hpp); else (a large T) it is allocated apart.
+  static constexpr bool in_frame_block() noexcept {
+    return sizeof(TaskState) <= kTaskRoom && alignof(TaskState) <= 16;
+  }
+  // Only for a state allocated apart; one in the frame's block is constructed
+  // there by spawn_on.
   static void* operator new(std::size_t size) { return frame_allocate(size); }
-  static void operator delete(void* p, std::size_t size) noexcept { frame_deallocate(p, size); }
+  static void operator delete(void* p, std::size_t size) noexcept {
+    if constexpr (in_frame_block())
+      release_task_block(p);
+    else
+      frame_deallocate(p, size);
+  }
 
  private:
   void finish_root(bool cancelled_before_start) override {
@@ -175,8 +187,14 @@ class TaskRef {
 namespace detail {
 template <class T>
 Task<T> spawn_on(EventLoop* home, Coro<T> coro, TaskOptions options) {
+  static_assert(TaskState<void>::in_frame_block() && TaskState<long>::in_frame_block(),
+                "kTaskRoom holds the state of a task of a small result");
   auto root = coro.release();
-  auto* state = new TaskState<T>(root, home, options.pinned);
+  TaskState<T>* state;
+  if constexpr (TaskState<T>::in_frame_block())
+    state = ::new (claim_task_room(root.address())) TaskState<T>(root, home, options.pinned);
+  else
+    state = new TaskState<T>(root, home, options.pinned);
   state->add_ref();  // the handle's reference; the first is the runtime's, until it finishes
   launch_task(state, std::move(options.name), options.eager);
   return Task<T>(AdoptState{}, state);
