@@ -710,7 +710,9 @@ TEST_P(ChaosSoak, HostileClientsNeitherStarveGoodOnesNorLeak) {
     std::vector<weft::Task<void>> dog_tasks;
     for (unsigned w = 0; w < workers; ++w) {
       dogs[w].last_tick_ns.store(now_ns());
-      weft::TaskOptions pinned{.name = "watchdog-" + std::to_string(w), .pinned = true};
+      weft::TaskOptions pinned;
+      pinned.name = "watchdog-" + std::to_string(w);
+      pinned.pinned = true;
       dog_tasks.push_back(
           weft::detail::spawn_on(&rt.loop(w), watchdog(&dogs[w], &stop_watchdogs), pinned));
     }
