@@ -109,8 +109,10 @@ weft::Coro<Streams> server_streams(int fd) {
   auto t = weft::detail::make_transport(fd, weft::detail::FdKind::socket, true, true,
                                         weft::kDefaultStreamLimit);
   auto owner = std::make_shared<weft::detail::StreamOwner>(t);  // closes it if we throw
-  co_await weft::detail::tls_handshake(t, server_context().state(), true, {}, 10s, 1s);
-  co_return Streams(weft::StreamReader(t->reader(), owner), weft::StreamWriter(t, owner));
+  co_await weft::detail::tls_handshake(t, weft::detail::HandleAccess::state(server_context()), true,
+                                       {}, 10s, 1s);
+  co_return Streams(weft::detail::HandleAccess::make<weft::StreamReader>(t->reader(), owner),
+                    weft::detail::HandleAccess::make<weft::StreamWriter>(t, owner));
 }
 
 weft::Coro<Streams> client_streams(int fd) {

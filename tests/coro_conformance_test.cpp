@@ -208,9 +208,9 @@ using Identity = const weft::detail::TaskCore*;
 
 weft::Coro<std::pair<Identity, Identity>> reports_itself() {
   co_await weft::sleep(0ms);
-  Identity first = weft::current_task().core();
+  Identity first = weft::detail::TaskAccess::core(weft::current_task());
   co_await weft::sleep(1ms);
-  co_return std::pair{first, Identity{weft::current_task().core()}};
+  co_return std::pair{first, Identity{weft::detail::TaskAccess::core(weft::current_task())}};
 }
 
 WEFT_TEST_P(CoroW, CurrentTaskIsTheRunningTaskEvenWhenInterleaved) {
@@ -218,8 +218,8 @@ WEFT_TEST_P(CoroW, CurrentTaskIsTheRunningTaskEvenWhenInterleaved) {
   for (int i = 0; i < 8; ++i) tasks.push_back(weft::create_task(reports_itself()));
   for (auto& t : tasks) {
     auto [first, second] = co_await t;
-    EXPECT_EQ(first, weft::TaskRef(t).core());
-    EXPECT_EQ(second, weft::TaskRef(t).core());
+    EXPECT_EQ(first, &weft::detail::TaskAccess::core(t));
+    EXPECT_EQ(second, &weft::detail::TaskAccess::core(t));
   }
   weft::TaskRef main = weft::current_task();
   EXPECT_TRUE(static_cast<bool>(main));

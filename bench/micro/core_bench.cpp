@@ -96,8 +96,8 @@ void BM_FutureCrossThread(benchmark::State& state) {
     rt.block_on([](std::atomic<weft::detail::FutureState<int>*>* slot) -> weft::Coro<void> {
       for (int i = 0; i < 100; ++i) {
         weft::Future<int> f;
-        f.state_ptr()->add_ref();
-        slot->store(f.state_ptr(), std::memory_order_release);
+        weft::detail::FutureAccess::state(f)->add_ref();
+        slot->store(weft::detail::FutureAccess::state(f), std::memory_order_release);
         benchmark::DoNotOptimize(co_await f);
       }
     }(&slot));

@@ -139,7 +139,7 @@ TaskCallGraph graph_of(TaskCore* t) {
   g.id = t->id();
   g.name = t->name();
   g.state = run_state(t);
-  if (Worker* w = t->home()->impl().worker) g.worker = static_cast<int>(w->index());
+  if (Worker* w = LoopAccess::impl(*t->home()).worker) g.worker = static_cast<int>(w->index());
   const CoroPromiseBase* p = t->root_promise();
   if (!p || g.state == TaskRunState::done) return g;
   if (g.state == TaskRunState::running) {
@@ -243,12 +243,13 @@ void tree(const std::vector<TaskCallGraph>& graphs, const TaskCallGraph& g,
 TaskCallGraph capture_call_graph(const TaskRef& task) {
   if (!task) throw ValueError("capture_call_graph: an empty TaskRef");
   detail::LoopImpl& loop = detail::running_loop("capture_call_graph");
-  if (task.core()->home()->impl().registry != loop.registry)
+  detail::TaskCore* core = detail::TaskAccess::core(task);
+  if (detail::LoopAccess::impl(*core->home()).registry != loop.registry)
     throw ValueError("capture_call_graph: the task belongs to another runtime or loop");
-  std::vector<TaskCallGraph> one = detail::capture(*loop.registry, loop.scheduler, task.core());
+  std::vector<TaskCallGraph> one = detail::capture(*loop.registry, loop.scheduler, core);
   if (one.empty()) {
     TaskCallGraph g;
-    g.id = task.core()->id();
+    g.id = core->id();
     g.name = task.get_name();
     g.state = TaskRunState::done;
     return g;

@@ -54,7 +54,7 @@ void AsCompletedCore::put_locked(Finished item) {
   while (!getters_.empty()) {
     Future<StateRef<FutureBase>> g = std::move(getters_.front());
     getters_.pop_front();
-    if (g.state_ptr()->set_value(item.child)) return;  // false: that getter was cancelled
+    if (FutureAccess::state(g)->set_value(item.child)) return;  // false: that getter was cancelled
   }
   done_.push_back(std::move(item));
 }
@@ -100,7 +100,7 @@ Coro<StateRef<FutureBase>> AsCompletedCore::next(std::shared_ptr<AsCompletedCore
   }
   // A finished child handed to this getter is nobody else's: if the awaiting
   // task is cancelled after the handover, the element still returns it.
-  co_return co_await FutureAwaiter<StateRef<FutureBase>, true, true>(getter.state_ptr());
+  co_return co_await FutureAwaiter<StateRef<FutureBase>, true, true>(FutureAccess::state(getter));
 }
 
 }  // namespace weft::detail

@@ -19,7 +19,7 @@ Coro<void> cancel_and_wait(StateRef<FutureBase> fut) {
   // The waiter is completed by a done callback on this loop; cancelling the
   // caller cancels only the waiter.
   Future<void> waiter;
-  StateRef<FutureState<void>> w(waiter.state_ptr());
+  StateRef<FutureState<void>> w(FutureAccess::state(waiter));
   CallbackId id = fut->add_done_callback([w](FutureBase&) { w->set_value(); });
   fut->cancel(std::string());
   std::exception_ptr error;

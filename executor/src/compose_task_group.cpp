@@ -53,7 +53,7 @@ void TaskGroupCore::on_task_done(std::uint64_t key, FutureBase& f) {
   {
     std::lock_guard lock(mu_);
     tasks_.erase(key);
-    if (on_completed_ && tasks_.empty()) on_completed_->state_ptr()->set_value();
+    if (on_completed_ && tasks_.empty()) FutureAccess::state(*on_completed_)->set_value();
     if (f.cancelled()) return;
     std::exception_ptr e = f.exception();
     if (!e) return;

@@ -60,7 +60,7 @@ void TimeoutState::on_timeout(std::uint64_t generation) {
   // cancel. If what the task awaits completed before the deadline reached it,
   // the task resumes with that result and the cancellation waits for its next
   // suspension (a result ready when the deadline fires is returned).
-  task_.core()->request_cancel_after_completion(std::string());
+  TaskAccess::core(task_)->request_cancel_after_completion(std::string());
 }
 
 std::exception_ptr TimeoutState::exit(std::exception_ptr error) {

@@ -22,7 +22,7 @@ struct WaitShared {
 
   void release() {
     if (timer) timer.cancel();
-    waiter.state_ptr()->set_value();  // false if already done (timeout, cancel): fine
+    FutureAccess::state(waiter)->set_value();  // false if already done (timeout, cancel): fine
   }
   void on_completion(FutureBase& f) {
     --counter;
@@ -38,7 +38,7 @@ Coro<void> wait_states(std::vector<StateRef<FutureBase>> fs, WaitOptions options
   shared->counter = fs.size();
   shared->return_when = options.return_when;
   if (options.timeout) {
-    StateRef<FutureState<void>> w(shared->waiter.state_ptr());
+    StateRef<FutureState<void>> w(FutureAccess::state(shared->waiter));
     shared->timer = get_running_loop().call_later(*options.timeout, [w] { w->set_value(); });
   }
   std::vector<CallbackId> ids;

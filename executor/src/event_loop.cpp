@@ -35,7 +35,7 @@ void schedule_on_loop(EventLoop* loop, Runnable* r) noexcept {
     r->run();
     return;
   }
-  loop->impl().schedule(r);
+  LoopAccess::impl(*loop).schedule(r);
 }
 
 TimePoint deadline_after(Duration delay) noexcept {

@@ -238,6 +238,14 @@ class LoopImpl {
   std::unique_ptr<TaskRegistry> owned_registry_;
 };
 
+/// What the executor's sources need of an EventLoop beyond its API.
+struct LoopAccess {
+  static LoopImpl& impl(EventLoop& loop) noexcept { return *loop.impl_; }
+  static const LoopImpl& impl(const EventLoop& loop) noexcept { return *loop.impl_; }
+  /// A worker's loop around `impl` (returned as a prvalue: EventLoop does not move).
+  static EventLoop make(std::unique_ptr<LoopImpl> impl) { return EventLoop(std::move(impl)); }
+};
+
 /// The LoopImpl running on this thread (null outside a loop).
 LoopImpl* current_loop_impl() noexcept;
 /// Sets this thread's running loop for the scope.

@@ -4,8 +4,8 @@
 
 namespace weft::detail {
 
-Selector& loop_selector(EventLoop& loop) noexcept { return loop.impl().selector; }
+Selector& loop_selector(EventLoop& loop) noexcept { return LoopAccess::impl(loop).selector; }
 
-bool on_loop_thread(EventLoop& loop) noexcept { return loop.impl().on_owner_thread(); }
+bool on_loop_thread(EventLoop& loop) noexcept { return LoopAccess::impl(loop).on_owner_thread(); }
 
 }  // namespace weft::detail

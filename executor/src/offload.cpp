@@ -28,7 +28,7 @@ std::shared_ptr<Executor> EventLoop::default_executor() {
 namespace detail {
 
 void expect_offload_completion(EventLoop& loop) noexcept {
-  LoopImpl& impl = loop.impl();
+  LoopImpl& impl = LoopAccess::impl(loop);
   if (impl.on_owner_thread()) impl.expect_remote_wake();
 }
 

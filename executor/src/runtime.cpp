@@ -69,10 +69,11 @@ void Runtime::shutdown_after_main() {
   scheduler_->cancel_all_and_wait(TimePoint::max(), &cancelled);
   // RUN-04: an error a leftover task raised while being cancelled is reported.
   for (TaskRef& t : cancelled) {
-    detail::FutureBase& f = t.core()->as_future();
+    detail::TaskCore* core = detail::TaskAccess::core(t);
+    detail::FutureBase& f = core->as_future();
     if (f.status() == detail::FutureStatus::exception) {
       std::exception_ptr e = f.exception();
-      t.core()->home()->call_exception_handler(
+      core->home()->call_exception_handler(
           {"unhandled exception during weft::run() shutdown", e, t, std::nullopt});
     }
   }

@@ -31,7 +31,8 @@ Worker* current_worker() noexcept { return t_worker; }
 Worker::Worker(Scheduler* scheduler, unsigned index)
     : scheduler_(scheduler),
       index_(index),
-      loop_(std::make_unique<LoopImpl>(nullptr, this, scheduler, scheduler->options.loop)),
+      loop_(LoopAccess::make(
+          std::make_unique<LoopImpl>(nullptr, this, scheduler, scheduler->options.loop))),
       run_queue_(scheduler->options.local_queue_capacity),
       lifo_enabled_(scheduler->options.lifo_slot),
       rng_(0x9E3779B9u * (index + 1)),
@@ -54,7 +55,7 @@ void Worker::main() {
   probe_.thread_started.store(true, std::memory_order_release);
   started_ns_.store(std::chrono::duration_cast<Duration>(Clock::now().time_since_epoch()).count(),
                     std::memory_order_relaxed);
-  LoopImpl& loop = loop_.impl();
+  LoopImpl& loop = LoopAccess::impl(loop_);
   loop.bind_owner_thread();
   loop.running.store(true, std::memory_order_release);
   RunningLoopScope scope(&loop);
@@ -225,7 +226,7 @@ void Worker::park() {
   const RunOptions& options = s.options;
   probe_.idle.store(true, std::memory_order_relaxed);
   if (options.on_worker_park) options.on_worker_park(index_);
-  loop_.impl().iterate(true);  // blocks in the selector until a timer, I/O or a wake-up
+  LoopAccess::impl(loop_).iterate(true);  // blocks in the selector until a timer, I/O or a wake-up
   if (options.on_worker_unpark) options.on_worker_unpark(index_);
   probe_.idle.store(false, std::memory_order_relaxed);
   bump(probe_.iterations);
@@ -244,7 +245,7 @@ void Worker::leave_idle() noexcept {
 
 WorkerMetrics Worker::metrics() const {
   WorkerMetrics m;
-  const LoopImpl& loop = const_cast<Worker*>(this)->loop_.impl();
+  const LoopImpl& loop = LoopAccess::impl(loop_);
   const LoopCounters& c = loop.counters;
   auto get = [](const auto& counter) { return counter.load(std::memory_order_relaxed); };
   m.tasks_spawned = get(spawned_);
@@ -357,7 +358,7 @@ bool Scheduler::unpark_one() noexcept {
     // (the pairing with LoopImpl::poll is in scheduler.hpp).
     w->woken_as_searcher_.store(true, std::memory_order_seq_cst);
   }
-  w->loop_.impl().wake_if_parked();
+  LoopAccess::impl(w->loop_).wake_if_parked();
   return true;
 }
 
@@ -365,7 +366,7 @@ bool Scheduler::cancel_all_and_wait(TimePoint deadline, std::vector<TaskRef>* ca
   for (;;) {
     std::vector<TaskRef> pending;
     registry.for_each([&](TaskCore* t) {
-      if (!t->as_future().done()) pending.emplace_back(t);
+      if (!t->as_future().done()) pending.push_back(TaskAccess::make<TaskRef>(t));
     });
     if (pending.empty()) return true;
     for (TaskRef& t : pending) {
@@ -387,7 +388,7 @@ void Scheduler::shutdown_executors() {
   for (auto& w : workers) {
     std::shared_ptr<Executor> executor;
     {
-      LoopImpl& loop = w->loop_.impl();
+      LoopImpl& loop = LoopAccess::impl(w->loop_);
       std::lock_guard lock(loop.config_mu);
       executor = std::move(loop.default_executor);
     }
@@ -406,7 +407,7 @@ void Scheduler::stop_and_join() {
   introspect_server_.reset();  // before the workers go: a request pauses them
   stall_watch_.reset();        // before the workers go: it signals their threads
   stopped.store(true, std::memory_order_seq_cst);
-  for (auto& w : workers) w->loop_.impl().force_wake();
+  for (auto& w : workers) LoopAccess::impl(w->loop_).force_wake();
   for (auto& w : workers) w->join();
   joined_ = true;
 }
@@ -421,9 +422,9 @@ void Scheduler::abandon_leftovers() noexcept {
   for (auto& w : workers)
     while (w->run_queue_.pop()) {
     }
-  for (auto& w : workers) w->loop_.impl().discard_queued();
+  for (auto& w : workers) LoopAccess::impl(w->loop_).discard_queued();
   shutdown_abandon_tasks(registry);
-  for (auto& w : workers) w->loop_.impl().discard_queued();
+  for (auto& w : workers) LoopAccess::impl(w->loop_).discard_queued();
 }
 
 void shutdown_abandon_tasks(TaskRegistry& registry) noexcept {
@@ -439,7 +440,7 @@ void abandon_task(TaskCore* task) noexcept {
     root.destroy();
   }
   task->as_future().set_cancelled("the runtime was shut down while the task was pending");
-  task->home()->impl().registry->erase(task);
+  LoopAccess::impl(*task->home()).registry->erase(task);
   task->as_future().release();
 }
 

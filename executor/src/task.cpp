@@ -55,12 +55,12 @@ TaskCore::TaskCore(EventLoop* home, bool affine) noexcept : home_(home), id_(0),
 TaskCore::~TaskCore() { live_tasks_add(-1); }
 
 bool must_run_on_home(EventLoop* home, bool pinned) noexcept {
-  Scheduler* s = home->impl().scheduler;
+  Scheduler* s = LoopAccess::impl(*home).scheduler;
   return pinned || s == nullptr || s->workers.size() == 1;
 }
 
 void launch_task(TaskCore* task, std::string name, std::optional<bool> eager) {
-  LoopImpl& loop = task->home()->impl();
+  LoopImpl& loop = LoopAccess::impl(*task->home());
   if (loop.scheduler && loop.scheduler->stopped.load(std::memory_order_acquire)) {
     task->as_future().release();
     task->as_future().release();
@@ -119,10 +119,10 @@ void TaskCore::wake() noexcept {
 
 void TaskCore::schedule(bool yielded) noexcept {
   if (affine_) {
-    home_->impl().schedule(this);
+    LoopAccess::impl(*home_).schedule(this);
     return;
   }
-  Scheduler* scheduler = home_->impl().scheduler;
+  Scheduler* scheduler = LoopAccess::impl(*home_).scheduler;
   Worker* w = current_worker();
   if (w && w->scheduler() == scheduler)
     w->push_local(this, yielded);
@@ -185,7 +185,7 @@ void TaskCore::finish(bool cancelled_before_start) {
   sched_.store(kDone, std::memory_order_release);
   finish_root(cancelled_before_start);
   if (WorkerProbe* probe = t_probe) probe->task_finished(this);
-  home_->impl().registry->erase(this);
+  LoopAccess::impl(*home_).registry->erase(this);
   as_future().release();  // the runtime's reference
 }
 
@@ -340,14 +340,14 @@ bool TaskRef::cancel(std::string message) const {
 int TaskRef::cancelling() const { return checked(core_).cancelling(); }
 int TaskRef::uncancel() const { return checked(core_).uncancel(); }
 
-TaskRef current_task() { return TaskRef(detail::current_task_core()); }
+TaskRef current_task() { return detail::TaskAccess::make<TaskRef>(detail::current_task_core()); }
 
 std::vector<TaskRef> all_tasks() {
   detail::LoopImpl* loop = detail::current_loop_impl();
   if (!loop) throw RuntimeError("all_tasks: no running event loop on this thread");
   std::vector<TaskRef> out;
   loop->registry->for_each([&](detail::TaskCore* t) {
-    if (!t->as_future().done()) out.emplace_back(t);
+    if (!t->as_future().done()) out.push_back(detail::TaskAccess::make<TaskRef>(t));
   });
   return out;
 }

@@ -36,7 +36,7 @@ WorkerProbe::WorkerProbe(const RunOptions& opts, unsigned i,
       slow(opts.poll_time_histogram || opts.on_task_poll_start || opts.on_task_poll_end) {}
 
 std::int64_t WorkerProbe::begin_slow(TaskCore* task) noexcept {
-  if (options.on_task_poll_start) options.on_task_poll_start(TaskMeta(task));
+  if (options.on_task_poll_start) options.on_task_poll_start(TaskAccess::make<TaskMeta>(task));
   return options.poll_time_histogram ? now_ns() : 0;
 }
 
@@ -46,7 +46,7 @@ void WorkerProbe::end_slow(TaskCore* task, std::int64_t start_ns) noexcept {
     bump(poll_time[poll_time_bucket(took)]);
     bump(poll_time_sum_ns, took);
   }
-  if (options.on_task_poll_end) options.on_task_poll_end(TaskMeta(task));
+  if (options.on_task_poll_end) options.on_task_poll_end(TaskAccess::make<TaskMeta>(task));
 }
 
 void WorkerProbe::task_finished(TaskCore* task) noexcept {
@@ -57,11 +57,11 @@ void WorkerProbe::task_finished(TaskCore* task) noexcept {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     while (inspecting->load(std::memory_order_acquire) == task) cpu_relax();
   }
-  if (options.on_task_terminate) options.on_task_terminate(TaskMeta(task));
+  if (options.on_task_terminate) options.on_task_terminate(TaskAccess::make<TaskMeta>(task));
 }
 
 void task_spawned(const RunOptions& options, TaskCore* task) noexcept {
-  options.on_task_spawn(TaskMeta(task));
+  options.on_task_spawn(TaskAccess::make<TaskMeta>(task));
 }
 
 }  // namespace detail

@@ -228,7 +228,8 @@ Coro<DatagramSocket> create_datagram_endpoint(std::optional<Address> local,
     ::close(fd);
     throw;
   }
-  co_return DatagramSocket(std::make_shared<detail::DatagramState>(loop, fd, std::move(remote)));
+  co_return detail::HandleAccess::make<DatagramSocket>(
+      std::make_shared<detail::DatagramState>(loop, fd, std::move(remote)));
 }
 
 }  // namespace weft

@@ -122,12 +122,12 @@ void complete(Future<T>& future, F&& fn) {
   try {
     if constexpr (std::is_void_v<T>) {
       fn();
-      future.state_ptr()->set_value();
+      detail::FutureAccess::state(future)->set_value();
     } else {
-      future.state_ptr()->set_value(fn());
+      detail::FutureAccess::state(future)->set_value(fn());
     }
   } catch (...) {
-    future.state_ptr()->set_exception_ptr(std::current_exception());
+    detail::FutureAccess::state(future)->set_exception_ptr(std::current_exception());
   }
 }
 
@@ -532,7 +532,7 @@ Coro<File> open_file(std::string path, std::string mode, int permissions) {
     }
     const off_t start = ::lseek(fd, 0, flags.append ? SEEK_END : SEEK_CUR);
     const bool seekable = start >= 0;
-    return File(
+    return detail::HandleAccess::make<File>(
         std::make_shared<detail::FileState>(fd, path, mode, flags, seekable, seekable ? start : 0));
   };
   co_return co_await get_running_loop().run_in_executor(nullptr, std::move(open));

@@ -136,7 +136,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
       }
     }
     if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
-    if (forever) forever->state_ptr()->set_value();
+    if (forever) detail::FutureAccess::state(*forever)->set_value();
   }
 
   Coro<void> wait_closed() {
@@ -257,16 +257,16 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
                                 std::shared_ptr<StreamOwner> owner) {
     if (self->ssl_) {
       try {
-        co_await tls_handshake(t, self->ssl_->state(), true, {}, self->ssl_handshake_timeout_,
-                               self->ssl_shutdown_timeout_);
+        co_await tls_handshake(t, HandleAccess::state(*self->ssl_), true, {},
+                               self->ssl_handshake_timeout_, self->ssl_shutdown_timeout_);
       } catch (const std::exception&) {
         // As asyncio (outside debug mode), a failed handshake is not
         // reported: tls_handshake closed the connection.
         co_return;
       }
     }
-    StreamReader reader(t->reader(), owner);
-    StreamWriter writer(t, owner);
+    StreamReader reader = HandleAccess::make<StreamReader>(t->reader(), owner);
+    StreamWriter writer = HandleAccess::make<StreamWriter>(t, owner);
     owner.reset();
     t.reset();
     try {
@@ -288,7 +288,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
       --open_listeners_;
       take_closed_waiters_locked(waiters);
     }
-    for (auto& w : waiters) w.state_ptr()->set_value();
+    for (auto& w : waiters) detail::FutureAccess::state(w)->set_value();
   }
 
   void connection_closed(const Transport* key) {
@@ -299,7 +299,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
       clients_.erase(key);
       take_closed_waiters_locked(waiters);
     }
-    for (auto& w : waiters) w.state_ptr()->set_value();
+    for (auto& w : waiters) detail::FutureAccess::state(w)->set_value();
   }
 
   void take_closed_waiters_locked(std::vector<Future<void>>& out) {
@@ -378,7 +378,7 @@ Server make_server(ClientHandler handler, const ServerOptions& options,
   auto state = std::make_shared<ServerState>(std::move(handler), options, tuning_of(options),
                                              std::move(listeners), std::move(unix_path));
   if (options.start_serving) state->start_serving();
-  return Server(state);
+  return detail::HandleAccess::make<Server>(state);
 }
 
 // Serves on options.sock (asyncio's sock=): checks first, so that the caller

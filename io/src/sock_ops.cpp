@@ -31,7 +31,7 @@ Coro<bool> wait_fd(EventLoop& loop, int fd, bool write, std::optional<Duration> 
       lp->remove_writer(fd);
     else
       lp->remove_reader(fd);
-    ready.state_ptr()->set_value(ok);
+    detail::FutureAccess::state(ready)->set_value(ok);
   };
   if (write)
     loop.add_writer(fd, [finish] { finish(true); });

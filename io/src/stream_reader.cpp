@@ -24,7 +24,7 @@ constexpr std::size_t kCompactThreshold = 4096;
 void wake(std::optional<Future<void>>& waiter) {
   if (waiter) {
     // A waiter cancelled meanwhile is already done: set_value is a no-op then.
-    waiter->state_ptr()->set_value();
+    detail::FutureAccess::state(*waiter)->set_value();
     waiter.reset();
   }
 }

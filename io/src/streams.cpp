@@ -66,10 +66,11 @@ Coro<std::pair<StreamReader, StreamWriter>> connected_streams(int fd,
   }
   auto t = make_transport(fd, FdKind::socket, true, true, options.limit);
   auto owner = std::make_shared<StreamOwner>(t);  // closes the connection if we throw
-  co_await tls_handshake(t, ctx.state(), false, options.server_hostname,
+  co_await tls_handshake(t, detail::HandleAccess::state(ctx), false, options.server_hostname,
                          options.ssl_handshake_timeout, options.ssl_shutdown_timeout);
-  co_return std::pair<StreamReader, StreamWriter>(StreamReader(t->reader(), owner),
-                                                  StreamWriter(t, owner));
+  co_return std::pair<StreamReader, StreamWriter>(
+      detail::HandleAccess::make<StreamReader>(t->reader(), owner),
+      detail::HandleAccess::make<StreamWriter>(t, owner));
 }
 
 }  // namespace detail

@@ -360,14 +360,14 @@ Coro<std::pair<std::string, std::string>> Process::communicate(std::string input
 Coro<Process> create_subprocess_exec(std::string program, std::vector<std::string> args,
                                      SubprocessOptions options) {
   EventLoop& loop = get_running_loop();
-  co_return Process(detail::spawn(loop, program, args, options));
+  co_return detail::HandleAccess::make<Process>(detail::spawn(loop, program, args, options));
 }
 
 Coro<Process> create_subprocess_shell(std::string cmd, SubprocessOptions options) {
   EventLoop& loop = get_running_loop();
   detail::check_no_nul(cmd, "the command");
   std::vector<std::string> args{"-c", std::move(cmd)};
-  co_return Process(detail::spawn(loop, "/bin/sh", args, options));
+  co_return detail::HandleAccess::make<Process>(detail::spawn(loop, "/bin/sh", args, options));
 }
 
 }  // namespace weft

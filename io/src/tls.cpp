@@ -502,9 +502,10 @@ void TlsEngine::settle_handshake(std::exception_ptr error) {
   // No-ops if the waiter cancelled the future (a handshake timeout).
   if (error) {
     // Marked retrieved: nobody may be left to await it.
-    if (handshake_.state_ptr()->set_exception_ptr(error)) (void)handshake_.state_ptr()->exception();
+    if (detail::FutureAccess::state(handshake_)->set_exception_ptr(error))
+      (void)detail::FutureAccess::state(handshake_)->exception();
   } else {
-    handshake_.state_ptr()->set_value();
+    detail::FutureAccess::state(handshake_)->set_value();
   }
 }
 
@@ -601,9 +602,10 @@ Coro<void> tls_handshake(std::shared_ptr<Transport> t, std::shared_ptr<SslContex
   bool queued = run_on_loop(t->loop(), [t, attached, ctx = std::move(ctx), server_side,
                                         name = std::move(server_hostname), shutdown_timeout] {
     try {
-      attached.state_ptr()->set_value(&t->attach_tls(ctx, server_side, name, shutdown_timeout));
+      detail::FutureAccess::state(attached)->set_value(
+          &t->attach_tls(ctx, server_side, name, shutdown_timeout));
     } catch (...) {
-      attached.state_ptr()->set_exception_ptr(std::current_exception());
+      detail::FutureAccess::state(attached)->set_exception_ptr(std::current_exception());
     }
   });
   if (!queued) throw RuntimeError("TLS: the connection's event loop is closed");

@@ -26,7 +26,8 @@ namespace weft {
 namespace detail {
 
 void complete_all(std::vector<Future<void>>& waiters) {
-  for (Future<void>& w : waiters) w.state_ptr()->set_value();  // no-op if cancelled
+  for (Future<void>& w : waiters)
+    detail::FutureAccess::state(w)->set_value();  // no-op if cancelled
   waiters.clear();
 }
 
@@ -171,12 +172,12 @@ void Transport::finish_close() {
   }
   const std::exception_ptr& error = close_error_;
   if (error) {
-    closed_future_.state_ptr()->set_exception_ptr(error);
+    detail::FutureAccess::state(closed_future_)->set_exception_ptr(error);
     // Marks it retrieved: only wait_closed() callers should see it (asyncio
     // silences the close future the same way).
-    (void)closed_future_.state_ptr()->exception();
+    (void)detail::FutureAccess::state(closed_future_)->exception();
   } else {
-    closed_future_.state_ptr()->set_value();
+    detail::FutureAccess::state(closed_future_)->set_value();
   }
   for (auto& hook : hooks) {
     try {
@@ -471,18 +472,19 @@ std::pair<StreamReader, StreamWriter> make_fd_streams(int fd, FdKind kind, std::
   if (limit == 0) throw ValueError("Limit cannot be <= 0");
   auto t = make_transport(fd, kind, true, true, limit);
   auto owner = std::make_shared<StreamOwner>(t);
-  return {StreamReader(t->reader(), owner), StreamWriter(t, owner)};
+  return {HandleAccess::make<StreamReader>(t->reader(), owner),
+          HandleAccess::make<StreamWriter>(t, owner)};
 }
 
 StreamReader make_pipe_reader(int fd, std::size_t limit) {
   if (limit == 0) throw ValueError("Limit cannot be <= 0");
   auto t = make_transport(fd, FdKind::pipe, true, false, limit);
-  return StreamReader(t->reader(), std::make_shared<StreamOwner>(t));
+  return HandleAccess::make<StreamReader>(t->reader(), std::make_shared<StreamOwner>(t));
 }
 
 StreamWriter make_pipe_writer(int fd) {
   auto t = make_transport(fd, FdKind::pipe, false, true, kDefaultStreamLimit);
-  return StreamWriter(t, std::make_shared<StreamOwner>(t));
+  return HandleAccess::make<StreamWriter>(t, std::make_shared<StreamOwner>(t));
 }
 
 }  // namespace detail
@@ -549,8 +551,8 @@ Coro<void> StreamWriter::start_tls(SslContext ctx, std::string server_hostname,
   if (!ctx.is_server() && ctx.check_hostname() && server_hostname.empty())
     throw ValueError("start_tls: server_hostname is required when the context checks host names");
   co_await detail::Transport::drain(t);
-  co_await detail::tls_handshake(t, ctx.state(), ctx.is_server(), std::move(server_hostname),
-                                 handshake_timeout, shutdown_timeout);
+  co_await detail::tls_handshake(t, detail::HandleAccess::state(ctx), ctx.is_server(),
+                                 std::move(server_hostname), handshake_timeout, shutdown_timeout);
 }
 
 }  // namespace weft

@@ -102,7 +102,7 @@ Coro<T> as_completed_next(std::shared_ptr<AsCompletedCore> core) {
   if (!item) throw TimeoutError();
   auto* s = static_cast<FutureState<T>*>(item.get());
   s->add_ref();
-  Future<T> f(AdoptState{}, s);
+  Future<T> f = FutureAccess::adopt(s);
   co_return future_value(f);
 }
 
@@ -158,9 +158,9 @@ AsCompleted<detail::awaitable_value_t<A>> as_completed(std::vector<A> aws,
     detail::GiveBack g = detail::give_back_of(a);
     Future<T> f = detail::to_future(std::move(a));
     bool seen = false;
-    for (const auto& s : states) seen = seen || s.get() == f.state_ptr();
+    for (const auto& s : states) seen = seen || s.get() == detail::FutureAccess::state(f);
     if (!seen) {
-      states.emplace_back(f.state_ptr());
+      states.emplace_back(detail::FutureAccess::state(f));
       give_backs.push_back(g);
     }
   }

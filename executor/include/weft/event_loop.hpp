@@ -45,6 +45,7 @@ class EventLoop;
 namespace detail {
 class HandleState;
 class LoopImpl;
+struct LoopAccess;
 }  // namespace detail
 
 /// A scheduled callback (call_soon); cancel() keeps it from running.
@@ -102,7 +103,7 @@ class EventLoop {
 
   template <class T = void>
   Future<T> create_future() {
-    return Future<T>(detail::AdoptState{}, new detail::FutureState<T>(this));
+    return detail::FutureAccess::adopt(new detail::FutureState<T>(this));
   }
   /// Schedules `coro` on this loop (its first step runs on this loop).
   template <class T>
@@ -139,15 +140,12 @@ class EventLoop {
   template <class T>
   T run_until_complete(Future<T> future) {
     // LOOP-10: a future (or task) bound to another loop cannot be run here.
-    if (future.state_ptr()->loop() != this && future.state_ptr()->loop() != nullptr)
+    detail::FutureState<T>* state = detail::FutureAccess::state(future);
+    if (state->loop() != this && state->loop() != nullptr)
       throw ValueError("run_until_complete: the future belongs to a different loop");
-    run_until_done(*future.state_ptr());
-    if constexpr (std::is_void_v<T>) {
-      future.state_ptr()->check_result();
-    } else {
-      future.state_ptr()->check_result();
-      return std::move(future.state_ptr()->value_ref());
-    }
+    run_until_done(*state);
+    state->check_result();
+    if constexpr (!std::is_void_v<T>) return std::move(state->value_ref());
   }
   void run_forever();
   /// Stops after the current batch of callbacks (LOOP-08); from any thread.
@@ -186,11 +184,10 @@ class EventLoop {
   void call_exception_handler(const ExceptionContext& context);
   void default_exception_handler(const ExceptionContext& context);
 
-  /// Internal.
-  detail::LoopImpl& impl() noexcept { return *impl_; }
-  explicit EventLoop(std::unique_ptr<detail::LoopImpl> impl);
-
  private:
+  friend struct detail::LoopAccess;  // executor/src/loop_impl.hpp
+  /// A worker's loop (detail::LoopAccess::make).
+  explicit EventLoop(std::unique_ptr<detail::LoopImpl> impl);
   void run_until_done(detail::FutureBase& future);
   void check_open(const char* what) const;
   void check_not_running(const char* what) const;

@@ -35,6 +35,7 @@ template <class T = void>
 class Task;
 
 namespace detail {
+struct FutureAccess;
 
 /// Awaits a future's state. Move: the value is moved out. KeepCancel: for a
 /// future the caller cannot read afterwards (an internal one: gather's,
@@ -199,12 +200,10 @@ class Future {
 
   friend bool operator==(const Future& a, const Future& b) noexcept { return a.state_ == b.state_; }
 
-  /// Internal: the shared state.
-  detail::FutureState<T>* state_ptr() const noexcept { return state_; }
-  /// Internal: adopts one reference to `state`.
-  Future(detail::AdoptState, detail::FutureState<T>* state) noexcept : state_(state) {}
-
  protected:
+  friend struct detail::FutureAccess;
+  /// Adopts one reference to `state` (detail::FutureAccess::adopt; Task's).
+  Future(detail::AdoptState, detail::FutureState<T>* state) noexcept : state_(state) {}
   detail::FutureState<T>& state() const {
     if (!state_) throw InvalidStateError("use of an empty (moved-from) Future or Task handle");
     return *state_;
@@ -215,5 +214,22 @@ class Future {
 
   detail::FutureState<T>* state_ = nullptr;
 };
+
+namespace detail {
+/// What weft's own templates and sources need of a Future beyond its API:
+/// its shared state, and a handle that adopts a reference to a state.
+struct FutureAccess {
+  /// The shared state; null for an empty (moved-from) handle.
+  template <class T>
+  static FutureState<T>* state(const Future<T>& f) noexcept {
+    return f.state_;
+  }
+  /// A handle adopting one reference to `state`.
+  template <class T>
+  static Future<T> adopt(FutureState<T>* state) noexcept {
+    return Future<T>(AdoptState{}, state);
+  }
+};
+}  // namespace detail
 
 }  // namespace weft

@@ -191,7 +191,7 @@ Coro<Result> run_gather(Children children, std::vector<FutureBase*> unique,
                         typename GatheringFuture<Result, Children>::Assemble assemble) {
   auto* state = new GatheringFuture<Result, Children>(std::move(children), std::move(unique),
                                                       std::move(give_backs), settled, assemble);
-  Future<Result> outer(AdoptState{}, state);
+  Future<Result> outer = FutureAccess::adopt<Result>(state);
   state->start();
   std::exception_ptr error;
   try {
@@ -208,7 +208,8 @@ Coro<Result> run_gather(Children children, std::vector<FutureBase*> unique,
 template <class... T>
 std::vector<FutureBase*> unique_of(const std::tuple<Future<T>...>& children) {
   std::vector<FutureBase*> unique;
-  std::apply([&](const auto&... f) { (add_unique(unique, f.state_ptr()), ...); }, children);
+  std::apply([&](const auto&... f) { (add_unique(unique, detail::FutureAccess::state(f)), ...); },
+             children);
   return unique;
 }
 
@@ -217,11 +218,11 @@ std::vector<FutureBase*> unique_of(const std::vector<Future<T>>& children) {
   std::vector<FutureBase*> unique;
   unique.reserve(children.size());
   if (children.size() <= 16) {
-    for (const auto& f : children) add_unique(unique, f.state_ptr());
+    for (const auto& f : children) add_unique(unique, detail::FutureAccess::state(f));
   } else {
     std::vector<FutureBase*> seen;
     seen.reserve(children.size());
-    for (const auto& f : children) seen.push_back(f.state_ptr());
+    for (const auto& f : children) seen.push_back(detail::FutureAccess::state(f));
     std::vector<FutureBase*> sorted = seen;
     std::sort(sorted.begin(), sorted.end());
     if (std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end()) return seen;
@@ -269,7 +270,7 @@ std::vector<Future<awaitable_value_t<A>>> to_futures(std::vector<A>&& items,
   for (auto& a : items) {
     GiveBack g = give_back_of(a);
     out.push_back(to_future(std::move(a)));  // in input order (GATH-02)
-    if (g) give_backs.push_back({out.back().state_ptr(), g});
+    if (g) give_backs.push_back({detail::FutureAccess::state(out.back()), g});
   }
   return out;
 }
@@ -282,7 +283,7 @@ std::vector<ChildGiveBack> give_backs_of(const std::tuple<Future<T>...>& childre
   std::size_t i = 0;
   std::apply(
       [&](const auto&... f) {
-        ((hooks[i] ? out.push_back({f.state_ptr(), hooks[i]}) : void(), ++i), ...);
+        ((hooks[i] ? out.push_back({detail::FutureAccess::state(f), hooks[i]}) : void(), ++i), ...);
       },
       children);
   return out;

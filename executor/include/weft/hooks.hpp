@@ -21,15 +21,16 @@ namespace weft {
 /// The task a hook is about.
 class TaskMeta {
  public:
-  explicit TaskMeta(detail::TaskCore* core) noexcept : core_(core) {}
   /// The task's id: unique within its runtime, increasing in spawn order.
   std::uint64_t id() const noexcept;
   /// Task.get_name().
   std::string name() const;
   /// A handle to the task (it takes a reference: cheap, not free).
-  TaskRef task() const noexcept { return TaskRef(core_); }
+  TaskRef task() const noexcept { return detail::TaskAccess::make<TaskRef>(core_); }
 
  private:
+  friend struct detail::TaskAccess;
+  explicit TaskMeta(detail::TaskCore* core) noexcept : core_(core) {}
   detail::TaskCore* core_;
 };
 

@@ -44,12 +44,12 @@ auto EventLoop::run_in_executor(Executor* executor, F fn) {
         try {
           if constexpr (std::is_void_v<R>) {
             fn();
-            state.state_ptr()->set_value();
+            detail::FutureAccess::state(state)->set_value();
           } else {
-            state.state_ptr()->set_value(fn());
+            detail::FutureAccess::state(state)->set_value(fn());
           }
         } catch (...) {
-          state.state_ptr()->set_exception_ptr(std::current_exception());
+          detail::FutureAccess::state(state)->set_exception_ptr(std::current_exception());
         }
       });
   detail::expect_offload_completion(*this);

@@ -173,7 +173,7 @@ requires(!is_future_handle_v<A> && !is_coro<std::remove_cvref_t<A>>::value)
 /// @throws what result() throws (the stored exception, CancelledError).
 template <class T>
 T future_value(const Future<T>& f) {
-  FutureState<T>* s = f.state_ptr();
+  FutureState<T>* s = detail::FutureAccess::state(f);
   s->check_result();
   if constexpr (std::is_void_v<T>)
     return;
@@ -199,7 +199,7 @@ std::exception_ptr cancelled_error_of(FutureBase& f);
 /// The outcome of a done future; a cancelled one gives a CancelledError.
 template <class T>
 Outcome<T> outcome_of(const Future<T>& f) {
-  FutureBase& s = *f.state_ptr();
+  FutureBase& s = *detail::FutureAccess::state(f);
   if (s.cancelled()) return Outcome<T>::failure(cancelled_error_of(s));
   if (std::exception_ptr e = s.exception()) return Outcome<T>::failure(std::move(e));
   if constexpr (std::is_void_v<T>)

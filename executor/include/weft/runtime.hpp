@@ -112,8 +112,9 @@ struct RuntimeAccess {
   /// The value of a done task, or its exception rethrown.
   template <class T>
   static T result(Task<T> task) {
-    task.state_ptr()->check_result();
-    if constexpr (!std::is_void_v<T>) return std::move(task.state_ptr()->value_ref());
+    detail::FutureAccess::state(task)->check_result();
+    if constexpr (!std::is_void_v<T>)
+      return std::move(detail::FutureAccess::state(task)->value_ref());
   }
 };
 }  // namespace detail
@@ -136,7 +137,7 @@ class Runtime {
   template <class T>
   T block_on(Coro<T> coro) {
     Task<T> task = spawn(std::move(coro));
-    wait_until_done(*task.state_ptr());
+    wait_until_done(*detail::FutureAccess::state(task));
     return detail::RuntimeAccess::result(std::move(task));
   }
   /// Schedules `coro` from any thread (on the calling worker's loop, or on the
@@ -183,7 +184,7 @@ std::vector<EventLoop*> running_loops();
 namespace detail {
 template <class T>
 void RuntimeAccess::wait_until_done(Runtime& runtime, Task<T>& task) {
-  runtime.wait_until_done(*task.state_ptr());
+  runtime.wait_until_done(*detail::FutureAccess::state(task));
 }
 inline void RuntimeAccess::shutdown_after_main(Runtime& runtime) { runtime.shutdown_after_main(); }
 }  // namespace detail

@@ -48,39 +48,41 @@ Future<T> shield_outer(Future<T> inner, GiveBack give_back) {
   auto link = std::make_shared<ShieldLink<T>>(ShieldLink<T>{inner, Future<T>(), 0});
   // The inner callback holds only a weak link, so an abandoned shield frees it.
   std::weak_ptr<ShieldLink<T>> weak = link;
-  link->inner_callback = inner.state_ptr()->add_done_callback([weak, give_back](FutureBase& f) {
-    std::shared_ptr<ShieldLink<T>> l = weak.lock();
-    if (!l || l->outer.cancelled()) {
-      if (give_back) {
-        // Nobody will receive the result: it goes back. A failure stays
-        // unretrieved and is reported when the inner's last handle goes.
-        if (f.status() == FutureStatus::result) give_back(f);
-      } else if (!f.cancelled()) {
-        (void)f.exception();  // the result is nobody's: mark it retrieved
-      }
-      return;
-    }
-    FutureState<T>* out = l->outer.state_ptr();
-    if (f.cancelled()) {
-      out->cancel(std::string());
-    } else if (std::exception_ptr e = f.exception()) {
-      out->set_exception_ptr(std::move(e));
-    } else if constexpr (std::is_void_v<T>) {
-      // The awaiter may cancel the outer between the check above and here.
-      if (!out->set_value() && give_back) give_back(f);
-    } else if (give_back) {
-      // The inner is the shield's own: move its value; it moves only if the
-      // outer was still pending, else it goes back.
-      if (!out->set_value(std::move(l->inner.state_ptr()->value_ref()))) give_back(f);
-    } else {
-      out->set_value(future_value(l->inner));
-    }
-  });
+  link->inner_callback =
+      detail::FutureAccess::state(inner)->add_done_callback([weak, give_back](FutureBase& f) {
+        std::shared_ptr<ShieldLink<T>> l = weak.lock();
+        if (!l || l->outer.cancelled()) {
+          if (give_back) {
+            // Nobody will receive the result: it goes back. A failure stays
+            // unretrieved and is reported when the inner's last handle goes.
+            if (f.status() == FutureStatus::result) give_back(f);
+          } else if (!f.cancelled()) {
+            (void)f.exception();  // the result is nobody's: mark it retrieved
+          }
+          return;
+        }
+        FutureState<T>* out = detail::FutureAccess::state(l->outer);
+        if (f.cancelled()) {
+          out->cancel(std::string());
+        } else if (std::exception_ptr e = f.exception()) {
+          out->set_exception_ptr(std::move(e));
+        } else if constexpr (std::is_void_v<T>) {
+          // The awaiter may cancel the outer between the check above and here.
+          if (!out->set_value() && give_back) give_back(f);
+        } else if (give_back) {
+          // The inner is the shield's own: move its value; it moves only if the
+          // outer was still pending, else it goes back.
+          if (!out->set_value(std::move(detail::FutureAccess::state(l->inner)->value_ref())))
+            give_back(f);
+        } else {
+          out->set_value(future_value(l->inner));
+        }
+      });
   Future<T> outer = link->outer;
   // The outer's callback owns the link until the outer completes. Without a
   // give-back it also drops the inner callback: the inner's later outcome
   // is nobody's.
-  link->outer.state_ptr()->add_done_callback([link, give_back](FutureBase&) {
+  detail::FutureAccess::state(link->outer)->add_done_callback([link, give_back](FutureBase&) {
     if (!give_back && !link->inner.done()) link->inner.remove_done_callback(link->inner_callback);
   });
   return outer;
@@ -99,7 +101,7 @@ Coro<detail::awaitable_value_t<Aw>> shield(Aw aw) {
   Future<T> outer = detail::shield_outer(inner, give_back);
   // An inner outcome mirrored into the outer before the awaiting task was
   // cancelled is returned; the cancellation waits for the next suspension.
-  co_return co_await detail::FutureAwaiter<T, true, true>(outer.state_ptr());
+  co_return co_await detail::FutureAwaiter<T, true, true>(detail::FutureAccess::state(outer));
 }
 
 }  // namespace weft

@@ -120,6 +120,7 @@ class TaskState final : public FutureState<T>, public TaskCore {
 
 template <class T>
 Task<T> spawn_on(EventLoop* home, Coro<T> coro, TaskOptions options);
+struct TaskAccess;
 
 }  // namespace detail
 
@@ -152,7 +153,9 @@ class Task : public Future<T> {
     return detail::FutureAwaiter<T, true>(this->state_);
   }
 
-  /// Internal: adopts one reference to a task state.
+ private:
+  friend struct detail::TaskAccess;
+  /// Adopts one reference to a task state (detail::TaskAccess::adopt).
   Task(detail::AdoptState, detail::TaskState<T>* state) noexcept
       : Future<T>(detail::AdoptState{}, state) {}
   detail::TaskCore& core() const { return *static_cast<detail::TaskState<T>*>(&this->state()); }
@@ -162,12 +165,11 @@ class Task : public Future<T> {
 class TaskRef {
  public:
   TaskRef() noexcept = default;
-  explicit TaskRef(detail::TaskCore* core) noexcept;
   TaskRef(const TaskRef& other) noexcept;
   TaskRef& operator=(TaskRef other) noexcept;
   ~TaskRef();
   template <class T>
-  TaskRef(const Task<T>& t) : TaskRef(&t.core()) {}
+  TaskRef(const Task<T>& t);
 
   explicit operator bool() const noexcept { return core_ != nullptr; }
   std::string get_name() const;
@@ -178,13 +180,36 @@ class TaskRef {
   int cancelling() const;
   int uncancel() const;
   friend bool operator==(const TaskRef& a, const TaskRef& b) noexcept { return a.core_ == b.core_; }
-  detail::TaskCore* core() const noexcept { return core_; }
 
  private:
+  friend struct detail::TaskAccess;
+  /// Takes a reference to `core` (detail::TaskAccess::make).
+  explicit TaskRef(detail::TaskCore* core) noexcept;
   detail::TaskCore* core_ = nullptr;
 };
 
 namespace detail {
+/// What weft's own templates and sources need of a Task or TaskRef beyond
+/// their API: the task's core, and a handle that adopts a reference.
+struct TaskAccess {
+  template <class T>
+  static TaskCore& core(const Task<T>& t) {
+    return t.core();
+  }
+  /// Null for an empty TaskRef.
+  static TaskCore* core(const TaskRef& t) noexcept { return t.core_; }
+  /// A handle of type H (TaskRef, TaskMeta) to `core`.
+  template <class H>
+  static H make(TaskCore* core) noexcept {
+    return H(core);
+  }
+  /// A handle adopting one reference to `state`.
+  template <class T>
+  static Task<T> adopt(TaskState<T>* state) noexcept {
+    return Task<T>(AdoptState{}, state);
+  }
+};
+
 template <class T>
 Task<T> spawn_on(EventLoop* home, Coro<T> coro, TaskOptions options) {
   static_assert(TaskState<void>::in_frame_block() && TaskState<long>::in_frame_block(),
@@ -197,9 +222,12 @@ Task<T> spawn_on(EventLoop* home, Coro<T> coro, TaskOptions options) {
     state = new TaskState<T>(root, home, options.pinned);
   state->add_ref();  // the handle's reference; the first is the runtime's, until it finishes
   launch_task(state, std::move(options.name), options.eager);
-  return Task<T>(AdoptState{}, state);
+  return TaskAccess::adopt(state);
 }
 }  // namespace detail
+
+template <class T>
+TaskRef::TaskRef(const Task<T>& t) : TaskRef(&detail::TaskAccess::core(t)) {}
 
 /// The task running on this thread; empty outside a task.
 TaskRef current_task();

@@ -97,6 +97,8 @@ class TaskGroupCore : public std::enable_shared_from_this<TaskGroupCore> {
   std::optional<Future<void>> on_completed_;
 };
 
+struct TaskGroupAccess;
+
 }  // namespace detail
 
 /// The handle a task_group body receives. Valid only while the group runs
@@ -121,7 +123,7 @@ class TaskGroup {
   Task<T> create_task(Coro<T> coro, TaskOptions options) {
     core_->check_open();
     Task<T> task = weft::create_task(std::move(coro), std::move(options));
-    core_->add_created(TaskRef(task), *task.state_ptr());
+    core_->add_created(TaskRef(task), *detail::FutureAccess::state(task));
     return task;
   }
   /// Any other awaitable (`tg.create_task(q.get())`) as a task of this group.
@@ -134,14 +136,17 @@ class TaskGroup {
     return create_task(detail::as_coro(std::move(awaitable)), std::move(options));
   }
 
-  /// Internal.
-  const std::shared_ptr<detail::TaskGroupCore>& core() const noexcept { return core_; }
-
  private:
+  friend struct detail::TaskGroupAccess;
   std::shared_ptr<detail::TaskGroupCore> core_;
 };
 
 namespace detail {
+
+/// What task_group needs of its TaskGroup beyond its API: the shared core.
+struct TaskGroupAccess {
+  static const std::shared_ptr<TaskGroupCore>& core(const TaskGroup& g) noexcept { return g.core_; }
+};
 
 template <class F>
 concept TaskGroupBody = std::invocable<F&, TaskGroup&> && requires {
@@ -176,7 +181,7 @@ requires detail::TaskGroupBody<F> Coro<detail::task_group_result_t<F>> task_grou
   } catch (...) {
     error = std::current_exception();
   }
-  co_await detail::TaskGroupCore::exit(group.core(), error);
+  co_await detail::TaskGroupCore::exit(detail::TaskGroupAccess::core(group), error);
   if (error) std::rethrow_exception(error);  // asyncio: __aexit__ returned None
   if constexpr (!std::is_void_v<R>) co_return std::move(*result);
 }

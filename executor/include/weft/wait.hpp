@@ -74,10 +74,10 @@ namespace detail {
 /// Waits until `fs` (distinct, non-empty) satisfy `options` (asyncio's _wait).
 Coro<void> wait_states(std::vector<StateRef<FutureBase>> fs, WaitOptions options);
 
-inline FutureBase* wait_state_of(const TaskRef& t) { return &t.core()->as_future(); }
+inline FutureBase* wait_state_of(const TaskRef& t) { return &TaskAccess::core(t)->as_future(); }
 template <class T>
 FutureBase* wait_state_of(const Task<T>& t) {
-  return t.state_ptr();
+  return detail::FutureAccess::state(t);
 }
 inline bool wait_handle_valid(const TaskRef& t) { return static_cast<bool>(t); }
 template <class T>

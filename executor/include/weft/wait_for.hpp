@@ -74,7 +74,8 @@ Coro<T> wait_until(Aw aw, std::optional<Duration> delay, std::optional<TimePoint
     Future<T> fut = to_future(std::move(aw));
     if (!when) co_return co_await await_value(std::move(fut));
     if (expired) {
-      if (!fut.done()) co_await cancel_and_wait(StateRef<FutureBase>(fut.state_ptr()));
+      if (!fut.done())
+        co_await cancel_and_wait(StateRef<FutureBase>(detail::FutureAccess::state(fut)));
       co_return value_or_timeout(fut);
     }
     // Awaited directly: a timeout cancels what the task awaits, which is this

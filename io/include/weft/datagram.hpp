@@ -15,6 +15,7 @@
 
 #include <weft/address.hpp>
 #include <weft/coro.hpp>
+#include <weft/detail/handle_access.hpp>
 
 #include <cstddef>
 #include <memory>
@@ -54,11 +55,10 @@ class DatagramSocket {
   void close();
   bool is_closing() const;
 
-  /// Internal.
+ private:
+  friend struct detail::HandleAccess;
   explicit DatagramSocket(std::shared_ptr<detail::DatagramState> state) noexcept
       : state_(std::move(state)) {}
-
- private:
   std::shared_ptr<detail::DatagramState> state_;
 };
 

@@ -35,6 +35,7 @@
 #pragma once
 
 #include <weft/coro.hpp>
+#include <weft/detail/handle_access.hpp>
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -138,10 +139,9 @@ class File {
   bool readable() const;
   bool writable() const;
 
-  /// Internal.
-  explicit File(std::shared_ptr<detail::FileState> state) : state_(std::move(state)) {}
-
  private:
+  friend struct detail::HandleAccess;
+  explicit File(std::shared_ptr<detail::FileState> state) : state_(std::move(state)) {}
   std::shared_ptr<detail::FileState> state_;
 };
 

@@ -22,6 +22,7 @@
 
 #include <weft/address.hpp>
 #include <weft/coro.hpp>
+#include <weft/detail/handle_access.hpp>
 
 #include <memory>
 #include <vector>
@@ -61,10 +62,9 @@ class Server {
   /// The listening addresses (one per listening socket).
   std::vector<Address> sockets() const;
 
-  /// Internal.
-  explicit Server(std::shared_ptr<detail::ServerState> state) : state_(std::move(state)) {}
-
  private:
+  friend struct detail::HandleAccess;
+  explicit Server(std::shared_ptr<detail::ServerState> state) : state_(std::move(state)) {}
   std::shared_ptr<detail::ServerState> state_;
 };
 

@@ -30,6 +30,7 @@
 // connections on any workers. The handles are cheap copies of one context.
 #pragma once
 
+#include <weft/detail/handle_access.hpp>
 #include <weft/errors.hpp>
 
 #include <cstddef>
@@ -134,10 +135,8 @@ class SslContext {
   std::size_t num_tickets() const;
   bool is_server() const;
 
-  /// Internal.
-  const std::shared_ptr<detail::SslContextState>& state() const noexcept { return state_; }
-
  private:
+  friend struct detail::HandleAccess;
   explicit SslContext(std::shared_ptr<detail::SslContextState> state) : state_(std::move(state)) {}
   std::shared_ptr<detail::SslContextState> state_;
 };

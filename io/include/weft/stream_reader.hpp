@@ -24,6 +24,7 @@
 #pragma once
 
 #include <weft/coro.hpp>
+#include <weft/detail/handle_access.hpp>
 
 #include <sys/types.h>
 
@@ -103,12 +104,11 @@ class StreamReader {
   /// Wakes a waiting read with `error`; every later read rethrows it (STRM-09).
   void set_exception(std::exception_ptr error);
 
-  /// Internal: a reader bound to a connection (which it keeps open).
+ private:
+  friend struct detail::HandleAccess;
+  /// A reader bound to a connection (which it keeps open).
   StreamReader(std::shared_ptr<detail::ReaderState> state,
                std::shared_ptr<detail::StreamOwner> owner);
-  const std::shared_ptr<detail::ReaderState>& state() const noexcept { return state_; }
-
- private:
   std::shared_ptr<detail::ReaderState> state_;
   std::shared_ptr<detail::StreamOwner> owner_;  // null for a standalone reader
 };

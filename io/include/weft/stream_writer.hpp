@@ -22,6 +22,7 @@
 
 #include <weft/address.hpp>
 #include <weft/coro.hpp>
+#include <weft/detail/handle_access.hpp>
 #include <weft/errors.hpp>
 #include <weft/event_loop.hpp>
 #include <weft/ssl.hpp>
@@ -148,11 +149,11 @@ class StreamWriter {
                        Duration handshake_timeout = std::chrono::seconds(60),
                        Duration shutdown_timeout = std::chrono::seconds(30));
 
-  /// Internal: a writer for a connection.
+ private:
+  friend struct detail::HandleAccess;
+  /// A writer for a connection.
   StreamWriter(std::shared_ptr<detail::Transport> transport,
                std::shared_ptr<detail::StreamOwner> owner);
-
- private:
   std::shared_ptr<detail::Transport> transport_;
   std::shared_ptr<detail::StreamOwner> owner_;
 };

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <weft/coro.hpp>
+#include <weft/detail/handle_access.hpp>
 #include <weft/stream_reader.hpp>
 #include <weft/stream_writer.hpp>
 
@@ -105,11 +106,10 @@ class Process {
   /// signal N killed it; empty while it runs.
   std::optional<int> returncode() const;
 
-  /// Internal.
+ private:
+  friend struct detail::HandleAccess;
   explicit Process(std::shared_ptr<detail::ProcessState> state) noexcept
       : state_(std::move(state)) {}
-
- private:
   std::shared_ptr<detail::ProcessState> state_;
 };
 
