@@ -5,6 +5,7 @@
 // happen on the fd's loop, everything shared is under mu_, and futures are
 // completed unlocked.
 #include "transport.hpp"
+#include "transport_uring.hpp"
 
 #include <weft/detail/loop_reactor.hpp>
 #include <weft/errors.hpp>
@@ -292,10 +293,17 @@ void Transport::write_plain(std::span<const std::string_view> pieces, WriteChunk
           wbuf_.append_copy(pieces[i].substr(sent));
         sent = 0;
       }
-      try {
-        flush = io_->queued_locked(on_loop);
-      } catch (...) {
-        error = std::current_exception();
+      if (on_loop) {
+        // io_uring on the loop's thread: joins this iteration's batch of sends.
+        try {
+          static_cast<UringIo&>(*io_).send_locked();
+        } catch (...) {
+          error = std::current_exception();
+        }
+      } else if (!send_active_ && !flush_queued_) {
+        // Else the running send's completion, or the queued flush, takes
+        // these bytes along.
+        flush = flush_queued_ = true;
       }
     }
   }

@@ -287,11 +287,8 @@ class TransportIo {
   virtual void start_reading() = 0;
   /// Stops reading: a pause or a close (reading_ is true).
   virtual void stop_reading() = 0;
-  /// mu_ held, any thread: bytes were added to wbuf_. Starts a flush, or
-  /// returns true when flush() must run on the loop (queued by the caller,
-  /// unlocked). @throws where a send cannot be issued.
-  virtual bool queued_locked(bool on_loop) = 0;
-  /// The loop's side of queued_locked() returning true.
+  /// The loop's side of a flush the write path queued (flush_queued_ set,
+  /// no send in flight): sends, or waits for the fd to take, wbuf_.
   virtual void flush() = 0;
   /// mu_ held: close() found bytes pending; makes sure they are on their way.
   virtual void flush_for_close_locked() = 0;
@@ -422,6 +419,8 @@ class Transport : public std::enable_shared_from_this<Transport> {
   const bool readable_;
   const bool writable_;
   // Writes on the loop's thread go to the backend, never straight to the fd.
+  // True exactly when io_ is the io_uring backend (a UringIo): the write
+  // path calls it without virtual dispatch.
   const bool batch_on_loop_;
   std::shared_ptr<ReaderState> reader_;
   std::optional<Address> peer_;
@@ -441,9 +440,14 @@ class Transport : public std::enable_shared_from_this<Transport> {
   Duration tls_shutdown_timeout_{};       // written before tls_ is published
 
   mutable std::mutex mu_;
-  WriteQueue wbuf_;             // guarded by mu_: unsent bytes not in flight
-  WriteQueue sending_;          // guarded by mu_: a ring send's bytes, in flight (empty on epoll)
-  bool send_active_ = false;    // guarded by mu_: a ring send is outstanding (never on epoll)
+  WriteQueue wbuf_;           // guarded by mu_: unsent bytes not in flight
+  WriteQueue sending_;        // guarded by mu_: a ring send's bytes, in flight (empty on epoll)
+  bool send_active_ = false;  // guarded by mu_: a ring send is outstanding (never on epoll)
+  // guarded by mu_: a flush step that takes wbuf_ along is on its way, set by
+  // the write path that queued the first bytes: io_uring, io_->flush() is
+  // queued to the loop (cleared when it runs); epoll, the writer callback is
+  // registered or queued (cleared once it leaves nothing pending).
+  bool flush_queued_ = false;
   std::size_t high_;            // guarded by mu_
   std::size_t low_;             // guarded by mu_
   bool eof_requested_ = false;  // guarded by mu_

@@ -7,8 +7,9 @@
 //   readiness (level-triggered: the loop calls again while more is there)
 //   and unregisters where the reader pauses, at EOF, or on an error.
 // - Writing: write() tries the fd directly when nothing is pending (from any
-//   thread); what the kernel did not take waits in wbuf_, and want_writer_
-//   (mu_) says that the writer callback is, or is being, registered: it is
+//   thread); what the kernel did not take waits in wbuf_, and
+//   Transport::flush_queued_ (mu_) says that the writer callback is, or is
+//   being, registered: it is
 //   set with the first queued byte and cleared only by the callback that
 //   leaves nothing pending, so exactly one arm_writer is in flight per
 //   buffered stretch and bytes never wait without one. sending_ and
@@ -45,21 +46,15 @@ class EpollIo final : public TransportIo {
 
   void stop_reading() override { t_.loop_->remove_reader(t_.fd_); }
 
-  bool queued_locked(bool) override {
-    if (want_writer_) return false;  // the writer callback takes these bytes along
-    want_writer_ = true;
-    return true;
-  }
-
   void flush() override { arm_writer(); }
 
-  // want_writer_ was set with the first pending byte: the writer is on its way.
+  // flush_queued_ was set with the first pending byte: the writer is on its way.
   void flush_for_close_locked() override {}
 
   void cancel() noexcept override {
     {
       std::lock_guard lock(t_.mu_);
-      want_writer_ = false;
+      t_.flush_queued_ = false;
     }
     if (t_.reading_) t_.loop_->remove_reader(t_.fd_);
     if (writer_registered_) t_.loop_->remove_writer(t_.fd_);
@@ -75,7 +70,6 @@ class EpollIo final : public TransportIo {
 
   Transport& t_;
   bool writer_registered_ = false;  // loop-only
-  bool want_writer_ = false;        // guarded by t_.mu_: pending bytes wait for on_writable
 };
 
 void EpollIo::on_readable() {
@@ -109,7 +103,7 @@ void EpollIo::arm_writer() {
   if (t_.closed_ || writer_registered_) return;
   {
     std::lock_guard lock(t_.mu_);
-    if (!want_writer_) return;
+    if (!t_.flush_queued_) return;
   }
   t_.loop_->add_writer(t_.fd_, [self = t_.shared_from_this(), this] { on_writable(); });
   writer_registered_ = true;
@@ -138,7 +132,7 @@ void EpollIo::on_writable() {
     }
     if (!error) {
       flushed = t_.pending_locked() == 0;
-      if (flushed) want_writer_ = false;
+      if (flushed) t_.flush_queued_ = false;
       close_waits = t_.sent_locked(waiters);
     }
   }
