@@ -22,6 +22,7 @@
 // connections (default 10000, 500 under a sanitizer). The full run:
 //   WEFT_SOAK_SECONDS=300 build/default/tests/chaos_soak_test   (30 minutes)
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -78,6 +79,13 @@ constexpr auto kWatchdogPeriod = 10ms;
 constexpr auto kWatchdogBound = kSanitized ? 5s : 2s;
 /// How long a well-behaved client waits for a reply before calling it lost.
 constexpr int kReplyTimeoutMs = 20000;
+
+/// Bytes malloc has handed out and not had back, over every arena (0 under
+/// a sanitizer, whose allocator mallinfo2 does not see).
+std::size_t heap_in_use() {
+  struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
 
 std::size_t rss_bytes() {
   long pages = 0, resident = 0;
@@ -462,10 +470,24 @@ void vanish_client(Load* load, std::mt19937& rng) {
   load->c.vanished.fetch_add(1);
 }
 
+/// The hostile kinds in play: WEFT_SOAK_HOSTILE, a comma-separated subset of
+/// reset, half_close, over_limit, never_read, vanish ("" or unset: all;
+/// "none": none), to find which one a figure comes from.
+std::vector<unsigned> hostile_kinds() {
+  static const char* const kNames[] = {"reset", "half_close", "over_limit", "never_read", "vanish"};
+  const char* env = std::getenv("WEFT_SOAK_HOSTILE");
+  std::vector<unsigned> kinds;
+  for (unsigned k = 0; k < 5; ++k)
+    if (!env || !*env || std::strstr(env, kNames[k])) kinds.push_back(k);
+  return kinds;
+}
+
 void hostile_client(Load* load, unsigned seed) {
   std::mt19937 rng(seed);
+  const std::vector<unsigned> kinds = hostile_kinds();
+  if (kinds.empty()) return;
   while (!load->stop.load()) {
-    switch (rng() % 5) {
+    switch (kinds[rng() % kinds.size()]) {
       case 0:
         reset_client(load, rng);
         break;
@@ -735,7 +757,10 @@ TEST_P(ChaosSoak, HostileClientsNeitherStarveGoodOnesNorLeak) {
     const auto warm_up = std::chrono::duration<double>(std::max(1.0, seconds / 4));
     const auto end = start_time + std::chrono::duration_cast<Clock::duration>(
                                       std::chrono::duration<double>(seconds));
-    std::size_t rss_start = 0, rss_max = 0;
+    std::size_t rss_start = 0, rss_max = 0, heap_start = 0;
+    std::string rss_trend;  // RSS at eight points after warm-up, in MiB
+    const auto trend_every = (end - start_time - warm_up) / 8;
+    auto next_trend = start_time + std::chrono::duration_cast<Clock::duration>(warm_up);
     std::int64_t worst_gap_ns = 0;
     while (Clock::now() < end) {
       std::this_thread::sleep_for(50ms);
@@ -743,11 +768,20 @@ TEST_P(ChaosSoak, HostileClientsNeitherStarveGoodOnesNorLeak) {
         worst_gap_ns = std::max(worst_gap_ns, now_ns() - d.last_tick_ns.load());
       if (Clock::now() - start_time >= warm_up) {
         std::size_t rss = rss_bytes();
-        if (rss_start == 0) rss_start = rss;
+        if (rss_start == 0) {
+          rss_start = rss;
+          heap_start = heap_in_use();
+        }
         rss_max = std::max(rss_max, rss);
+        if (Clock::now() >= next_trend) {
+          char mib[32];
+          std::snprintf(mib, sizeof mib, "%s%.1f", rss_trend.empty() ? "" : " ", rss / 1048576.0);
+          rss_trend += mib;
+          next_trend += std::chrono::duration_cast<Clock::duration>(trend_every);
+        }
       }
     }
-    const std::size_t rss_end = rss_bytes();
+    const std::size_t rss_end = rss_bytes(), heap_end = heap_in_use();
     load.stop.store(true);
     for (auto& t : clients) t.join();
     const long probes_answered = idle > 0 ? child.finish() : 0;
@@ -770,6 +804,7 @@ TEST_P(ChaosSoak, HostileClientsNeitherStarveGoodOnesNorLeak) {
         << "open descriptors after the clients left:" << describe(fds_after)
         << "\nbefore:" << describe(fds_before);
     EXPECT_EQ(tasks_after, tasks_before) << "all_tasks() after the clients left";
+    const std::size_t heap_left = heap_in_use();
 
     stop_watchdogs.store(true);
     for (auto& t : dog_tasks) rt.block_on(await_task(t));
@@ -798,13 +833,16 @@ TEST_P(ChaosSoak, HostileClientsNeitherStarveGoodOnesNorLeak) {
         "soak %s w%u: %.1f s, connections %ld (+%ld idle, %ld of %ld probes answered), good "
         "requests %ld (+%ld half-close, +%ld slowloris), resets %ld, over-limit %ld, never-read "
         "%ld (%ld filled the buffers), vanished %ld; RSS after warm-up %.1f MiB, max %.1f MiB, "
-        "end %.1f MiB; fds %zu before, %zu after; tasks %zu before, %zu after; watchdog worst "
+        "end %.1f MiB (trend: %s); malloc'd and in use %.1f -> %.1f MiB, %.1f MiB once the "
+        "clients left; fds %zu before, %zu "
+        "after; tasks %zu before, %zu after; watchdog worst "
         "gap %.1f ms; stall reports %ld (longest %.1f ms)\n",
         name, workers, load_seconds, c.connections.load(), idle_open, probes_answered,
         (idle_open + 99) / 100, c.good_requests.load(), c.half_closes.load(),
         c.slowloris_requests.load(), c.resets.load(), c.over_limit.load(), c.never_read.load(),
         c.never_read_filled.load(), c.vanished.load(), rss_start / 1048576.0, rss_max / 1048576.0,
-        rss_end / 1048576.0, fds_before.size(), fds_after.size(), tasks_before, tasks_after,
+        rss_end / 1048576.0, rss_trend.c_str(), heap_start / 1048576.0, heap_end / 1048576.0,
+        heap_left / 1048576.0, fds_before.size(), fds_after.size(), tasks_before, tasks_after,
         worst_gap_ns / 1e6, stalls.load(), longest_stall_ns.load() / 1e6);
   }
 }
