@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <weft/detail/handle_access.hpp>
 #include <weft/weft.hpp>
 
 #include <optional>
