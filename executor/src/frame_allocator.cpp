@@ -6,9 +6,12 @@
 namespace weft::detail {
 namespace {
 
+// Class c holds blocks of (c + 1) * 16 - 8 bytes: what a glibc malloc chunk
+// of (c + 1) * 16 bytes holds (its 8-byte header included), so a cached
+// block wastes nothing to rounding (a 16-byte multiple wasted 16 bytes).
 constexpr std::size_t kGranule = 16;
 constexpr std::size_t kMaxCachedSize = 1024;
-constexpr std::size_t kClasses = kMaxCachedSize / kGranule;
+constexpr std::size_t kClasses = (kMaxCachedSize + 7) / kGranule + 1;
 // Unused in sanitized builds (no cache there; Clang: -Wunused-const-variable).
 [[maybe_unused]] constexpr std::size_t kMaxCachedPerClass = 4096;
 
@@ -35,9 +38,8 @@ struct ThreadCache {
 thread_local ThreadCache t_cache;
 #endif
 
-[[maybe_unused]] std::size_t class_of(std::size_t size) {
-  return (size + kGranule - 1) / kGranule - 1;
-}
+[[maybe_unused]] std::size_t class_of(std::size_t size) { return (size + 7) / kGranule; }
+[[maybe_unused]] std::size_t block_size(std::size_t c) { return (c + 1) * kGranule - 8; }
 
 }  // namespace
 
@@ -50,7 +52,7 @@ void* frame_allocate(std::size_t size) {
       --t_cache.counts[c];
       return b;
     }
-    size = (c + 1) * kGranule;
+    size = block_size(c);
   }
 #endif
   void* p = std::malloc(size);
