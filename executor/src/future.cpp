@@ -63,12 +63,25 @@ bool FutureBase::set_cancelled(std::string message) {
 
 void FutureBase::link(WaiterNode* node) noexcept {
   node->next = nullptr;
-  node->prev = tail_;
-  if (tail_)
-    tail_->next = node;
-  else
+  if (head_) {
+    WaiterNode* last = head_->prev;
+    last->next = node;
+    node->prev = last;
+  } else {
     head_ = node;
-  tail_ = node;
+  }
+  head_->prev = node;
+}
+
+void FutureBase::unlink(WaiterNode* node) noexcept {
+  if (node == head_) {
+    head_ = node->next;
+    if (head_) head_->prev = node->prev;
+  } else {
+    node->prev->next = node->next;
+    (node->next ? node->next : head_)->prev = node->prev;
+  }
+  node->prev = node->next = nullptr;
 }
 
 bool FutureBase::add_task_waiter(TaskWaiterNode* node) noexcept {
@@ -85,17 +98,7 @@ bool FutureBase::add_task_waiter(TaskWaiterNode* node) noexcept {
 
 void FutureBase::remove_waiter(WaiterNode* node) noexcept {
   lock_.lock();
-  if (status_.load(std::memory_order_relaxed) == FutureStatus::pending) {
-    if (node->prev)
-      node->prev->next = node->next;
-    else
-      head_ = node->next;
-    if (node->next)
-      node->next->prev = node->prev;
-    else
-      tail_ = node->prev;
-    node->prev = node->next = nullptr;
-  }
+  if (status_.load(std::memory_order_relaxed) == FutureStatus::pending) unlink(node);
   lock_.unlock();
 }
 
@@ -126,14 +129,7 @@ std::size_t FutureBase::remove_done_callback(CallbackId id) {
   lock_.lock();
   for (WaiterNode* n = head_; n; n = n->next) {
     if (!n->is_task && static_cast<CallbackNode*>(n)->id == id) {
-      if (n->prev)
-        n->prev->next = n->next;
-      else
-        head_ = n->next;
-      if (n->next)
-        n->next->prev = n->prev;
-      else
-        tail_ = n->prev;
+      unlink(n);
       found = static_cast<CallbackNode*>(n);
       break;
     }

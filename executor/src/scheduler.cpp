@@ -435,10 +435,7 @@ void abandon_task(TaskCore* task) noexcept {
   if (task->sched_.load(std::memory_order_acquire) == TaskCore::kDone) return;
   std::fprintf(stderr, "weft: Task was destroyed but it is pending: %s\n", task->name().c_str());
   task->sched_.store(TaskCore::kDone, std::memory_order_release);
-  if (task->root_) {
-    auto root = std::exchange(task->root_, {});
-    root.destroy();
-  }
+  task->destroy_root();
   task->as_future().set_cancelled("the runtime was shut down while the task was pending");
   LoopAccess::impl(*task->home()).registry->erase(task);
   task->as_future().release();

@@ -43,6 +43,8 @@ constexpr unsigned kMaxEagerDepth = 64;
 
 TaskCore* current_task_core() noexcept { return t_current_task; }
 
+void TaskCore::root_returned() noexcept { t_current_task->resume_point_ = {}; }
+
 TaskCore& require_task(const char* what) {
   if (!t_current_task) throw RuntimeError(std::string(what) + ": not called from inside a task");
   return *t_current_task;
@@ -157,7 +159,7 @@ void TaskCore::run() {
     unsigned saved_budget = coop_reset(loop ? loop->coop_budget : kCoopUnlimited);
     resume_point_.resume();
     coop_reset(saved_budget);
-    finished = root_.done();
+    finished = !resume_point_;  // root_returned()
     t_current_task = saved;
     if (debug) {
       auto took = Clock::now() - start;

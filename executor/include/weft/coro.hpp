@@ -165,7 +165,9 @@ class CoroPromiseBase {
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       std::coroutine_handle<> next = h.promise().continuation_;
-      return next ? next : std::noop_coroutine();
+      if (next) return next;
+      TaskCore::root_returned();
+      return std::noop_coroutine();
     }
     void await_resume() const noexcept {}
   };

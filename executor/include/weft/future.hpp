@@ -53,7 +53,7 @@ class FutureAwaiter {
   ~FutureAwaiter() {
     // Only a frame destroyed while still suspended (forced shutdown) gets here
     // with the node registered.
-    if (suspended_ && !state_->done()) state_->remove_waiter(&node_);
+    if (node_.suspended && !state_->done()) state_->remove_waiter(&node_);
   }
 
   bool await_ready() noexcept { return state_->done() && coop_take(); }
@@ -63,26 +63,26 @@ class FutureAwaiter {
     node_.task = &task;
     if (state_->done() && !coop_take()) {
       // The step's budget is spent (detail/coop.hpp): yield, then return the result.
-      yielded_ = true;
+      node_.yielded = true;
       task.yield_suspend(h);
       return true;
     }
     task.set_resume_point(h);
     if (!state_->add_task_waiter(&node_)) return false;
-    suspended_ = true;
+    node_.suspended = true;
     task.begin_wait(state_);
     return true;
   }
   T await_resume() {
-    if (yielded_) {
-      yielded_ = false;
+    if (node_.yielded) {
+      node_.yielded = false;
       if constexpr (KeepCancel) {
         node_.task->end_wait_keeping_cancel();
       } else {
         node_.task->end_wait();
       }
-    } else if (suspended_) {
-      suspended_ = false;
+    } else if (node_.suspended) {
+      node_.suspended = false;
       // Woken only by completion, so the future is done here.
       if constexpr (KeepCancel) {
         node_.task->end_wait_keeping_cancel();
@@ -101,9 +101,7 @@ class FutureAwaiter {
 
  private:
   FutureState<T>* state_;
-  TaskWaiterNode node_;
-  bool suspended_ = false;
-  bool yielded_ = false;
+  TaskWaiterNode node_;  // with this awaiter's suspended and yielded flags
 };
 
 struct AdoptState {};

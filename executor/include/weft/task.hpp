@@ -47,42 +47,54 @@ bool must_run_on_home(EventLoop* home, bool pinned) noexcept;
 
 template <class T>
 class TaskState final : public FutureState<T>, public TaskCore {
+  using Root = typename Coro<T>::handle_type;
+
  public:
-  TaskState(typename Coro<T>::handle_type root, EventLoop* home, bool pinned)
+  /// Whether the state lives in the room in front of its root frame (one
+  /// allocation, frame_allocator.hpp); else (a large result) it is allocated
+  /// apart and keeps a pointer to the root. FutureState<T> is the first base
+  /// and a multiple of 8 bytes: the state is exactly the two bases.
+  static constexpr bool kInFrameBlock =
+      alignof(FutureState<T>) <= 8 && sizeof(FutureState<T>) + sizeof(TaskCore) <= kTaskRoom;
+
+  TaskState(Root root, EventLoop* home, bool pinned)
       : FutureState<T>(home, /*is_task=*/true), TaskCore(home, must_run_on_home(home, pinned)) {
-    root_ = root;
+    if constexpr (!kInFrameBlock) apart_root_ = root;
     set_resume_point(root);
   }
-  ~TaskState() override {
-    if (root_) root_.destroy();
-  }
+  ~TaskState() override { destroy_root(); }
   FutureBase& as_future() noexcept override { return *this; }
   const CoroPromiseBase* root_promise() const noexcept override {
-    if (!root_) return nullptr;
-    return &std::coroutine_handle<typename Coro<T>::promise_type>::from_address(root_.address())
-                .promise();
+    if (!resume_point_) return nullptr;
+    return &root().promise();
   }
   bool cancel(std::string message) override { return request_cancel(std::move(message)); }
 
-  /// Whether the state lives in the room in front of its root frame (one
-  /// allocation, frame_allocator.hpp); else (a large T) it is allocated apart.
-  static constexpr bool in_frame_block() noexcept {
-    return sizeof(TaskState) <= kTaskRoom && alignof(TaskState) <= 16;
-  }
   // Only for a state allocated apart; one in the frame's block is constructed
   // there by spawn_on.
   static void* operator new(std::size_t size) { return frame_allocate(size); }
   static void operator delete(void* p, std::size_t size) noexcept {
-    if constexpr (in_frame_block())
+    if constexpr (kInFrameBlock)
       release_task_block(p);
     else
       frame_deallocate(p, size);
   }
 
  private:
+  Root root() const noexcept {
+    if constexpr (kInFrameBlock)
+      return Root::from_address(reinterpret_cast<unsigned char*>(const_cast<TaskState*>(this)) +
+                                kFramePrefix);
+    else
+      return apart_root_;
+  }
+  void destroy_root() noexcept override {
+    if (!resume_point_) return;
+    resume_point_ = {};
+    root().destroy();
+  }
   void finish_root(bool cancelled_before_start) override {
-    auto root =
-        std::coroutine_handle<typename Coro<T>::promise_type>::from_address(root_.address());
+    Root root = this->root();
     std::string message;
     if (cancelled_before_start) {
       take_must_cancel(message);
@@ -104,7 +116,7 @@ class TaskState final : public FutureState<T>, public TaskCore {
         this->set_value(std::move(*promise.value_));
       }
     }
-    root_ = {};
+    resume_point_ = {};
     root.destroy();
   }
   static std::string cancel_message_of(const std::exception_ptr& e) {
@@ -116,6 +128,9 @@ class TaskState final : public FutureState<T>, public TaskCore {
       return {};
     }
   }
+
+  struct NoRoot {};
+  [[no_unique_address]] std::conditional_t<kInFrameBlock, NoRoot, Root> apart_root_;
 };
 
 template <class T>
@@ -212,11 +227,12 @@ struct TaskAccess {
 
 template <class T>
 Task<T> spawn_on(EventLoop* home, Coro<T> coro, TaskOptions options) {
-  static_assert(TaskState<void>::in_frame_block() && TaskState<long>::in_frame_block(),
+  static_assert(TaskState<void>::kInFrameBlock && TaskState<long>::kInFrameBlock,
                 "kTaskRoom holds the state of a task of a small result");
+  static_assert(!TaskState<T>::kInFrameBlock || sizeof(TaskState<T>) <= kTaskRoom);
   auto root = coro.release();
   TaskState<T>* state;
-  if constexpr (TaskState<T>::in_frame_block())
+  if constexpr (TaskState<T>::kInFrameBlock)
     state = ::new (claim_task_room(root.address())) TaskState<T>(root, home, options.pinned);
   else
     state = new TaskState<T>(root, home, options.pinned);

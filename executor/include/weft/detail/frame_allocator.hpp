@@ -2,7 +2,7 @@
 //
 // Every task costs at least one allocation (its coroutine frame); a malloc and
 // a free on a different thread cost about 100x a thread-local reuse. Blocks
-// are cached per thread in size classes of 16 bytes up to kMaxCachedSize; a
+// are cached per thread in size classes 16 bytes apart up to kMaxCachedSize; a
 // block freed on another thread simply joins that thread's cache (memory
 // migrates with stolen tasks, bounded by kMaxCachedPerClass per class). Under
 // a sanitizer build the cache is off so that use-after-free stays visible.
@@ -32,7 +32,7 @@ void frame_deallocate(void* block, std::size_t size) noexcept;
 // coroutine ABI of Clang and GCC: the handle's address is the allocation). A
 // root frame is never elided into its caller's stack: its handle escapes into
 // the task.
-inline constexpr std::size_t kTaskRoom = 184;  // room for a task state (task.hpp)
+inline constexpr std::size_t kTaskRoom = 168;  // room for a task state (task.hpp)
 inline constexpr std::size_t kFramePrefix = kTaskRoom + sizeof(std::size_t);
 static_assert(kFramePrefix % 16 == 0, "a frame keeps the allocator's 16-byte alignment");
 

@@ -92,6 +92,10 @@ class TaskCore : public Runnable {
   // --- called by awaiters, on the task's own thread, during a step ---
   /// Records where the step suspended.
   void set_resume_point(std::coroutine_handle<> h) noexcept { resume_point_ = h; }
+  /// The running task's root coroutine reached its final suspension
+  /// (CoroPromiseBase::FinalAwaiter: only a root has no continuation, and
+  /// only TaskCore::run resumes a root).
+  static void root_returned() noexcept;
   /// The task now waits on `target` (null: not cancellable, e.g. a yield).
   /// A pending cancellation request is delivered to the target at once.
   void begin_wait(WaitTarget* target);
@@ -129,8 +133,15 @@ class TaskCore : public Runnable {
   /// only if the task requested it itself (TASK-09: it then ends cancelled);
   /// a request from another thread is ordered after the finished step.
   bool take_self_cancel(std::string& message);
+  /// Destroys the root frame if it is still alive (teardown, or a state
+  /// destroyed before its task ran).
+  virtual void destroy_root() noexcept = 0;
 
-  std::coroutine_handle<> root_;
+  // Where the next step resumes: the root frame before the first step, then
+  // the innermost frame at each suspension; null once the root returned or
+  // was destroyed. So the root frame is alive exactly while it is non-null
+  // (the derived state finds the root itself: no pointer to it is kept).
+  std::coroutine_handle<> resume_point_;
 
  private:
   void schedule(bool yielded) noexcept;
@@ -138,7 +149,6 @@ class TaskCore : public Runnable {
 
   // Layout: pointers first, then the one-byte fields packed together (an
   // idle task's size is what idle memory is made of).
-  std::coroutine_handle<> resume_point_;
   EventLoop* home_;  // its LoopImpl holds the scheduler and the registry
   Context context_;
   std::uint64_t id_;
