@@ -2,8 +2,12 @@
 // modes, reads and writes at the cursor and at offsets, seek/tell,
 // truncate, stat, sync, close; Python's OSError subclasses with the path;
 // calls on one file in order; cancelled reads that lose nothing and
-// cancelled writes that land whole or not at all. Run at 1, 2 and 8 workers.
+// cancelled writes that land whole or not at all; reads, writes and syncs
+// through the loop's io_uring where it has one (ctest runs the suite again
+// with WEFT_IO_URING=0, as epoll:*). Run at 1, 2 and 8 workers.
 #include <weft/file.hpp>
+#include <weft/reactor/io_ring.hpp>
+#include <weft/reactor/selector.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,7 +17,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "weft_test.hpp"
@@ -499,5 +506,183 @@ WEFT_TEST_P(FileWorkers, DroppingTheLastHandleClosesTheFile) {
   EXPECT_FALSE(same);
 }
 
+WEFT_TEST_P(FileWorkers, AFileThatShrinksReadsShortAndKeepsTheCursor) {
+  TempDir dir;
+  const std::string path = dir / "f";
+  const std::string data = pattern(1 << 20, 9);
+  std::string copy = data;
+  co_await weft::write_file(path, std::move(copy));
+  File f = co_await weft::open_file(path, "r+b");
+  std::string head = co_await f.read(100 * 1000);
+  EXPECT_TRUE(head == data.substr(0, 100 * 1000));
+  // Another process (here: another fd) cuts the file behind the cursor.
+  CO_ASSERT_EQ(::truncate(path.c_str(), 50 * 1000), 0);
+  std::string none = co_await f.read(1000);
+  EXPECT_TRUE(none.empty());  // EOF: the cursor is past the end
+  std::int64_t at = co_await f.tell();
+  EXPECT_EQ(at, 100 * 1000);
+  std::string rest = co_await f.read();
+  EXPECT_TRUE(rest.empty());
+  // read_at is short only at the new end.
+  std::string tail = co_await f.read_at(40 * 1000, 100 * 1000);
+  EXPECT_TRUE(tail == data.substr(40 * 1000, 10 * 1000));
+  // A read that runs while the file shrinks under it gets what was there.
+  auto reading = weft::create_task(f.read_at(0, 1 << 20));
+  CO_ASSERT_EQ(::truncate(path.c_str(), 10 * 1000), 0);
+  std::string racing = co_await reading;
+  EXPECT_GE(racing.size(), 10u * 1000);
+  EXPECT_LE(racing.size(), 50u * 1000);
+  EXPECT_TRUE(racing == data.substr(0, racing.size()));
+  // Writing at the cursor past the end leaves a hole, as write(2).
+  co_await f.write("x");
+  std::int64_t size = co_await f.size();
+  EXPECT_EQ(size, 100 * 1000 + 1);
+  co_await f.close();
+}
+
 INSTANTIATE_TEST_SUITE_P(Workers, FileWorkers, weft::testing::kWorkerCounts,
                          weft::testing::worker_name);
+
+// ------------------------------------------------------------ backends
+
+namespace {
+
+// Whether a loop with io_uring on gets a ring that takes file requests.
+bool ring_takes_files() {
+  weft::detail::Selector selector(true, true);
+  weft::detail::IoRing* ring = selector.io_ring();
+  return ring && ring->file_io();
+}
+
+// Cursor and offset reads and writes, append mode and syncs from tasks on
+// every worker; checks every byte.
+Coro<void> file_calls(std::string dir) {
+  const std::string path = dir + "/calls";
+  File f = co_await weft::open_file(path, "w+b");
+  const std::string big = pattern(3 << 20, 1);  // several ring requests
+  std::size_t n = co_await f.write(big);
+  EXPECT_EQ(n, big.size());
+  co_await f.sync();
+  std::int64_t at = co_await f.seek(0);
+  EXPECT_EQ(at, 0);
+  std::string back = co_await f.read();
+  EXPECT_TRUE(back == big);
+  std::vector<weft::Task<void>> tasks;
+  for (int t = 0; t < 8; ++t) {
+    tasks.push_back(weft::create_task([](File f, int t) -> Coro<void> {
+      const std::int64_t offset = static_cast<std::int64_t>(t) * 4096;
+      std::string record(4096, static_cast<char>('a' + t));
+      std::string copy = record;
+      co_await f.write_at(offset, std::move(copy));
+      co_await f.datasync();
+      std::string got = co_await f.read_at(offset, 4096);
+      EXPECT_TRUE(got == record) << "task " << t;
+    }(f, t)));
+  }
+  for (auto& t : tasks) co_await t;
+  co_await f.close();
+  File a = co_await weft::open_file(path, "ab");
+  co_await a.write("tail");
+  at = co_await a.tell();
+  EXPECT_EQ(at, static_cast<std::int64_t>(big.size()) + 4);
+  co_await a.close();
+  std::string all = co_await weft::read_file(path);
+  CO_ASSERT_EQ(all.size(), big.size() + 4);
+  for (int t = 0; t < 8; ++t)
+    EXPECT_EQ(all.substr(static_cast<std::size_t>(t) * 4096, 4096),
+              std::string(4096, static_cast<char>('a' + t)));
+  EXPECT_TRUE(all.compare(8 * 4096, big.size() - 8 * 4096, big, 8 * 4096) == 0);
+  EXPECT_EQ(all.substr(big.size()), "tail");
+}
+
+class FileBackends : public ::testing::TestWithParam<std::tuple<unsigned, bool>> {};
+
+}  // namespace
+
+TEST_P(FileBackends, ReadsWritesAndSyncsGoThroughTheRingWhereTheLoopHasOne) {
+  const auto [workers, io_uring] = GetParam();
+  TempDir dir;
+  weft::RunOptions options{.workers = workers};
+  options.loop.io_uring = io_uring;
+  weft::Runtime rt(options);
+  rt.block_on(file_calls(dir / ""));
+  const weft::RuntimeMetrics m = rt.metrics();
+  if (io_uring && ring_takes_files())
+    EXPECT_GT(m.total.io_ring_file_ops, 0u);  // the pool still opens, seeks and closes
+  else
+    EXPECT_EQ(m.total.io_ring_file_ops, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, FileBackends,
+                         ::testing::Combine(::testing::Values(1u, 2u, 8u), ::testing::Bool()),
+                         [](const ::testing::TestParamInfo<std::tuple<unsigned, bool>>& info) {
+                           return "w" + std::to_string(std::get<0>(info.param)) +
+                                  (std::get<1>(info.param) ? "_io_uring" : "_epoll");
+                         });
+
+namespace {
+Coro<void> read_waiting_on_a_pipe(int fd, File* out) {
+  *out = co_await weft::open_file("/proc/self/fd/" + std::to_string(fd), "rb");
+  // Nothing in the pipe: the read stays outstanding when the loop goes.
+  weft::create_task(out->read(10));
+  co_await weft::sleep(20ms);
+}
+Coro<std::string> read_rest(File f) {
+  std::string rest = co_await f.read();
+  co_await f.close();
+  co_return rest;
+}
+}  // namespace
+
+// A standalone loop destroyed while a ring read waits on an empty pipe: the
+// ring's teardown ends the request, the read fails (its task is gone with
+// the loop), and the File goes on working on another loop.
+TEST(FileRing, ALoopDestroyedWithAReadOutstandingLeavesTheFileUsable) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  File f;
+  {
+    weft::EventLoop loop({.io_uring = true});
+    loop.run_until_complete(read_waiting_on_a_pipe(p[0], &f));
+  }
+  EXPECT_FALSE(f.closed());
+  ASSERT_EQ(::write(p[1], "late", 4), 4);
+  ::close(p[1]);
+  weft::EventLoop loop({.io_uring = true});
+  std::string rest = loop.run_until_complete(read_rest(f));
+  EXPECT_EQ(rest, "late");
+  ::close(p[0]);
+}
+
+namespace {
+Coro<void> start_read(int fd, File* out, std::optional<weft::Task<std::string>>* reading) {
+  *out = co_await weft::open_file("/proc/self/fd/" + std::to_string(fd), "rb");
+  reading->emplace(weft::create_task(out->read(10)));
+  co_await weft::sleep(20ms);  // the read is outstanding
+}
+Coro<std::string> finish_read(File f, weft::Task<std::string> reading) {
+  std::string got = co_await reading;
+  co_await f.close();
+  co_return got;
+}
+}  // namespace
+
+// A standalone loop run by one thread and then by another: the ring ends
+// the requests the first thread submitted when it exits (-ECANCELED), and a
+// file read issues its request again, so the read still gets its bytes.
+TEST(FileRing, ALoopMovedToAnotherThreadReissuesItsReads) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  File f;
+  std::optional<weft::Task<std::string>> reading;
+  weft::EventLoop loop({.io_uring = true});
+  std::thread first([&] { loop.run_until_complete(start_read(p[0], &f, &reading)); });
+  first.join();
+  ASSERT_EQ(::write(p[1], "moved", 5), 5);
+  ::close(p[1]);
+  std::string got = loop.run_until_complete(finish_read(f, *reading));
+  EXPECT_EQ(got, "moved");  // fewer than 10: the pipe's EOF
+  reading.reset();
+  f = File();
+  ::close(p[0]);
+}

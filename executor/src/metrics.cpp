@@ -24,6 +24,7 @@ void add_to(WorkerMetrics& t, const WorkerMetrics& w) {
   t.io_writable += w.io_writable;
   t.io_ring_recvs += w.io_ring_recvs;
   t.io_ring_sends += w.io_ring_sends;
+  t.io_ring_file_ops += w.io_ring_file_ops;
   t.timers_armed += w.timers_armed;
   t.busy_time += w.busy_time;
   t.local_queue_depth += w.local_queue_depth;
@@ -144,14 +145,15 @@ std::string prometheus_text(const RuntimeMetrics& m) {
                [](const WM& x) { return integer(x.io_events); });
   w.family("weft_worker_io_operations_total", "counter",
            "I/O operations by kind: readiness callbacks (readable, writable) and io_uring "
-           "requests (ring_recv, ring_send).");
+           "requests (ring_recv, ring_send, ring_file).");
   for (std::size_t i = 0; i < m.workers.size(); ++i) {
     const WM& x = m.workers[i];
     std::string worker = std::to_string(i);
     for (auto [kind, n] : {std::pair{"readable", x.io_readable},
                            {"writable", x.io_writable},
                            {"ring_recv", x.io_ring_recvs},
-                           {"ring_send", x.io_ring_sends}})
+                           {"ring_send", x.io_ring_sends},
+                           {"ring_file", x.io_ring_file_ops}})
       w.sample("weft_worker_io_operations_total", {{"worker", worker}, {"kind", kind}}, integer(n));
   }
   w.per_worker(m, "weft_worker_timers_armed_total", "counter",

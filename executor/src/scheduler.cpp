@@ -260,6 +260,7 @@ WorkerMetrics Worker::metrics() const {
   m.io_writable = get(c.io_writable);
   m.io_ring_recvs = get(loop.selector.io_counters.ring_recvs);
   m.io_ring_sends = get(loop.selector.io_counters.ring_sends);
+  m.io_ring_file_ops = get(loop.selector.io_counters.ring_file_ops);
   m.timers_armed = get(c.timers_armed);
   if (std::int64_t started = get(started_ns_); started != 0) {
     std::int64_t alive =

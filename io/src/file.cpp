@@ -1,30 +1,39 @@
-// weft::File: files on the blocking pool (file.hpp has the contract).
+// weft::File: files through the loop's io_uring or the blocking pool
+// (file.hpp has the contract).
 //
 // Every call becomes a job on the file's queue (FileState::enqueue): the
-// jobs run one at a time, in order, on the loop's default executor, so the
-// cursor needs no lock against other jobs. What the awaiting task touches
-// too (the cursor, the bytes kept from cancelled reads, each call's
-// hand-over slot) is guarded by FileState::mu_, never held across a system
-// call.
+// jobs run one at a time, in order, so the cursor needs no lock against
+// other jobs. Whoever runs the queue holds it (draining_) until it is
+// empty: a pool thread runs job after job; on a loop's thread a read,
+// write or sync made on that loop (an IoJob) goes to its ring, and the
+// job's last completion, on that thread, runs the queue on; any other job
+// goes to the pool, which takes the rest of the queue with it. What the
+// awaiting task touches too (the cursor, the bytes kept from cancelled
+// reads, each call's hand-over slot) is guarded by FileState::mu_, never
+// held across a system call or a request.
 //
 // The cursor: pos_ is where the next read(2)/pread(2) at the cursor starts;
 // kept_ holds bytes read from there that no caller received (their read was
 // cancelled), so the caller's position is pos_ - kept_.size(). A cursor read
 // takes kept_ first; a cursor write or seek drops kept_ (the position it
 // stands for is the caller's).
+#include <weft/detail/loop_reactor.hpp>
 #include <weft/errors.hpp>
 #include <weft/event_loop.hpp>
 #include <weft/executor.hpp>
 #include <weft/file.hpp>
 #include <weft/offload.hpp>
+#include <weft/reactor/io_ring.hpp>
+#include <weft/reactor/selector.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
-#include <functional>
+#include <memory>
 #include <mutex>
 #include <utility>
 
@@ -133,6 +142,133 @@ void complete(Future<T>& future, F&& fn) {
 
 }  // namespace
 
+class FileState;
+
+// The most one request reads or writes. On the ring, a request whose bytes
+// are in the page cache is copied inside the loop's io_uring_enter, on the
+// loop's thread: 1 MiB bounds what one loop iteration spends on it (about
+// 0.1 ms) between its other callbacks. On the pool a request is one system
+// call (the kernel stops near 2 GiB anyway).
+constexpr std::size_t kRingRequest = std::size_t{1} << 20;
+constexpr std::size_t kBlockingRequest = std::size_t{1} << 30;
+
+// One call on a file's queue (FileState::enqueue). run_blocking() runs it
+// with blocking system calls on the pool; the reads, writes and syncs are
+// IoJobs, which run through the loop's io_uring instead where they can.
+class FileJob {
+ public:
+  virtual ~FileJob() = default;
+  /// Runs the call to its end and completes its future (never throws).
+  virtual void run_blocking(FileState& s) noexcept = 0;
+  /// The loop the call was made on: an IoJob goes to that loop's ring, and
+  /// only when the queue reaches it on that loop's thread (the pointer is
+  /// compared, never followed, since that loop may be gone by then).
+  EventLoop* origin = nullptr;
+  bool ring_capable = false;
+};
+
+// A call that is one lambda on the pool (seek, tell, stat, truncate, close).
+template <class F>
+class BlockingJob final : public FileJob {
+ public:
+  explicit BlockingJob(F fn) : fn_(std::move(fn)) {}
+  void run_blocking(FileState&) noexcept override { fn_(); }
+
+ private:
+  F fn_;
+};
+
+// What a read hands over: the job fills it, the caller takes it. Both sides
+// look at it under FileState::mu_, so a cursor read cancelled before,
+// during or after the job keeps its bytes in kept_.
+struct ReadSlot {
+  std::string bytes;
+  bool abandoned = false;
+  bool delivered = false;
+};
+
+// A read, write or sync: a series of requests, each a system call on the
+// pool (run_blocking) or an io_uring request on the loop's ring (start,
+// then complete() for each). The state below is the call's progress, so a
+// call that began on the ring can go on on the pool (when the ring refuses
+// a request) from where it stands.
+//
+// Lifetime on the ring: from start() until its last completion the job owns
+// itself (the queue let go of it) and holds the FileState, so the buffer a
+// request reads into or writes from, and the fd, outlive the request. It is
+// never cancelled (a cancelled read's bytes are kept, a cancelled write
+// lands whole: file.hpp), so each request ends with its real result; if the
+// ring goes away first (its loop is destroyed), abandon() fails the call.
+class IoJob final : public FileJob, public IoOp {
+ public:
+  enum class Kind { cursor_read, read_at, cursor_write, write_at, fsync, fdatasync };
+
+  IoJob(std::shared_ptr<FileState> state, Kind kind, Future<void> future)
+      : state_(std::move(state)), kind_(kind), future_(std::move(future)) {
+    ring_capable = true;
+  }
+
+  // Parameters, set before the job is queued.
+  std::shared_ptr<ReadSlot> slot;  // reads
+  std::int64_t want = -1;          // reads: bytes wanted (< 0: to EOF)
+  std::int64_t at = 0;             // read_at / write_at: the offset
+  std::string data;                // writes: the bytes; reads: what was read
+
+  void run_blocking(FileState& s) noexcept override;
+  /// issued: a request is out on `ring` (the calling loop's, on its thread):
+  /// the job owns itself from now on, and its last completion runs the queue
+  /// on. finished: done without a request (the future is completed).
+  /// refused: the ring took no request; run_blocking() goes on from here.
+  enum class Start { issued, finished, refused };
+  Start start(IoRing& ring) noexcept;
+
+  void complete(int res, std::uint32_t flags) noexcept override;
+  void abandon() noexcept override;
+
+ private:
+  struct Request {
+    char* buf = nullptr;
+    std::size_t len = 0;
+    std::int64_t offset = -1;  // -1: at the file position (read(2), write(2))
+    std::size_t old = 0;       // reads: data's size before next() grew it
+  };
+  bool is_read() const noexcept { return kind_ == Kind::cursor_read || kind_ == Kind::read_at; }
+  bool is_write() const noexcept { return kind_ == Kind::cursor_write || kind_ == Kind::write_at; }
+  const char* what() const noexcept;
+  /// Claims the cursor and checks the call (under mu_). False: no request
+  /// is needed (a read cancelled before it started, or satisfied by the
+  /// kept bytes; an error).
+  bool begin();
+  /// True while another request is needed.
+  bool more() const noexcept;
+  /// Sets rq_ to the next request, of at most `max_len` bytes (a read grows
+  /// `data` for it: nothing else touches `data` until apply()).
+  void next(std::size_t max_len);
+  /// Takes rq_'s result: `r` bytes (>= 0), or the errno `err`.
+  void apply(ssize_t r, int err);
+  /// Hands the result over (under mu_) and completes the future.
+  void finish() noexcept;
+  /// Issues rq_ on ring_. @throws std::system_error (the SQ is full and the
+  /// kernel takes nothing), with `data` as it was.
+  void issue();
+  /// After the last request: finishes, lets go of itself and runs the queue on.
+  void done() noexcept;
+
+  std::shared_ptr<FileState> state_;
+  const Kind kind_;
+  Future<void> future_;
+  IoRing* ring_ = nullptr;  // while the job runs on a ring
+  Request rq_;              // the request in flight (or last made)
+  bool begun_ = false;      // begin() ran
+  bool claimed_ = false;    // cursor calls: begin() took the cursor (base_ is pos_)
+  bool offsets_ = false;    // requests carry offsets (else: the file position)
+  std::int64_t base_ = 0;   // where the call's first request starts
+  std::size_t done_ = 0;    // bytes read or written by requests
+  bool synced_ = false;     // syncs: the request succeeded
+  bool eof_ = false;        // reads: a request returned 0
+  std::exception_ptr error_;
+};
+
 class FileState : public std::enable_shared_from_this<FileState> {
  public:
   FileState(int fd, std::string name, std::string mode, OpenFlags flags, bool seekable,
@@ -176,198 +312,70 @@ class FileState : public std::enable_shared_from_this<FileState> {
       throw ValueError(std::string(what) + ": file " + quoted(name_) + " not open for writing");
   }
 
-  /// Runs `job(state)` on the file's queue and returns its value.
+  /// Runs `job(state)` on the file's queue, on the pool, and returns its value.
   template <class T, class F>
   Coro<T> call(const char* what, F job, int need = 0) {
     check_open(what, need);
     Future<T> future = get_running_loop().create_future<T>();
     auto self = shared_from_this();
-    enqueue([self, future, job = std::move(job)]() mutable {
+    auto fn = [self, future, job = std::move(job)]() mutable {
       complete(future, [&] { return job(*self); });
-    });
+    };
+    enqueue(std::make_unique<BlockingJob<decltype(fn)>>(std::move(fn)));
     co_return co_await std::move(future);
   }
 
-  // ---- the cursor calls (file.hpp: cancellation)
+  // ---- reads and writes (file.hpp: cancellation)
 
-  Coro<std::string> read(std::int64_t n) {
-    check_open("read", 'r');
-    // The hand-over slot: the job fills it, the caller takes it. Both sides
-    // look at it under mu_, so a read cancelled before, during or after the
-    // job keeps its bytes in kept_.
-    struct Slot {
-      std::string bytes;
-      bool abandoned = false;
-      bool delivered = false;
-    };
-    auto slot = std::make_shared<Slot>();
+  /// A cursor read (at < 0) or a read_at.
+  Coro<std::string> read(std::int64_t n, std::int64_t at = -1) {
+    const bool cursor = at < 0;
+    check_open(cursor ? "read" : "read_at", 'r');
+    auto slot = std::make_shared<ReadSlot>();
     Future<void> future = get_running_loop().create_future<void>();
-    auto self = shared_from_this();
-    enqueue(
-        [self, slot, future, n]() mutable { complete(future, [&] { self->read_job(*slot, n); }); });
+    auto job = std::make_unique<IoJob>(
+        shared_from_this(), cursor ? IoJob::Kind::cursor_read : IoJob::Kind::read_at, future);
+    job->slot = slot;
+    job->want = n;
+    job->at = at;
+    enqueue(std::move(job));
     try {
       co_await std::move(future);
     } catch (...) {
       std::lock_guard lock(mu_);
       slot->abandoned = true;
-      if (slot->delivered) kept_.insert(0, slot->bytes);
+      // A read_at's bytes are still in the file: only the cursor's go back.
+      if (cursor && slot->delivered) kept_.insert(0, slot->bytes);
       throw;
     }
     std::lock_guard lock(mu_);
     co_return std::move(slot->bytes);
   }
 
-  template <class Slot>
-  void read_job(Slot& slot, std::int64_t n) {
-    std::string out;
-    std::int64_t at;
-    {
-      std::lock_guard lock(mu_);
-      if (slot.abandoned) return;  // cancelled before it started: nothing read
-      std::size_t from_kept =
-          n < 0 ? kept_.size() : std::min(kept_.size(), static_cast<std::size_t>(n));
-      out.assign(kept_, 0, from_kept);
-      kept_.erase(0, from_kept);
-      at = pos_;
-    }
-    std::int64_t fresh = 0;  // bytes the system calls read into `out`
-    std::exception_ptr error;
-    try {
-      read_more(out, at, n, fresh);
-    } catch (...) {
-      error = std::current_exception();
-    }
-    std::lock_guard lock(mu_);
-    if (error && seekable_) {
-      // The cursor stays before the fresh bytes: the next read reads them
-      // again, so only the kept ones go back.
-      out.resize(out.size() - static_cast<std::size_t>(fresh));
-      fresh = 0;
-    }
-    pos_ = at + fresh;
-    if (slot.abandoned || error) {
-      // Nobody takes these bytes now: keep them for the next cursor read.
-      kept_.insert(0, out);
-      if (error) std::rethrow_exception(error);
-      return;
-    }
-    slot.bytes = std::move(out);
-    slot.delivered = true;
-  }
-
-  /// Appends to `out`, reading from `at` (pread; read(2) for a pipe), until
-  /// it holds n bytes (n < 0: to EOF) or EOF; `fresh` counts what was read.
-  void read_more(std::string& out, std::int64_t at, std::int64_t n, std::int64_t& fresh) {
-    for (;;) {
-      std::size_t want;
-      if (n >= 0) {
-        if (out.size() >= static_cast<std::size_t>(n)) return;
-        // Grow towards n without reserving all of a huge n up front.
-        want = std::min<std::size_t>(static_cast<std::size_t>(n) - out.size(),
-                                     std::max<std::size_t>(out.size(), 64 * 1024));
-      } else {
-        want = std::max<std::size_t>(out.size(), 64 * 1024);
-      }
-      const std::size_t old = out.size();
-      out.resize(old + want);
-      ssize_t r = seekable_ ? ::pread(fd_, out.data() + old, want, at + fresh)
-                            : ::read(fd_, out.data() + old, want);
-      out.resize(old + static_cast<std::size_t>(std::max<ssize_t>(r, 0)));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        throw_file_error(errno, "read " + quoted(name_));
-      }
-      fresh += r;
-      if (r == 0) return;  // EOF
-    }
-  }
-
-  /// Up to n bytes at `offset`, fewer only at EOF (read_at).
-  std::string pread_all(std::int64_t offset, std::int64_t n) {
-    if (!seekable_) throw_file_error(ESPIPE, "read_at " + quoted(name_));
-    std::string out;
-    while (out.size() < static_cast<std::size_t>(n)) {
-      const std::size_t want = std::min<std::size_t>(static_cast<std::size_t>(n) - out.size(),
-                                                     std::max<std::size_t>(out.size(), 64 * 1024));
-      const std::size_t old = out.size();
-      out.resize(old + want);
-      ssize_t r = ::pread(fd_, out.data() + old, want, offset + static_cast<std::int64_t>(old));
-      out.resize(old + static_cast<std::size_t>(std::max<ssize_t>(r, 0)));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        throw_file_error(errno, "read_at " + quoted(name_));
-      }
-      if (r == 0) break;  // EOF
-    }
-    return out;
-  }
-
-  Coro<std::size_t> write(std::string data) {
-    check_open("write", 'w');
+  /// A cursor write (at < 0) or a write_at. Once queued, the write runs even
+  /// if the caller is cancelled (the job owns the bytes): a cancelled write
+  /// is all in the file or not at all.
+  Coro<std::size_t> write(std::string data, std::int64_t at = -1) {
+    const bool cursor = at < 0;
+    check_open(cursor ? "write" : "write_at", 'w');
     const std::size_t size = data.size();
     Future<void> future = get_running_loop().create_future<void>();
-    auto self = shared_from_this();
-    // Once queued, the write runs even if the caller is cancelled (the job
-    // owns the bytes): a cancelled write is all in the file or not at all.
-    enqueue([self, future, data = std::move(data)]() mutable {
-      complete(future, [&] { self->write_job(data); });
-    });
+    auto job = std::make_unique<IoJob>(
+        shared_from_this(), cursor ? IoJob::Kind::cursor_write : IoJob::Kind::write_at, future);
+    job->data = std::move(data);
+    job->at = at;
+    enqueue(std::move(job));
     co_await std::move(future);
     co_return size;
   }
 
-  void write_job(const std::string& data) {
-    std::size_t done = 0;
-    if (flags_.append || !seekable_) {
-      std::exception_ptr error;
-      try {
-        write_all(data, -1, done);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      if (seekable_) {
-        // O_APPEND: the kernel's offset is the end of what was written.
-        const off_t end = ::lseek(fd_, 0, SEEK_CUR);
-        std::lock_guard lock(mu_);
-        if (end >= 0) pos_ = end;
-        kept_.clear();
-      }
-      if (error) std::rethrow_exception(error);
-      return;
-    }
-    std::int64_t at;
-    {
-      std::lock_guard lock(mu_);
-      at = pos_ - static_cast<std::int64_t>(kept_.size());
-      kept_.clear();
-      pos_ = at;
-    }
-    std::exception_ptr error;
-    try {
-      write_all(data, at, done);
-    } catch (...) {
-      error = std::current_exception();
-    }
-    {
-      std::lock_guard lock(mu_);
-      pos_ = at + static_cast<std::int64_t>(done);  // past what landed, also on an error
-    }
-    if (error) std::rethrow_exception(error);
-  }
-
-  /// Writes all of `data` at `at` (pwrite), or with write(2) when at < 0;
-  /// `done` counts the bytes written (also when it throws).
-  void write_all(std::string_view data, std::int64_t at, std::size_t& done) {
-    while (done < data.size()) {
-      ssize_t r = at >= 0 ? ::pwrite(fd_, data.data() + done, data.size() - done,
-                                     at + static_cast<std::int64_t>(done))
-                          : ::write(fd_, data.data() + done, data.size() - done);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        throw_file_error(errno, "write " + quoted(name_));
-      }
-      done += static_cast<std::size_t>(r);
-    }
+  /// fsync(2) or fdatasync(2).
+  Coro<void> sync(bool datasync) {
+    check_open(datasync ? "datasync" : "sync");
+    Future<void> future = get_running_loop().create_future<void>();
+    enqueue(std::make_unique<IoJob>(
+        shared_from_this(), datasync ? IoJob::Kind::fdatasync : IoJob::Kind::fsync, future));
+    co_await std::move(future);
   }
 
   Coro<std::int64_t> seek(std::int64_t offset, int whence) {
@@ -414,7 +422,7 @@ class FileState : public std::enable_shared_from_this<FileState> {
     // Behind every call already queued (a cancelled write included).
     Future<void> future = get_running_loop().create_future<void>();
     auto self = shared_from_this();
-    enqueue([self, future]() mutable {
+    auto fn = [self, future]() mutable {
       complete(future, [&] {
         int fd;
         {
@@ -426,36 +434,33 @@ class FileState : public std::enable_shared_from_this<FileState> {
         if (::close(fd) < 0 && errno != EINTR)
           throw_file_error(errno, "close " + quoted(self->name_));
       });
-    });
+    };
+    enqueue(std::make_unique<BlockingJob<decltype(fn)>>(std::move(fn)));
     co_await std::move(future);
   }
 
   // ---- the file's queue
 
-  void enqueue(std::function<void()> job) {
+  void enqueue(std::unique_ptr<FileJob> job) {
+    job->origin = &get_running_loop();
     {
       std::lock_guard lock(mu_);
       jobs_.push_back(std::move(job));
       if (draining_) return;
       draining_ = true;
     }
-    EventLoop& loop = get_running_loop();
-    try {
-      loop.default_executor()->submit([self = shared_from_this()] { self->drain(); });
-    } catch (...) {
-      // The pool is shut down: nothing drains the queue, which held only
-      // this job (draining_ was false).
-      std::lock_guard lock(mu_);
-      jobs_.clear();
-      draining_ = false;
-      throw;
-    }
-    expect_offload_completion(loop);
+    run_queue(false);
   }
 
-  void drain() {
+  /// Runs the queue on from its front; the caller holds the queue (draining_
+  /// is set for it). On the pool (`on_pool`) every job runs here, one after
+  /// the other. On a loop's thread an IoJob made on this loop starts on its
+  /// ring, and the first other job goes to the pool with the rest of the
+  /// queue; either way the queue is then held by what runs that job (the
+  /// IoJob's last completion, the pool thread), which calls this again.
+  void run_queue(bool on_pool) noexcept {
     for (;;) {
-      std::function<void()> job;
+      std::unique_ptr<FileJob> job;
       {
         std::lock_guard lock(mu_);
         if (jobs_.empty()) {
@@ -465,8 +470,45 @@ class FileState : public std::enable_shared_from_this<FileState> {
         job = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      job();
+      if (on_pool) {
+        job->run_blocking(*this);
+        continue;
+      }
+      EventLoop* loop = current_loop();
+      if (job->ring_capable && loop && job->origin == loop) {
+        if (IoRing* ring = file_ring(*loop)) {
+          auto& io = static_cast<IoJob&>(*job);
+          const IoJob::Start started = io.start(*ring);
+          if (started == IoJob::Start::issued) {
+            static_cast<void>(job.release());  // it owns itself until its last completion
+            return;
+          }
+          if (started == IoJob::Start::finished) continue;
+          // refused: the pool runs it from where it stands
+        }
+      }
+      std::shared_ptr<FileJob> shared(std::move(job));
+      if (loop && to_pool(*loop, shared, shared->origin == loop)) return;
+      // No pool (shut down: the runtime is ending): the job runs here, so
+      // that no call is lost, and the queue goes on with the next.
+      shared->run_blocking(*this);
     }
+  }
+
+  /// Hands `job` and the queue after it to `loop`'s default executor; false
+  /// if the executor refuses it. `expect`: the call was made on this loop
+  /// (its park spins briefly for the result).
+  bool to_pool(EventLoop& loop, const std::shared_ptr<FileJob>& job, bool expect) noexcept {
+    try {
+      loop.default_executor()->submit([self = shared_from_this(), job] {
+        job->run_blocking(*self);
+        self->run_queue(true);
+      });
+    } catch (...) {
+      return false;
+    }
+    if (expect) expect_offload_completion(loop);
+    return true;
   }
 
   // The fd: replaced by -1 (under mu_) only by the close job, which runs
@@ -474,18 +516,314 @@ class FileState : public std::enable_shared_from_this<FileState> {
   int fd_;
 
  private:
+  friend class IoJob;
+  /// The loop's ring where it can take file requests (on the loop's thread).
+  static IoRing* file_ring(EventLoop& loop) noexcept {
+    try {
+      IoRing* ring = loop_selector(loop).io_ring();
+      return ring && ring->file_io() ? ring : nullptr;
+    } catch (...) {
+      return nullptr;
+    }
+  }
+
   const std::string name_;
   const std::string mode_;
   const OpenFlags flags_;
   const bool seekable_;  // false for pipes, FIFOs, ttys: read(2)/write(2), no offsets
 
   mutable std::mutex mu_;
-  bool closing_ = false;                    // guarded by mu_
-  std::int64_t pos_;                        // guarded by mu_
-  std::string kept_;                        // guarded by mu_
-  std::deque<std::function<void()>> jobs_;  // guarded by mu_
-  bool draining_ = false;                   // guarded by mu_: a drain() is queued or running
+  bool closing_ = false;                       // guarded by mu_
+  std::int64_t pos_;                           // guarded by mu_
+  std::string kept_;                           // guarded by mu_
+  std::deque<std::unique_ptr<FileJob>> jobs_;  // guarded by mu_
+  bool draining_ = false;  // guarded by mu_: somebody runs the queue (file.cpp, run_queue)
 };
+
+// ---- IoJob
+
+const char* IoJob::what() const noexcept {
+  switch (kind_) {
+    case Kind::cursor_read:
+      return "read";
+    case Kind::read_at:
+      return "read_at";
+    case Kind::cursor_write:
+      return "write";
+    case Kind::write_at:
+      return "write_at";
+    case Kind::fsync:
+      return "fsync";
+    case Kind::fdatasync:
+      return "fdatasync";
+  }
+  return "file call";
+}
+
+bool IoJob::begin() {
+  FileState& s = *state_;
+  begun_ = true;
+  try {
+    switch (kind_) {
+      case Kind::cursor_read: {
+        std::lock_guard lock(s.mu_);
+        if (slot->abandoned) return false;  // cancelled before it started: nothing read
+        const std::size_t from_kept =
+            want < 0 ? s.kept_.size() : std::min(s.kept_.size(), static_cast<std::size_t>(want));
+        data.assign(s.kept_, 0, from_kept);
+        s.kept_.erase(0, from_kept);
+        claimed_ = true;
+        base_ = s.pos_;
+        offsets_ = s.seekable_;
+        return true;
+      }
+      case Kind::read_at: {
+        {
+          std::lock_guard lock(s.mu_);
+          if (slot->abandoned) return false;
+        }
+        if (!s.seekable_) throw_file_error(ESPIPE, "read_at " + quoted(s.name_));
+        base_ = at;
+        offsets_ = true;
+        return true;
+      }
+      case Kind::cursor_write: {
+        // O_APPEND, or a pipe: at the file position (the end, in append mode).
+        if (s.flags_.append || !s.seekable_) return true;
+        std::lock_guard lock(s.mu_);
+        base_ = s.pos_ - static_cast<std::int64_t>(s.kept_.size());
+        s.kept_.clear();
+        s.pos_ = base_;
+        claimed_ = true;
+        offsets_ = true;
+        return true;
+      }
+      case Kind::write_at:
+        if (!s.seekable_) throw_file_error(ESPIPE, "write_at " + quoted(s.name_));
+        base_ = at;
+        offsets_ = true;
+        return true;
+      case Kind::fsync:
+      case Kind::fdatasync:
+        return true;
+    }
+  } catch (...) {
+    error_ = std::current_exception();
+  }
+  return false;
+}
+
+bool IoJob::more() const noexcept {
+  if (error_) return false;
+  if (is_read()) return !eof_ && (want < 0 || data.size() < static_cast<std::size_t>(want));
+  if (is_write()) return done_ < data.size();
+  return !synced_;
+}
+
+void IoJob::next(std::size_t max_len) {
+  rq_ = Request{};
+  if (is_read()) {
+    // Grow towards `want` without reserving all of a huge one up front.
+    const std::size_t have = data.size();
+    const std::size_t step = std::min(std::max<std::size_t>(have, 64 * 1024), max_len);
+    const std::size_t len = want < 0 ? step : std::min(static_cast<std::size_t>(want) - have, step);
+    data.resize(have + len);
+    rq_ = {data.data() + have, len, -1, have};
+  } else if (is_write()) {
+    rq_ = {data.data() + done_, std::min(data.size() - done_, max_len), -1, 0};
+  }
+  if (offsets_) rq_.offset = base_ + static_cast<std::int64_t>(done_);
+}
+
+void IoJob::apply(ssize_t r, int err) {
+  if (is_read()) data.resize(rq_.old + static_cast<std::size_t>(std::max<ssize_t>(r, 0)));
+  // EINTR: a signal (the pool); ECANCELED: the thread that submitted the
+  // request exited (io_ring.hpp), it did nothing. Both: made again.
+  if (err == EINTR || err == ECANCELED) return;
+  if (err == 0 && r == 0 && is_write()) err = EIO;  // no progress: never loop on it
+  if (err != 0) {
+    try {
+      throw_file_error(err, std::string(what()) + " " + quoted(state_->name_));
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    return;
+  }
+  if (is_read() || is_write()) {
+    done_ += static_cast<std::size_t>(r);
+    if (r == 0) eof_ = true;
+  } else {
+    synced_ = true;
+  }
+}
+
+void IoJob::finish() noexcept {
+  FileState& s = *state_;
+  switch (kind_) {
+    case Kind::cursor_read: {
+      std::lock_guard lock(s.mu_);
+      if (!claimed_) break;  // cancelled before it started
+      if (error_ && offsets_) {
+        // The cursor stays before the requests' bytes: the next read reads
+        // them again, so only the kept ones go back.
+        data.resize(data.size() - done_);
+        done_ = 0;
+      }
+      s.pos_ = base_ + static_cast<std::int64_t>(done_);
+      if (slot->abandoned || error_) {
+        // Nobody takes these bytes now: keep them for the next cursor read.
+        s.kept_.insert(0, data);
+      } else {
+        slot->bytes = std::move(data);
+        slot->delivered = true;
+      }
+      break;
+    }
+    case Kind::read_at: {
+      std::lock_guard lock(s.mu_);
+      if (!error_ && !slot->abandoned) {
+        slot->bytes = std::move(data);
+        slot->delivered = true;
+      }
+      break;
+    }
+    case Kind::cursor_write: {
+      if (claimed_) {
+        std::lock_guard lock(s.mu_);
+        s.pos_ = base_ + static_cast<std::int64_t>(done_);  // past what landed, also on an error
+      } else if (s.seekable_) {
+        // O_APPEND: the kernel's offset is the end of what was written.
+        const off_t end = ::lseek(s.fd_, 0, SEEK_CUR);
+        std::lock_guard lock(s.mu_);
+        if (end >= 0) s.pos_ = end;
+        s.kept_.clear();
+      }
+      break;
+    }
+    case Kind::write_at:
+    case Kind::fsync:
+    case Kind::fdatasync:
+      break;
+  }
+  detail::complete(future_, [&] {
+    if (error_) std::rethrow_exception(error_);
+  });
+}
+
+void IoJob::run_blocking(FileState& s) noexcept {
+  if (!begun_ && !begin()) return finish();
+  while (more()) {
+    next(kBlockingRequest);
+    ssize_t r = 0;
+    switch (kind_) {
+      case Kind::cursor_read:
+      case Kind::read_at:
+        r = rq_.offset >= 0 ? ::pread(s.fd_, rq_.buf, rq_.len, rq_.offset)
+                            : ::read(s.fd_, rq_.buf, rq_.len);
+        break;
+      case Kind::cursor_write:
+      case Kind::write_at:
+        r = rq_.offset >= 0 ? ::pwrite(s.fd_, rq_.buf, rq_.len, rq_.offset)
+                            : ::write(s.fd_, rq_.buf, rq_.len);
+        break;
+      case Kind::fsync:
+        r = ::fsync(s.fd_);
+        break;
+      case Kind::fdatasync:
+        r = ::fdatasync(s.fd_);
+        break;
+    }
+    apply(r, r < 0 ? errno : 0);
+  }
+  finish();
+}
+
+IoJob::Start IoJob::start(IoRing& ring) noexcept {
+  ring_ = &ring;
+  if (!begun_ && !begin()) {
+    finish();
+    return Start::finished;
+  }
+  if (!more()) {
+    finish();
+    return Start::finished;
+  }
+  try {
+    next(kRingRequest);
+    issue();
+  } catch (...) {
+    return Start::refused;
+  }
+  return Start::issued;
+}
+
+void IoJob::issue() {
+  const int fd = state_->fd_;
+  try {
+    switch (kind_) {
+      case Kind::cursor_read:
+      case Kind::read_at:
+        ring_->prep_read(*this, fd, rq_.buf, rq_.len, rq_.offset);
+        break;
+      case Kind::cursor_write:
+      case Kind::write_at:
+        ring_->prep_write(*this, fd, rq_.buf, rq_.len, rq_.offset);
+        break;
+      case Kind::fsync:
+      case Kind::fdatasync:
+        ring_->prep_fsync(*this, fd, kind_ == Kind::fdatasync);
+        break;
+    }
+  } catch (...) {
+    if (is_read()) data.resize(rq_.old);
+    throw;
+  }
+}
+
+void IoJob::complete(int res, std::uint32_t) noexcept {
+  apply(res < 0 ? -1 : res, res < 0 ? -res : 0);
+  if (more()) {
+    try {
+      next(kRingRequest);
+      issue();
+      return;
+    } catch (...) {
+      // The ring takes nothing now: the pool goes on from here.
+      EventLoop* loop = current_loop();
+      std::shared_ptr<FileJob> self(this);
+      std::shared_ptr<FileState> state = state_;
+      if (loop && state->to_pool(*loop, self, origin == loop)) return;
+      self->run_blocking(*state);
+      return state->run_queue(false);
+    }
+  }
+  done();
+}
+
+void IoJob::abandon() noexcept {
+  // The ring goes away with its loop: this request never completes, and the
+  // ring must not be touched again. The call fails; what is queued behind it
+  // runs here, with blocking calls (nothing else will run it).
+  if (is_read()) data.resize(rq_.old);
+  try {
+    throw std::system_error(ECANCELED, std::generic_category(),
+                            std::string(what()) + " " + quoted(state_->name_) +
+                                ": the event loop running it was destroyed");
+  } catch (...) {
+    error_ = std::current_exception();
+  }
+  finish();
+  std::shared_ptr<FileState> state = std::move(state_);
+  delete this;
+  state->run_queue(true);
+}
+
+void IoJob::done() noexcept {
+  finish();
+  std::shared_ptr<FileState> state = std::move(state_);
+  delete this;
+  state->run_queue(false);
+}
 
 }  // namespace detail
 
@@ -570,10 +908,7 @@ Coro<std::string> File::read_at(std::int64_t offset, std::int64_t n) {
   check_offset("read_at", offset);
   if (n < 0) throw ValueError("read_at: negative count " + std::to_string(n));
   // Nothing shared moves: a cancelled read_at drops bytes the file still has.
-  return pinned(
-      state_,
-      s.call<std::string>(
-          "read_at", [offset, n](detail::FileState& st) { return st.pread_all(offset, n); }, 'r'));
+  return pinned(state_, s.read(n, offset));
 }
 
 Coro<std::size_t> File::write_at(std::int64_t offset, std::string_view data) {
@@ -590,17 +925,7 @@ Coro<std::size_t> File::write_at(std::int64_t offset, std::string&& data) {
   if (s.flags().append)
     throw ValueError("write_at: file " + detail::quoted(s.name()) +
                      " is open in append mode (every write goes to its end)");
-  return pinned(state_, s.call<std::size_t>(
-                            "write_at",
-                            [offset, data = std::move(data)](detail::FileState& st) {
-                              std::size_t done = 0;
-                              if (!st.seekable())
-                                detail::throw_file_error(ESPIPE,
-                                                         "write_at " + detail::quoted(st.name()));
-                              st.write_all(data, offset, done);
-                              return done;
-                            },
-                            'w'));
+  return pinned(state_, s.write(std::move(data), offset));
 }
 
 Coro<std::int64_t> File::seek(std::int64_t offset, int whence) {
@@ -608,20 +933,10 @@ Coro<std::int64_t> File::seek(std::int64_t offset, int whence) {
 }
 Coro<std::int64_t> File::tell() { return pinned(state_, state_or_closed(state_, "tell").tell()); }
 
-Coro<void> File::sync() {
-  return pinned(state_,
-                state_or_closed(state_, "sync").call<void>("sync", [](detail::FileState& st) {
-                  if (::fsync(st.fd_) < 0)
-                    detail::throw_file_error(errno, "fsync " + detail::quoted(st.name()));
-                }));
-}
+Coro<void> File::sync() { return pinned(state_, state_or_closed(state_, "sync").sync(false)); }
 
 Coro<void> File::datasync() {
-  return pinned(
-      state_, state_or_closed(state_, "datasync").call<void>("datasync", [](detail::FileState& st) {
-        if (::fdatasync(st.fd_) < 0)
-          detail::throw_file_error(errno, "fdatasync " + detail::quoted(st.name()));
-      }));
+  return pinned(state_, state_or_closed(state_, "datasync").sync(true));
 }
 
 Coro<struct ::stat> File::stat() {

@@ -124,6 +124,12 @@ bool IoRing::setup(int epoll_fd, bool multishot) {
   // Unusable: the kernel never took the probe, so nothing of it is outstanding.
   if (probe == Probe::unusable) return fail(EOPNOTSUPP);
   multishot_recv_ = probe == Probe::limited && multishot;
+  if (io_uring_probe* ops = ::io_uring_get_probe_ring(&r.ring)) {
+    file_io_ = ::io_uring_opcode_supported(ops, IORING_OP_READ) &&
+               ::io_uring_opcode_supported(ops, IORING_OP_WRITE) &&
+               ::io_uring_opcode_supported(ops, IORING_OP_FSYNC);
+    ::io_uring_free_probe(ops);
+  }
   epoll_fd_ = epoll_fd;
   arm_epoll_watch();
   return true;
@@ -252,6 +258,33 @@ void IoRing::prep_cancel(IoOp& op) {
   io_uring_sqe* sqe = next_sqe();
   ::io_uring_prep_cancel(sqe, &op, 0);
   ::io_uring_sqe_set_data64(sqe, 0);
+}
+
+void IoRing::prep_read(IoOp& op, int fd, char* data, std::size_t size, std::int64_t offset) {
+  io_uring_sqe* sqe = next_sqe();
+  // offset -1 is the kernel's "at the file position" (read(2)); len is 32 bits.
+  ::io_uring_prep_read(sqe, fd, data, static_cast<unsigned>(std::min<std::size_t>(size, 1u << 30)),
+                       static_cast<std::uint64_t>(offset));
+  ::io_uring_sqe_set_data(sqe, &op);
+  start(op);
+  if (counters) IoOpCounters::count(counters->ring_file_ops);
+}
+
+void IoRing::prep_write(IoOp& op, int fd, const char* data, std::size_t size, std::int64_t offset) {
+  io_uring_sqe* sqe = next_sqe();
+  ::io_uring_prep_write(sqe, fd, data, static_cast<unsigned>(std::min<std::size_t>(size, 1u << 30)),
+                        static_cast<std::uint64_t>(offset));
+  ::io_uring_sqe_set_data(sqe, &op);
+  start(op);
+  if (counters) IoOpCounters::count(counters->ring_file_ops);
+}
+
+void IoRing::prep_fsync(IoOp& op, int fd, bool datasync) {
+  io_uring_sqe* sqe = next_sqe();
+  ::io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+  ::io_uring_sqe_set_data(sqe, &op);
+  start(op);
+  if (counters) IoOpCounters::count(counters->ring_file_ops);
 }
 
 void IoRing::arm_epoll_watch() {

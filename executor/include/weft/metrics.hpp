@@ -42,11 +42,13 @@ struct WorkerMetrics {
   std::uint64_t io_events = 0;
   /// I/O operations by kind: readiness callbacks run for a readable and a
   /// writable fd (epoll: sock_recv, accept, connect, datagrams...) and
-  /// receive and send requests handed to io_uring (stream transports).
+  /// receive and send requests handed to io_uring (stream transports), and
+  /// file reads, writes and fsyncs handed to io_uring (weft::File).
   std::uint64_t io_readable = 0;
   std::uint64_t io_writable = 0;
   std::uint64_t io_ring_recvs = 0;
   std::uint64_t io_ring_sends = 0;
+  std::uint64_t io_ring_file_ops = 0;
   /// Timers put on this loop's heap (sleeps, call_later, timeouts).
   std::uint64_t timers_armed = 0;
   /// Time the worker was not blocked in its selector since it started.

@@ -89,7 +89,8 @@ class IoOp {
 /// owner with a relaxed load and store, read by anyone.
 struct IoOpCounters {
   std::atomic<std::uint64_t> ring_recvs{0};
-  std::atomic<std::uint64_t> ring_sends{0};  // send and sendmsg
+  std::atomic<std::uint64_t> ring_sends{0};     // send and sendmsg
+  std::atomic<std::uint64_t> ring_file_ops{0};  // read, write and fsync on files
   static void count(std::atomic<std::uint64_t>& c) noexcept {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
@@ -135,6 +136,20 @@ class IoRing {
   void prep_sendmsg(IoOp& op, int fd, const ::msghdr* msg);
   /// Asks the kernel to cancel op's outstanding request (no-op if inactive).
   void prep_cancel(IoOp& op);
+
+  /// True if the kernel takes the file requests below (IORING_OP_READ,
+  /// IORING_OP_WRITE and IORING_OP_FSYNC, probed when the ring is set up).
+  bool file_io() const noexcept { return file_io_; }
+  /// One read(2)/pread(2) of up to `size` bytes into `data` at `offset`
+  /// (-1: at the file's position, as read(2)); the bytes must stay in place
+  /// until op's completion. Only where file_io().
+  void prep_read(IoOp& op, int fd, char* data, std::size_t size, std::int64_t offset);
+  /// One write(2)/pwrite(2) of [data, data + size) at `offset` (-1: at the
+  /// file's position, as write(2)); the bytes must stay untouched until op's
+  /// completion. Only where file_io().
+  void prep_write(IoOp& op, int fd, const char* data, std::size_t size, std::int64_t offset);
+  /// fsync(2), or fdatasync(2) where `datasync`. Only where file_io().
+  void prep_fsync(IoOp& op, int fd, bool datasync);
 
   /// True if a completion's request goes on (multishot): more will follow.
   static bool more(std::uint32_t flags) noexcept;
@@ -204,6 +219,7 @@ class IoRing {
   int epoll_fd_ = -1;
   bool epoll_watched_ = false;   // the multishot poll on epoll_fd_ is armed
   bool multishot_recv_ = false;  // recvs are multishot with a byte limit
+  bool file_io_ = false;         // the kernel takes READ, WRITE and FSYNC
   std::size_t active_count_ = 0;
   IoOp* active_head_ = nullptr;
   Stats stats_;
