@@ -623,10 +623,14 @@ bool IoJob::more() const noexcept {
 void IoJob::next(std::size_t max_len) {
   rq_ = Request{};
   if (is_read()) {
-    // Grow towards `want` without reserving all of a huge one up front.
+    // Grow towards `want` without reserving all of a huge one up front (the
+    // string is zero-filled as it grows): up to 1 MiB at once, then as much
+    // again as it holds; to EOF from 64 KiB.
     const std::size_t have = data.size();
-    const std::size_t step = std::min(std::max<std::size_t>(have, 64 * 1024), max_len);
-    const std::size_t len = want < 0 ? step : std::min(static_cast<std::size_t>(want) - have, step);
+    const std::size_t len = std::min(want < 0 ? std::max<std::size_t>(have, 64 * 1024)
+                                              : std::min(static_cast<std::size_t>(want) - have,
+                                                         std::max<std::size_t>(have, 1 << 20)),
+                                     max_len);
     data.resize(have + len);
     rq_ = {data.data() + have, len, -1, have};
   } else if (is_write()) {
