@@ -79,7 +79,7 @@ Coro<bool> raises(F make, std::string_view needle = {}) {
 
 // ---------------------------------------------------------------- modes
 
-WEFT_TEST(File, BadModesAreValueErrors) {
+WEFT_TEST_P(FileWorkers, BadModesAreValueErrors) {
   TempDir dir;
   const std::string path = dir / "f";
   static constexpr const char* kBadModes[] = {"",  "rw", "rr", "r++", "rbt",
@@ -102,7 +102,7 @@ WEFT_TEST(File, BadModesAreValueErrors) {
   EXPECT_NE(::access(path.c_str(), F_OK), 0);
 }
 
-WEFT_TEST(File, EveryModeOpensAsPythonsOpen) {
+WEFT_TEST_P(FileWorkers, EveryModeOpensAsPythonsOpen) {
   TempDir dir;
   const std::string path = dir / "f";
   co_await weft::write_file(path, "hello");
@@ -157,7 +157,7 @@ WEFT_TEST(File, EveryModeOpensAsPythonsOpen) {
 
 // ---------------------------------------------------------------- errors
 
-WEFT_TEST(File, OpenFailuresArePythonsOSErrorsWithThePath) {
+WEFT_TEST_P(FileWorkers, OpenFailuresArePythonsOSErrorsWithThePath) {
   TempDir dir;
   const std::string missing = dir / "missing";
   auto make4 = [&] { return weft::open_file(missing, "r"); };
@@ -194,7 +194,7 @@ WEFT_TEST(File, OpenFailuresArePythonsOSErrorsWithThePath) {
   }
 }
 
-WEFT_TEST(File, BadCallsAreValueErrors) {
+WEFT_TEST_P(FileWorkers, BadCallsAreValueErrors) {
   TempDir dir;
   const std::string path = dir / "f";
   co_await weft::write_file(path, "abc");
@@ -260,7 +260,7 @@ WEFT_TEST(File, BadCallsAreValueErrors) {
   co_await none.close();
 }
 
-WEFT_TEST(File, APipeReadsAndWritesWithoutOffsets) {
+WEFT_TEST_P(FileWorkers, APipeReadsAndWritesWithoutOffsets) {
   TempDir dir;
   const std::string fifo = dir / "fifo";
   CO_ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);

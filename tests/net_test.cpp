@@ -230,7 +230,7 @@ WEFT_TEST_P(NetWorkers, ReadintoEchoesEveryByteInOrder) {
   co_await closed_within(server, 10s);
 }
 
-WEFT_TEST(Net, ReadintoOnAStandaloneReader) {
+WEFT_TEST_P(NetWorkers, ReadintoOnAStandaloneReader) {
   StreamReader r;
   std::vector<std::byte> buf(4);
   std::size_t none = co_await r.readinto(std::span<std::byte>());
@@ -282,7 +282,7 @@ WEFT_TEST(Net, ReadintoOnAStandaloneReader) {
   EXPECT_TRUE(raised);
 }
 
-WEFT_TEST(Net, ReadTakingEverythingHandsTheBufferOver) {
+WEFT_TEST_P(NetWorkers, ReadTakingEverythingHandsTheBufferOver) {
   StreamReader r;
   std::string big(100000, 'b');
   r.feed_data(big);
@@ -298,7 +298,7 @@ WEFT_TEST(Net, ReadTakingEverythingHandsTheBufferOver) {
   EXPECT_EQ(again, "again");
 }
 
-WEFT_TEST(Net, PeekShowsTheBufferWithoutConsumingIt) {
+WEFT_TEST_P(NetWorkers, PeekShowsTheBufferWithoutConsumingIt) {
   StreamReader r;
   r.feed_data("hello");
   std::string_view v = co_await r.peek();
@@ -569,7 +569,7 @@ WEFT_TEST_P(NetWorkers, WritelinesIsOneVectoredSend) {
   ::close(fds[1]);
 }
 
-WEFT_TEST(Net, WritesAfterWriteEofOrCloseBehaveAsBefore) {
+WEFT_TEST_P(NetWorkers, WritesAfterWriteEofOrCloseBehaveAsBefore) {
   int fds[2];
   CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
   auto [r, w] = weft::detail::make_fd_streams(fds[0], weft::detail::FdKind::socket);
@@ -705,7 +705,7 @@ WEFT_TEST_P(NetWorkers, SocketOptionsReachTheSockets) {
   co_await closed_within(server, 10s);
 }
 
-WEFT_TEST(Net, LocalAddrPicksTheSourcePortAndSkipsOtherFamilies) {
+WEFT_TEST_P(NetWorkers, LocalAddrPicksTheSourcePortAndSkipsOtherFamilies) {
   weft::ClientHandler handler = echo_until_eof;
   weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
   const std::uint16_t port = server.sockets().at(0).port();
@@ -730,7 +730,7 @@ WEFT_TEST(Net, LocalAddrPicksTheSourcePortAndSkipsOtherFamilies) {
   co_await closed_within(server, 10s);
 }
 
-WEFT_TEST(Net, AdoptingBadSocketsGivesTypedErrors) {
+WEFT_TEST_P(NetWorkers, AdoptingBadSocketsGivesTypedErrors) {
   // Closed fd.
   int closed = ::socket(AF_INET, SOCK_STREAM, 0);
   ::close(closed);
@@ -817,7 +817,7 @@ WEFT_TEST(Net, AdoptingBadSocketsGivesTypedErrors) {
   }
 }
 
-WEFT_TEST(Net, UnixServerAndClientAdoptSockets) {
+WEFT_TEST_P(NetWorkers, UnixServerAndClientAdoptSockets) {
   int pair[2];
   CO_ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
   weft::ConnectOptions a, b;
@@ -1159,7 +1159,7 @@ WEFT_TEST_P(NetWorkers, CancellingARaceClosesEveryAttempt) {
   EXPECT_EQ(count_open_sockets(), fds_before);
 }
 
-WEFT_TEST(Net, HappyEyeballsThroughTheResolver) {
+WEFT_TEST_P(NetWorkers, HappyEyeballsThroughTheResolver) {
   // "localhost" may resolve to ::1 first, where nothing listens: refused at
   // once, and the IPv4 address wins.
   weft::ClientHandler handler = echo_until_eof;
@@ -1291,6 +1291,41 @@ WEFT_TEST_P(NetWorkers, SendfileFromAPipeFallsBackToReadAndWrite) {
   co_await closed_within(server, 10s);
 }
 
+// The fallback's side of a file that shrinks: a pipe that ends before
+// `count` is a SendfileError with the bytes that went out, all of which
+// arrive (sendfile(2) cannot read a pipe: read-and-write).
+WEFT_TEST_P(NetWorkers, SendfileFallbackThatEndsShortOfCountIsASendfileError) {
+  int pipe_fds[2];
+  CO_ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  std::string got;
+  weft::Future<void> done;
+  weft::ClientHandler handler = Collector{&got, &done};
+  weft::Server server = co_await weft::start_server(handler, "127.0.0.1", 0);
+  auto [r, w] = co_await weft::open_connection("127.0.0.1", server.sockets().at(0).port());
+  std::string piped = block(4, 30000);
+  CO_ASSERT_EQ(::write(pipe_fds[1], piped.data(), piped.size()),
+               static_cast<ssize_t>(piped.size()));
+  ::close(pipe_fds[1]);
+  bool raised = false;
+  std::size_t sent = 0;
+  try {
+    co_await w.sendfile(pipe_fds[0], 0, 50000);
+  } catch (const weft::SendfileError& e) {
+    raised = true;
+    sent = e.sent();
+    EXPECT_NE(std::string(e.what()).find("20000 bytes short"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(raised);
+  EXPECT_EQ(sent, piped.size());
+  w.write_eof();  // the connection is still usable
+  co_await done;
+  EXPECT_TRUE(got == piped);
+  ::close(pipe_fds[0]);
+  w.close();
+  server.close();
+  co_await closed_within(server, 10s);
+}
+
 namespace {
 // Sends a large file to a server that closes every connection at once: the
 // client sees EOF first (its socket in CLOSE_WAIT), so the reset that
@@ -1381,7 +1416,7 @@ WEFT_TEST_P(NetWorkers, SendfileOfAFileThatShrinksIsASendfileError) {
   co_await closed_within(server, 10s);
 }
 
-WEFT_TEST(Net, SendfileRejectsBadInputWithTypedErrors) {
+WEFT_TEST_P(NetWorkers, SendfileRejectsBadInputWithTypedErrors) {
   int file = temp_file(1000);
   std::string got;
   weft::Future<void> done;

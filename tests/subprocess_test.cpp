@@ -270,7 +270,7 @@ WEFT_TEST_P(SubprocessWorkers, DevnullForEachStream) {
   EXPECT_EQ(code, 0);
 }
 
-WEFT_TEST(Subprocess, StderrToStdoutKeepsTheOrderOfOnePipe) {
+WEFT_TEST_P(SubprocessWorkers, StderrToStdoutKeepsTheOrderOfOnePipe) {
   SubprocessOptions options;
   options.stdout_pipe = true;
   options.stderr_to_stdout = true;
@@ -282,7 +282,7 @@ WEFT_TEST(Subprocess, StderrToStdoutKeepsTheOrderOfOnePipe) {
   EXPECT_EQ(err, "");
 }
 
-WEFT_TEST(Subprocess, ShellRejectsBadInputWithValueError) {
+WEFT_TEST_P(SubprocessWorkers, ShellRejectsBadInputWithValueError) {
   int value_errors = 0;
   std::string nul_cmd("echo a\0b", 8);
   try {
