@@ -2,9 +2,10 @@
 // peer benchmark's file_serve workload (bench/run). Every connection gets the
 // whole of FILE, then the server closes it. `sendfile` sends it with
 // StreamWriter::sendfile (sendfile(2) from the page cache); `copy` reads it
-// with weft::File (pread on the blocking pool, 1 MiB at a time, the next
-// read running while the last chunk drains) and writes each chunk, taken
-// over without a copy. Listens on 127.0.0.1; runs until killed.
+// with weft::File (read_at, 1 MiB at a time: an io_uring request on a ring
+// loop, pread on the blocking pool on epoll; the next read running while
+// the last chunk drains) and writes each chunk, taken over without a copy.
+// Listens on 127.0.0.1; runs until killed.
 #include <weft/weft.hpp>
 
 #include <fcntl.h>
