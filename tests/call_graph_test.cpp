@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "weft_test.hpp"
 
@@ -52,6 +53,7 @@ TEST_P(CallGraph, ShowsALockWaitThroughItsChainOfCoroutines) {
     EXPECT_EQ(g.awaits.kind, weft::AwaitKind::lock);
     EXPECT_EQ(g.awaits.object, &lock);
     EXPECT_TRUE(g.awaited_by.empty());
+    EXPECT_FALSE(g.age.has_value());  // recorded only with RunOptions::introspect
     CO_ASSERT_EQ(g.call_stack.size(), 2u);
     EXPECT_NE(g.call_stack[0].function.find("alice_body"), std::string::npos);
     EXPECT_NE(g.call_stack[1].function.find("take"), std::string::npos);
@@ -182,12 +184,24 @@ TEST_P(CallGraph, IntrospectionSocketListsTasksAndTrees) {
     std::string ps;
     for (int i = 0; i < 5000; ++i) {
       ps = ask(path, "ps\n");
-      if (waiting.load() && ps.find("\twaiting\tEvent 0x") != std::string::npos) break;
+      if (waiting.load() && ps.find("\twaiting\t") != std::string::npos &&
+          ps.find("s\tEvent 0x") != std::string::npos)
+        break;
       std::this_thread::sleep_for(1ms);
     }
-    EXPECT_EQ(ps.rfind("ID\tNAME\tWORKER\tSTATE\tAWAITS\n", 0), 0u) << ps;
+    EXPECT_EQ(ps.rfind("ID\tNAME\tWORKER\tSTATE\tAGE\tAWAITS\n", 0), 0u) << ps;
     EXPECT_NE(ps.find("\twaiter\t"), std::string::npos) << ps;
-    EXPECT_NE(ps.find("\twaiting\tEvent 0x"), std::string::npos) << ps;
+    EXPECT_NE(ps.find("\twaiting\t"), std::string::npos) << ps;
+    EXPECT_NE(ps.find("s\tEvent 0x"), std::string::npos) << ps;  // AGE, then AWAITS
+    // The age is the task's: at least the time since it was spawned here.
+    std::this_thread::sleep_for(50ms);
+    auto graphs = weft::capture_call_graphs(rt);
+    auto it = std::find_if(graphs.begin(), graphs.end(),
+                           [](const auto& g) { return g.name == "waiter"; });
+    ASSERT_NE(it, graphs.end());
+    ASSERT_TRUE(it->age.has_value());
+    EXPECT_GE(*it->age, 50ms);
+    EXPECT_LT(*it->age, 600s);
     std::string tree = ask(path, "tree\n");
     EXPECT_NE(tree.find("(T) waiter"), std::string::npos) << tree;
     EXPECT_NE(tree.find("awaits Event"), std::string::npos) << tree;
@@ -198,6 +212,79 @@ TEST_P(CallGraph, IntrospectionSocketListsTasksAndTrees) {
   }
   EXPECT_NE(::access(path.c_str(), F_OK), 0);  // removed at shutdown
   ::rmdir(path.substr(0, path.rfind('/')).c_str());
+}
+
+/// A coroutine type of the program's own, awaited natively by a Coro and
+/// awaiting weft's awaitables inside a task: the await chain cannot walk its
+/// frame, and must stop there without reading it.
+struct Plain {
+  struct promise_type {
+    std::coroutine_handle<> caller;
+    Plain get_return_object() {
+      return Plain{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct Final {
+      bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        return h.promise().caller;
+      }
+      void await_resume() noexcept {}
+    };
+    Final final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+  using weft_native_awaitable = void;
+  explicit Plain(std::coroutine_handle<promise_type> h) : h_(h) {}
+  Plain(Plain&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  ~Plain() {
+    if (h_) h_.destroy();
+  }
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+    h_.promise().caller = caller;
+    return h_;
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  std::coroutine_handle<promise_type> h_;
+};
+
+Plain plain_wait(weft::Future<void>* f) { co_await *f; }
+weft::Coro<void> inner_wait(weft::Future<void>* f) { co_await *f; }
+Plain plain_then_coro(weft::Future<void>* f) { co_await inner_wait(f); }
+weft::Coro<void> outer_plain(weft::Future<void>* f) { co_await plain_wait(f); }
+weft::Coro<void> outer_plain_coro(weft::Future<void>* f) { co_await plain_then_coro(f); }
+
+TEST_P(CallGraph, AFrameOfAnotherCoroutineTypeEndsTheChain) {
+  weft::Runtime rt({.workers = GetParam()});
+  rt.block_on([]() -> weft::Coro<void> {
+    weft::Future<void> f;
+    weft::Task<void> a = weft::create_task(outer_plain(&f));
+    weft::Task<void> b = weft::create_task(outer_plain_coro(&f));
+    auto both_wait = [&] {
+      return weft::capture_call_graph(a).state == weft::TaskRunState::waiting &&
+             weft::capture_call_graph(b).state == weft::TaskRunState::waiting;
+    };
+    while (!both_wait()) co_await weft::sleep(1ms);
+    // Suspended in plain_wait's frame: only the root, awaiting something.
+    weft::TaskCallGraph ga = weft::capture_call_graph(a);
+    CO_ASSERT_EQ(ga.call_stack.size(), 1u);
+    EXPECT_NE(ga.call_stack[0].function.find("outer_plain"), std::string::npos);
+    EXPECT_EQ(ga.awaits.kind, weft::AwaitKind::other);
+    // Suspended in inner_wait (a Coro), awaited by plain_then_coro: the
+    // chain goes from inner_wait straight to the root.
+    weft::TaskCallGraph gb = weft::capture_call_graph(b);
+    CO_ASSERT_EQ(gb.call_stack.size(), 2u);
+    EXPECT_NE(gb.call_stack[0].function.find("outer_plain_coro"), std::string::npos);
+    EXPECT_NE(gb.call_stack[1].function.find("inner_wait"), std::string::npos);
+    EXPECT_EQ(gb.awaits.kind, weft::AwaitKind::future);
+    f.set_result();
+    co_await a;
+    co_await b;
+  }());
 }
 
 TEST(Introspect, APathThatIsNotASocketIsRefused) {

@@ -140,21 +140,32 @@ TaskCallGraph graph_of(TaskCore* t) {
   g.name = t->name();
   g.state = run_state(t);
   if (Worker* w = LoopAccess::impl(*t->home()).worker) g.worker = static_cast<int>(w->index());
-  const CoroPromiseBase* p = t->root_promise();
-  if (!p || g.state == TaskRunState::done) return g;
-  if (g.state == TaskRunState::running) {
-    g.call_stack.push_back({p->function_name(), {}, 0});
+  const CoroPromiseBase* root = t->root_promise();
+  if (!root || g.state == TaskRunState::done) return g;
+  if (Scheduler* s = LoopAccess::impl(*t->home()).scheduler; s && s->record_task_age)
+    g.age = std::chrono::milliseconds(static_cast<std::uint32_t>(steady_ms32() - root->born_ms_));
+  if (g.state == TaskRunState::running || !t->started() || !t->resume_in_coro()) {
+    // Not suspended yet, or in a frame that is not a Coro's: the root only.
+    g.call_stack.push_back({root->function_name(), {}, 0});
+    if (t->started() && g.state != TaskRunState::running) g.awaits.kind = AwaitKind::other;
     return g;
   }
+  // Bottom-up (await_record.hpp): the innermost frame says what it awaits,
+  // each frame where it awaits, the chain of continuations leads to the root.
+  const CoroPromiseBase* p =
+      &std::coroutine_handle<CoroPromiseBase>::from_address(t->resume_point().address()).promise();
+  p->describe_awaited(g.awaits);
   for (int depth = 0; p && depth < 1024; ++depth) {
-    const AwaitRecord& r = p->last_await();
+    const std::source_location& where = p->await_where();
     g.call_stack.push_back(
-        {p->function_name(), r.where.file_name() ? r.where.file_name() : "", r.where.line()});
-    if (!t->started() || !r.describe) break;
-    AwaitTarget target;
-    p = r.describe(r.object, target);
-    if (!p) g.awaits = target;
+        {p->function_name(), where.file_name() ? where.file_name() : "", where.line()});
+    if (p == root) break;
+    p = p->awaiting_coro();
   }
+  // A frame of another coroutine type in between ends the walk short of
+  // the root: the root still comes first, without its location.
+  if (p != root) g.call_stack.push_back({root->function_name(), {}, 0});
+  std::reverse(g.call_stack.begin(), g.call_stack.end());
   return g;
 }
 
@@ -212,8 +223,14 @@ std::string describe(const AwaitTarget& a) {
 void tree(const std::vector<TaskCallGraph>& graphs, const TaskCallGraph& g,
           const std::string& prefix, bool last, std::set<std::uint64_t>& on_path,
           std::string& out) {
+  std::string age;
+  if (g.age) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, ", age %.1fs", std::chrono::duration<double>(*g.age).count());
+    age = buf;
+  }
   out += prefix + (last ? "└── " : "├── ") + "(T) " + g.name + " [id " + std::to_string(g.id) +
-         ", " + to_string(g.state) + "]\n";
+         ", " + to_string(g.state) + age + "]\n";
   std::string inner = prefix + (last ? "    " : "│   ");
   std::string indent = inner;
   for (const CallFrame& f : g.call_stack) {

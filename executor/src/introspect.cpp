@@ -42,9 +42,14 @@ std::string one_line(const TaskCallGraph& g) {
   std::string name = g.name;
   for (char& c : name)
     if (c == '\t' || c == '\n') c = ' ';
+  std::string age = "-";
+  if (g.age) {
+    std::snprintf(buf, sizeof buf, "%.1fs", std::chrono::duration<double>(*g.age).count());
+    age = buf;
+  }
   return std::to_string(g.id) + "\t" + name + "\t" +
          (g.worker < 0 ? std::string("-") : std::to_string(g.worker)) + "\t" + to_string(g.state) +
-         "\t" + awaits + "\n";
+         "\t" + age + "\t" + awaits + "\n";
 }
 }  // namespace
 
@@ -140,7 +145,7 @@ std::string IntrospectServer::answer(const std::string& request) {
     return std::string("error: ") + e.what() + "\n";
   }
   if (request == "tree") return format_call_graph_tree(graphs);
-  std::string out = "ID\tNAME\tWORKER\tSTATE\tAWAITS\n";
+  std::string out = "ID\tNAME\tWORKER\tSTATE\tAGE\tAWAITS\n";
   for (const TaskCallGraph& g : graphs) out += one_line(g);
   return out;
 }

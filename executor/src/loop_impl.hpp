@@ -43,6 +43,7 @@
 namespace weft::detail {
 
 class Worker;
+struct WorkerProbe;
 class Scheduler;
 class TaskRegistry;
 class LoopImpl;
@@ -124,6 +125,7 @@ struct LoopCounters {
   std::atomic<std::uint64_t> io_writable{0};   // writer callbacks queued by readiness
   std::atomic<std::uint64_t> timers_armed{0};  // entries put on the heap
   std::atomic<std::uint64_t> parked_ns{0};     // time blocked in the selector
+  std::atomic<std::uint64_t> steps{0};         // task steps run with no step probe
 };
 
 class LoopImpl {
@@ -183,6 +185,10 @@ class LoopImpl {
   std::atomic<std::int64_t> slow_callback_ns{100'000'000};
   std::atomic<std::uint64_t> timer_seq{0};
   LoopCounters counters;
+  /// The worker's probe when a step must publish itself (the stall detector,
+  /// a poll hook or the histogram is on: worker_probe.hpp); null otherwise,
+  /// and on a standalone loop. Set before the loop runs.
+  WorkerProbe* step_probe = nullptr;
 
   std::mutex config_mu;
   ExceptionHandler exception_handler;          // guarded by config_mu

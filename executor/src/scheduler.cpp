@@ -36,9 +36,11 @@ Worker::Worker(Scheduler* scheduler, unsigned index)
       run_queue_(scheduler->options.local_queue_capacity),
       lifo_enabled_(scheduler->options.lifo_slot),
       rng_(0x9E3779B9u * (index + 1)),
-      probe_(scheduler->options, index,
-             scheduler->options.stall_threshold.count() > 0 ? &scheduler->stall_inspecting
-                                                            : nullptr) {}
+      probe_(
+          scheduler->options, index,
+          scheduler->options.stall_threshold.count() > 0 ? &scheduler->stall_inspecting : nullptr) {
+  if (probe_.inspecting || probe_.slow) LoopAccess::impl(loop_).step_probe = &probe_;
+}
 
 void Worker::start() {
   thread_ = std::thread([this] { main(); });
@@ -249,7 +251,7 @@ WorkerMetrics Worker::metrics() const {
   const LoopCounters& c = loop.counters;
   auto get = [](const auto& counter) { return counter.load(std::memory_order_relaxed); };
   m.tasks_spawned = get(spawned_);
-  m.steps_polled = get(probe_.polls);
+  m.steps_polled = get(probe_.polls) + get(c.steps);
   m.steal_attempts = get(steal_attempts_);
   m.steal_successes = get(steal_successes_);
   m.tasks_stolen = get(stolen_);

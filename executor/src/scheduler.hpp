@@ -163,6 +163,9 @@ class Scheduler {
   std::shared_ptr<Executor> default_executor;  // guarded by executor_mu
   /// The stall detector's hazard pointer (worker_probe.hpp).
   std::atomic<TaskCore*> stall_inspecting{nullptr};
+  /// Tasks record when they were created (weft-ps's AGE): only with
+  /// RunOptions::introspect, which is what asks for it (a clock read per spawn).
+  const bool record_task_age = !options.introspect.empty();
 
   /// Any thread.
   void inject(TaskCore* task) noexcept;

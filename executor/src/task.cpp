@@ -45,6 +45,12 @@ TaskCore* current_task_core() noexcept { return t_current_task; }
 
 void TaskCore::root_returned() noexcept { t_current_task->resume_point_ = {}; }
 
+std::uint32_t steady_ms32() noexcept {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch());
+  return static_cast<std::uint32_t>(ms.count());
+}
+
 TaskCore& require_task(const char* what) {
   if (!t_current_task) throw RuntimeError(std::string(what) + ": not called from inside a task");
   return *t_current_task;
@@ -73,6 +79,8 @@ void launch_task(TaskCore* task, std::string name, std::optional<bool> eager) {
   task->context_ = current_context();
   loop.registry->insert(task);
   if (Worker* w = current_worker()) w->count_spawn();
+  if (loop.scheduler && loop.scheduler->record_task_age)
+    task->root_promise()->born_ms_ = steady_ms32();
   if (loop.scheduler && loop.scheduler->options.on_task_spawn)
     task_spawned(loop.scheduler->options, task);
   bool run_now = eager.value_or(loop.scheduler && loop.scheduler->options.eager_tasks) &&
@@ -155,7 +163,7 @@ void TaskCore::run() {
       finish(true);
       return;
     }
-    StepProbe probe(this);
+    StepProbe probe(this, loop);
     unsigned saved_budget = coop_reset(loop ? loop->coop_budget : kCoopUnlimited);
     resume_point_.resume();
     coop_reset(saved_budget);
@@ -186,7 +194,7 @@ void TaskCore::run() {
 void TaskCore::finish(bool cancelled_before_start) {
   sched_.store(kDone, std::memory_order_release);
   finish_root(cancelled_before_start);
-  if (WorkerProbe* probe = t_probe) probe->task_finished(this);
+  if (WorkerProbe* probe = t_probe; probe && probe->on_finish) probe->task_finished(this);
   LoopAccess::impl(*home_).registry->erase(this);
   as_future().release();  // the runtime's reference
 }
@@ -267,8 +275,7 @@ void TaskCore::end_wait() {
   throw CancelledError(std::move(message));
 }
 
-void TaskCore::yield_suspend(std::coroutine_handle<> h) {
-  set_resume_point(h);
+void TaskCore::yield_suspend() {
   begin_wait(nullptr);
   wake();  // running -> notified: queued again behind what is ready now
 }

@@ -33,7 +33,8 @@ WorkerProbe::WorkerProbe(const RunOptions& opts, unsigned i,
     : inspecting(inspecting_task),
       options(opts),
       index(i),
-      slow(opts.poll_time_histogram || opts.on_task_poll_start || opts.on_task_poll_end) {}
+      slow(opts.poll_time_histogram || opts.on_task_poll_start || opts.on_task_poll_end),
+      on_finish(inspecting_task != nullptr || static_cast<bool>(opts.on_task_terminate)) {}
 
 std::int64_t WorkerProbe::begin_slow(TaskCore* task) noexcept {
   if (options.on_task_poll_start) options.on_task_poll_start(TaskAccess::make<TaskMeta>(task));

@@ -3,7 +3,9 @@
 //
 // - Written by the owner worker only (a relaxed load and store, no
 //   read-modify-write), read by anyone. Standalone loops have no probe
-//   (t_probe is null there), so a step on them costs one thread-local load.
+//   (t_probe is null there). A step publishes itself only where something
+//   reads it (LoopImpl::step_probe: the stall detector, a poll hook, the
+//   histogram); otherwise it only counts itself in its loop's counters.
 // - polls advances at every task step and iterations at every worker loop
 //   iteration; the stall detector (stall_watch.cpp) calls a worker stalled
 //   when neither has moved for the threshold while it is not idle.
@@ -30,6 +32,8 @@
 #include <weft/hooks.hpp>
 #include <weft/metrics.hpp>
 #include <weft/runtime.hpp>
+
+#include "loop_impl.hpp"
 
 #include <array>
 #include <atomic>
@@ -70,6 +74,9 @@ struct WorkerProbe {
   /// A histogram or a poll hook is on: steps take the out-of-line path.
   const bool slow;
 
+  /// The stall detector or on_task_terminate wants task_finished().
+  const bool on_finish;
+
   std::int64_t begin_slow(TaskCore* task) noexcept;
   void end_slow(TaskCore* task, std::int64_t start_ns) noexcept;
   /// `task` finished on this worker (after its last step): waits out the
@@ -83,12 +90,16 @@ void task_spawned(const RunOptions& options, TaskCore* task) noexcept;
 /// The probe of the runtime worker on this thread; null elsewhere.
 extern constinit thread_local WorkerProbe* t_probe;
 
-/// Around one task step: running, poll count; hooks and the histogram when
-/// on. Kept to a few instructions: it runs at every step.
+/// Around one task step on `loop`: running, poll count; hooks and the
+/// histogram when on. Kept to a few instructions: it runs at every step.
 class StepProbe {
  public:
-  explicit StepProbe(TaskCore* task) noexcept : probe_(t_probe), task_(task) {
-    if (!probe_) return;
+  StepProbe(TaskCore* task, LoopImpl* loop) noexcept
+      : probe_(loop ? loop->step_probe : nullptr), task_(task) {
+    if (!probe_) {
+      if (loop) bump(loop->counters.steps);
+      return;
+    }
     // ordering: release, so that the stall detector's acquire load of
     // running sees the task's fields (its id, set at launch). A plain store on x86.
     probe_->running.store(task, std::memory_order_release);

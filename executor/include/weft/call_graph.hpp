@@ -4,7 +4,7 @@
 // what the innermost one awaits (AwaitTarget: a future, a task, a sleep, a
 // lock, ... with the object's identity).
 //
-// Recording costs three pointer stores per co_await (detail/await_record.hpp).
+// Recording costs one pointer store per co_await (detail/await_record.hpp).
 // Reading needs every frame still: the capture pauses every other worker of
 // the runtime between two steps (a callback queued to each loop, which
 // blocks until the capture is done), so no task runs while its chain is
@@ -16,8 +16,10 @@
 #include <weft/await_target.hpp>
 #include <weft/task.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,9 @@ struct TaskCallGraph {
   /// The index of the worker whose loop the task was created on (its home;
   /// an unpinned task may run on any worker); -1 on a standalone loop.
   int worker = -1;
+  /// How long ago the task was created, where its runtime records it (with
+  /// RunOptions::introspect set: one clock read per spawn); empty elsewhere.
+  std::optional<std::chrono::milliseconds> age;
   /// The task's frames, outermost (the task's coroutine) first.
   std::vector<CallFrame> call_stack;
   /// What the innermost frame awaits (AwaitKind::none while running or not started).

@@ -19,6 +19,7 @@
 #include <weft/errors.hpp>
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -81,16 +82,21 @@ class ForeignAwaiter {
  public:
   explicit ForeignAwaiter(A&& a) : awaitable_(std::forward<A>(a)) {}
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
+  template <class P>
+  void await_suspend(std::coroutine_handle<P> h) {
     task_ = &require_task("co_await on a foreign awaitable");
     if constexpr (std::is_reference_v<Awaiter>) {
       auto&& awaiter = get_awaiter(std::forward<A>(awaitable_));
       awaiter_ = &awaiter;
     } else
       awaiter_.emplace(get_awaiter(std::forward<A>(awaitable_)));
-    task_->set_resume_point(h);
+    suspend_at(*task_, h, *this);
     task_->begin_wait(nullptr);
     bridge(this);
+  }
+  /// AwaitKind::other, unless the awaitable describes itself.
+  void weft_describe_await(AwaitTarget& out) const noexcept {
+    describe_await<std::remove_cvref_t<A>>(std::addressof(awaitable_), out);
   }
   Result await_resume() {
     // A foreign awaitable cannot be cancelled: the task waits until it
@@ -150,8 +156,12 @@ class ForeignAwaiter {
   std::exception_ptr error_;
 };
 
-class CoroPromiseBase {
+class CoroPromiseBase : public AwaitRecord {
  public:
+  /// started_: not yet, or by whom (the call-graph reader follows
+  /// continuation_ only into a frame that is a Coro's, await_record.hpp).
+  enum Start : std::uint8_t { kNotStarted, kStartedByTask, kAwaitedByCoro, kAwaitedByOther };
+
   explicit CoroPromiseBase(const char* function) noexcept : function_(function) {}
 
   // With room for a task state in front (frame_allocator.hpp).
@@ -176,10 +186,11 @@ class CoroPromiseBase {
   FinalAwaiter final_suspend() const noexcept { return {}; }
 
   // `where` defaults to the co_await expression's location (the caller's).
+  // The await record's one store (await_record.hpp).
   template <class A>
   decltype(auto) await_transform(A&& a,
                                  std::source_location where = std::source_location::current()) {
-    await_ = {where, std::addressof(a), &describe_await<A>};
+    where_ = where;
     if constexpr (NativeAwaitable<A>)
       return std::forward<A>(a);
     else
@@ -187,15 +198,22 @@ class CoroPromiseBase {
   }
 
   const char* function_name() const noexcept { return function_; }
-  /// The last co_await of this frame (await_record.hpp).
-  const AwaitRecord& last_await() const noexcept { return await_; }
+  /// The Coro frame that awaits this one, if it is a Coro's and has not
+  /// resumed since (call_graph.cpp, with the task's workers paused).
+  const CoroPromiseBase* awaiting_coro() const noexcept {
+    if (started_ != kAwaitedByCoro || !continuation_) return nullptr;
+    return &std::coroutine_handle<CoroPromiseBase>::from_address(continuation_.address()).promise();
+  }
   std::coroutine_handle<> continuation_;
-  bool started_ = false;
+  Start started_ = kNotStarted;
+  /// A task's root frame, where its runtime records it: when the task was
+  /// created, in milliseconds of the steady clock modulo 2^32 (an age is the
+  /// difference, right for 49 days). Fits the padding after started_.
+  std::uint32_t born_ms_ = 0;
   std::exception_ptr exception_;
 
  private:
   const char* function_;
-  AwaitRecord await_;
 };
 
 template <class T>
@@ -263,7 +281,7 @@ class [[nodiscard]] Coro {
   /// Hands the frame over (to a task). @throws RuntimeError if invalid or already awaited.
   handle_type release() {
     check_awaitable();
-    h_.promise().started_ = true;
+    h_.promise().started_ = detail::CoroPromiseBase::kStartedByTask;
     return std::exchange(h_, {});
   }
 
@@ -273,8 +291,11 @@ class [[nodiscard]] Coro {
    public:
     explicit Awaiter(handle_type h) noexcept : h_(h) {}
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
-      h_.promise().started_ = true;
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> caller) noexcept {
+      h_.promise().started_ = detail::walkable_promise_v<P>
+                                  ? detail::CoroPromiseBase::kAwaitedByCoro
+                                  : detail::CoroPromiseBase::kAwaitedByOther;
       h_.promise().continuation_ = caller;
       return h_;
     }
@@ -283,13 +304,6 @@ class [[nodiscard]] Coro {
    private:
     handle_type h_;  // trivially destructible: GCC 12 may copy awaiters freely
   };
-  /// The await chain goes on into this Coro's frame (await_record.hpp).
-  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
-    out.kind = AwaitKind::coroutine;
-    out.object = h_ ? h_.address() : nullptr;
-    return h_ ? &h_.promise() : nullptr;
-  }
-
   /// @throws RuntimeError if empty, moved-from or already awaited.
   Awaiter operator co_await() & {
     check_awaitable();
@@ -304,11 +318,12 @@ class [[nodiscard]] Coro {
   explicit Coro(handle_type h) noexcept : h_(h) {}
   void check_awaitable() const {
     if (!h_) throw RuntimeError("co_await on a moved-from or empty Coro");
-    if (h_.promise().started_) throw RuntimeError("coroutine is already being awaited");
+    if (h_.promise().started_ != detail::CoroPromiseBase::kNotStarted)
+      throw RuntimeError("coroutine is already being awaited");
   }
   void destroy() noexcept {
     if (!h_) return;
-    if (!h_.promise().started_ && detail::debug_enabled())
+    if (h_.promise().started_ == detail::CoroPromiseBase::kNotStarted && detail::debug_enabled())
       detail::log_never_awaited(h_.promise().function_name());
     h_.destroy();
     h_ = {};

@@ -37,6 +37,19 @@ class Task;
 namespace detail {
 struct FutureAccess;
 
+/// What awaiting `state` shows in an await chain: the Future, or the Task
+/// (its TaskCore and id).
+inline void describe_future(const FutureBase& state, AwaitTarget& out) noexcept {
+  if (const TaskCore* task = state.task_core()) {
+    out.kind = AwaitKind::task;
+    out.object = task;
+    out.task_id = task->id();
+  } else {
+    out.kind = AwaitKind::future;
+    out.object = &state;
+  }
+}
+
 /// Awaits a future's state. Move: the value is moved out. KeepCancel: for a
 /// future the caller cannot read afterwards (an internal one: gather's,
 /// shield's), an outcome that arrived before a cancellation is delivered and
@@ -57,22 +70,25 @@ class FutureAwaiter {
   }
 
   bool await_ready() noexcept { return state_->done() && coop_take(); }
-  bool await_suspend(std::coroutine_handle<> h) {
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
     TaskCore& task = require_task("co_await on a Future");
     if (&task.as_future() == state_) throw RuntimeError("Task cannot await on itself");
     node_.task = &task;
+    suspend_at(task, h, *this);
     if (state_->done() && !coop_take()) {
       // The step's budget is spent (detail/coop.hpp): yield, then return the result.
       node_.yielded = true;
-      task.yield_suspend(h);
+      task.yield_suspend();
       return true;
     }
-    task.set_resume_point(h);
     if (!state_->add_task_waiter(&node_)) return false;
     node_.suspended = true;
     task.begin_wait(state_);
     return true;
   }
+  /// A Future, or a Task (the awaited task's state and id).
+  void weft_describe_await(AwaitTarget& out) const noexcept { describe_future(*state_, out); }
   T await_resume() {
     if (node_.yielded) {
       node_.yielded = false;
@@ -121,12 +137,6 @@ class Future {
  public:
   using weft_native_awaitable = void;
   using value_type = T;
-
-  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
-    out.kind = AwaitKind::future;
-    out.object = state_;
-    return nullptr;
-  }
 
   /// A new pending future, bound to the running loop (if any).
   Future() : state_(new detail::FutureState<T>(detail::current_loop())) {}

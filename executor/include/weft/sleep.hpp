@@ -25,32 +25,25 @@ class SleepAwaiter {
  public:
   using weft_native_awaitable = void;
   explicit SleepAwaiter(Duration delay) noexcept : delay_(delay) {}
-  // Moved only before it is awaited (GCC 12 moves the awaiter into the
-  // frame, and the await record keeps the address of the operand it was
-  // moved from): the moved-from object points at the one that is awaited,
-  // so that describing it shows the deadline that object armed.
+  // Moved only before it is awaited (GCC 12 moves the awaiter into the frame).
   SleepAwaiter(SleepAwaiter&& other) noexcept
-      : delay_(other.delay_), task_(other.task_), timer_(std::exchange(other.timer_, nullptr)) {
-    other.moved_to_ = this;
-  }
+      : delay_(other.delay_), task_(other.task_), timer_(std::exchange(other.timer_, nullptr)) {}
   SleepAwaiter& operator=(SleepAwaiter&&) = delete;
   ~SleepAwaiter() {
     if (timer_) sleep_abandon(timer_);
   }
-  const CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
-    if (moved_to_) return moved_to_->weft_describe_await(out);
+  void weft_describe_await(AwaitTarget& out) const noexcept {
     out.kind = AwaitKind::sleep;
     out.delay = delay_;
     if (timer_) out.deadline = sleep_deadline(timer_);
-    return nullptr;
   }
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
+  template <class P>
+  void await_suspend(std::coroutine_handle<P> h) {
     task_ = &require_task("sleep");
-    task_->set_resume_point(h);
+    suspend_at(*task_, h, *this);
     if (delay_ <= Duration::zero()) {
-      task_->begin_wait(nullptr);
-      task_->wake();  // running -> notified: re-queued behind what is ready now
+      task_->yield_suspend();  // re-queued behind what is ready now
     } else {
       timer_ = sleep_start(*task_, deadline_after(delay_));
     }
@@ -66,7 +59,6 @@ class SleepAwaiter {
   Duration delay_;
   TaskCore* task_ = nullptr;
   SleepTimer* timer_ = nullptr;
-  const SleepAwaiter* moved_to_ = nullptr;
 };
 
 template <class Rep, class Period>

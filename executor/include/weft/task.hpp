@@ -64,7 +64,8 @@ class TaskState final : public FutureState<T>, public TaskCore {
   }
   ~TaskState() override { destroy_root(); }
   FutureBase& as_future() noexcept override { return *this; }
-  const CoroPromiseBase* root_promise() const noexcept override {
+  const TaskCore* task_core() const noexcept override { return this; }
+  CoroPromiseBase* root_promise() const noexcept override {
     if (!resume_point_) return nullptr;
     return &root().promise();
   }
@@ -144,15 +145,6 @@ class Task : public Future<T> {
  public:
   /// An empty handle (valid() is false).
   Task() noexcept : Future<T>(detail::AdoptState{}, nullptr) {}
-
-  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
-    out.kind = AwaitKind::task;
-    if (this->state_) {
-      out.object = &core();
-      out.task_id = core().id();
-    }
-    return nullptr;
-  }
 
   std::string get_name() const { return core().name(); }
   void set_name(std::string name) const { core().set_name(std::move(name)); }

@@ -110,15 +110,15 @@ class Condition {
     WaitAwaiter(Condition* c, bool* notified) noexcept : cond_(c), notified_(notified) {}
     WaitAwaiter(WaitAwaiter&& other) noexcept : cond_(other.cond_), notified_(other.notified_) {}
     WaitAwaiter& operator=(WaitAwaiter&&) = delete;
-    const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    void weft_describe_await(AwaitTarget& out) const noexcept {
       out.kind = AwaitKind::condition;
       out.object = cond_;
-      return nullptr;
     }
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) {
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
       detail::TaskCore& task = detail::require_task("Condition::wait");
-      task.set_resume_point(h);
+      detail::suspend_at(task, h, *this);
       {
         detail::SyncLockGuard guard(cond_->mutex_);
         cond_->waiters_.push_back(node_, task);

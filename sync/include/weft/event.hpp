@@ -56,18 +56,18 @@ class Event {
     explicit Awaiter(Event* e) noexcept : event_(e) {}
     Awaiter(Awaiter&& other) noexcept : event_(other.event_) {}
     Awaiter& operator=(Awaiter&&) = delete;
-    const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+    void weft_describe_await(AwaitTarget& out) const noexcept {
       out.kind = AwaitKind::event;
       out.object = event_;
-      return nullptr;
     }
     bool await_ready() noexcept { return event_->is_set() && detail::coop_take(); }
-    bool await_suspend(std::coroutine_handle<> h) {
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
       detail::TaskCore& task = detail::require_task("Event::wait");
       {
         detail::SyncLockGuard guard(event_->mutex_);
         if (!event_->flag_.load(std::memory_order_relaxed)) {
-          task.set_resume_point(h);
+          detail::suspend_at(task, h, *this);
           event_->waiters_.push_back(node_, task);
           linked_ = true;
         }
@@ -79,7 +79,8 @@ class Event {
       if (detail::coop_take()) return false;
       // Set, but the step's budget is spent (detail/coop.hpp): yield first.
       yielded_ = &task;
-      task.yield_suspend(h);
+      detail::suspend_at(task, h, *this);
+      task.yield_suspend();
       return true;
     }
     void await_resume() {

@@ -425,10 +425,9 @@ template <class T, class Store>
 class [[nodiscard]] BasicQueue<T, Store>::PutOp {
  public:
   using weft_native_awaitable = void;
-  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+  void weft_describe_await(AwaitTarget& out) const noexcept {
     out.kind = AwaitKind::queue_put;
     out.object = q_;
-    return nullptr;
   }
 
   PutOp(BasicQueue* q, T&& item) noexcept(std::is_nothrow_move_constructible_v<T>)
@@ -446,9 +445,10 @@ class [[nodiscard]] BasicQueue<T, Store>::PutOp {
     SyncLockGuard guard(q_->hot_->mutex);
     return try_locked(chain);
   }
-  bool await_suspend(std::coroutine_handle<> h) {
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
     TaskCore& task = require_task("Queue::put");
-    task.set_resume_point(h);
+    suspend_at(task, h, *this);
     {
       WakeChain chain;
       SyncLockGuard guard(q_->hot_->mutex);
@@ -526,10 +526,9 @@ template <class T, class Store>
 class [[nodiscard]] BasicQueue<T, Store>::GetOp {
  public:
   using weft_native_awaitable = void;
-  const detail::CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+  void weft_describe_await(AwaitTarget& out) const noexcept {
     out.kind = AwaitKind::queue_get;
     out.object = q_;
-    return nullptr;
   }
 
   explicit GetOp(BasicQueue* q) noexcept : q_(q) {}
@@ -546,9 +545,10 @@ class [[nodiscard]] BasicQueue<T, Store>::GetOp {
     return q_->try_get_locked(item_, chain) !=
            FastPath::kMustWait;  // kShutDown: await_resume raises
   }
-  bool await_suspend(std::coroutine_handle<> h) {
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
     TaskCore& task = require_task("Queue::get");
-    task.set_resume_point(h);
+    suspend_at(task, h, *this);
     {
       WakeChain chain;
       SyncLockGuard guard(q_->hot_->mutex);

@@ -100,6 +100,8 @@ class FutureBase : public WaitTarget {
   bool done() const noexcept { return status() != FutureStatus::pending; }
   bool cancelled() const noexcept { return status() == FutureStatus::cancelled; }
   bool is_task() const noexcept { return is_task_; }
+  /// A task's state: its scheduling half (await chains show the task).
+  virtual const TaskCore* task_core() const noexcept { return nullptr; }
   EventLoop* loop() const noexcept { return loop_; }
 
   /// Future: completes it as cancelled. Task: requests cancellation.

@@ -72,7 +72,7 @@ class TaskCore : public Runnable {
   virtual FutureBase& as_future() noexcept = 0;
   /// The root coroutine's promise (the first frame of the await chain,
   /// call_graph.cpp); null once the task finished.
-  virtual const CoroPromiseBase* root_promise() const noexcept = 0;
+  virtual CoroPromiseBase* root_promise() const noexcept = 0;
 
   /// Makes the task runnable (any thread). See the state protocol above.
   void wake() noexcept;
@@ -90,8 +90,13 @@ class TaskCore : public Runnable {
   int uncancel();
 
   // --- called by awaiters, on the task's own thread, during a step ---
-  /// Records where the step suspended.
-  void set_resume_point(std::coroutine_handle<> h) noexcept { resume_point_ = h; }
+  /// Records where the step suspended; `in_coro`: `h` is a Coro frame whose
+  /// AwaitRecord says what it awaits (awaiters call suspend_at(),
+  /// await_record.hpp, which sets both).
+  void set_resume_point(std::coroutine_handle<> h, bool in_coro = false) noexcept {
+    resume_point_ = h;
+    resume_in_coro_ = in_coro;
+  }
   /// The running task's root coroutine reached its final suspension
   /// (CoroPromiseBase::FinalAwaiter: only a root has no continuation, and
   /// only TaskCore::run resumes a root).
@@ -99,9 +104,9 @@ class TaskCore : public Runnable {
   /// The task now waits on `target` (null: not cancellable, e.g. a yield).
   /// A pending cancellation request is delivered to the target at once.
   void begin_wait(WaitTarget* target);
-  /// Suspends the step at `h` only to give the worker back (a yield): the
-  /// task is queued again at once; end_wait() ends it.
-  void yield_suspend(std::coroutine_handle<> h);
+  /// Suspends the step (at the resume point just recorded) only to give the
+  /// worker back (a yield): the task is queued again at once; end_wait() ends it.
+  void yield_suspend();
   /// The wait is over: throws CancelledError if a cancellation is pending.
   void end_wait();
   /// The wait is over and its target completed: a pending cancellation is
@@ -116,6 +121,10 @@ class TaskCore : public Runnable {
   Context& context() noexcept { return context_; }
   State state() const noexcept { return sched_.load(std::memory_order_acquire); }
   bool started() const noexcept { return started_; }
+  /// Where the last step suspended (call_graph.cpp reads it with the task's
+  /// workers paused); in_coro as set_resume_point's.
+  std::coroutine_handle<> resume_point() const noexcept { return resume_point_; }
+  bool resume_in_coro() const noexcept { return resume_in_coro_; }
 
   // Registry links (the home loop's registry), guarded by the registry
   // shard's lock.
@@ -165,6 +174,7 @@ class TaskCore : public Runnable {
   int cancel_requests_ = 0;
   std::atomic<State> sched_{kIdle};
   bool started_ = false;
+  bool resume_in_coro_ = false;
   bool affine_;
   mutable SpinLock cancel_lock_;
   bool must_cancel_ = false;
@@ -188,6 +198,9 @@ void abandon_task(TaskCore* task) noexcept;
 /// (tests/support): exact once the threads that created and destroyed tasks
 /// are joined or otherwise synchronised with the caller. Any thread.
 std::int64_t live_task_count() noexcept;
+
+/// The steady clock in milliseconds, modulo 2^32 (a task's age, coro.hpp's born_ms_).
+std::uint32_t steady_ms32() noexcept;
 
 /// The task running on this thread, or null.
 TaskCore* current_task_core() noexcept;

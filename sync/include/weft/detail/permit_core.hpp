@@ -173,9 +173,10 @@ class [[nodiscard]] PermitAcquire {
   // running (a convoy: 10x slower under contention), and yielding without it
   // would need the acquire to be retried after the yield.
   bool await_ready() noexcept { return core_->try_acquire(); }
-  bool await_suspend(std::coroutine_handle<> h) {
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) {
     TaskCore& task = require_task("acquire()");
-    task.set_resume_point(h);
+    suspend_at(task, h, *this);
     if (core_->acquire_or_link(node_, task)) return false;
     linked_ = true;
     task.begin_wait(&node_);
@@ -188,10 +189,9 @@ class [[nodiscard]] PermitAcquire {
     finish_wait(node_, [this]() noexcept { core_->release(0, core_->state_guess()); });
   }
 
-  const CoroPromiseBase* weft_describe_await(AwaitTarget& out) const noexcept {
+  void weft_describe_await(AwaitTarget& out) const noexcept {
     out.kind = kind_;
     out.object = owner_;
-    return nullptr;
   }
 
   /// The same acquisition as a Coro (allocates a frame).
