@@ -214,6 +214,34 @@ TEST_P(CallGraph, IntrospectionSocketListsTasksAndTrees) {
   ::rmdir(path.substr(0, path.rfind('/')).c_str());
 }
 
+weft::Coro<void> capture_often(std::atomic<int>* started, std::atomic<int>* failures) {
+  started->fetch_add(1);
+  // Both start before either captures (on two workers, where there are two).
+  while (started->load() < 2) co_await weft::sleep(0s);
+  for (int i = 0; i < 50; ++i) {
+    try {
+      (void)weft::capture_call_graphs();
+    } catch (const weft::RuntimeError&) {
+      failures->fetch_add(1);
+    }
+    co_await weft::sleep(0s);
+  }
+}
+
+TEST_P(CallGraph, CapturesFromSeveralWorkersAtOnceTakeTurns) {
+  weft::Runtime rt({.workers = GetParam()});
+  rt.block_on([]() -> weft::Coro<void> {
+    std::atomic<int> started{0}, failures{0};
+    auto a = weft::create_task(capture_often(&started, &failures));
+    auto b = weft::create_task(capture_often(&started, &failures));
+    auto c = weft::create_task(capture_often(&started, &failures));
+    co_await a;
+    co_await b;
+    co_await c;
+    EXPECT_EQ(failures.load(), 0);  // a capture that waited 2 s for a worker throws
+  }());
+}
+
 /// A coroutine type of the program's own, awaited natively by a Coro and
 /// awaiting weft's awaitables inside a task: the await chain cannot walk its
 /// frame, and must stop there without reading it.

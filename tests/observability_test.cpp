@@ -192,6 +192,39 @@ TEST_P(Hooks, SeeEverySpawnStepAndTermination) {
   EXPECT_EQ(parks.load(), unparks.load());
 }
 
+weft::Coro<void> refuses_to_die() {
+  for (;;) {
+    try {
+      co_await weft::sleep(1h);
+    } catch (const weft::CancelledError&) {
+    }
+  }
+}
+
+TEST_P(Hooks, TerminateSeesTasksDestroyedPendingAtShutdown) {
+  static std::atomic<int> terminated, stubborn_cancelled;
+  terminated = 0;
+  stubborn_cancelled = 0;
+  weft::RunOptions options{.workers = GetParam()};
+  options.on_task_terminate = [](const weft::TaskMeta& t) {
+    EXPECT_TRUE(t.task().done());
+    terminated.fetch_add(1);
+    if (t.name() == "stubborn" && t.task().cancelled()) stubborn_cancelled.fetch_add(1);
+  };
+  {
+    weft::Runtime rt(options);
+    weft::TaskOptions o{.name = "stubborn"};
+    auto stubborn = rt.spawn(refuses_to_die(), o);
+    rt.block_on(weft::sleep(1ms));
+    ::testing::internal::CaptureStderr();
+    rt.shutdown(20ms);
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("destroyed but it is pending: stubborn"), std::string::npos) << err;
+  }
+  EXPECT_EQ(terminated.load(), 2);  // block_on's task, and the stubborn one at shutdown
+  EXPECT_EQ(stubborn_cancelled.load(), 1);
+}
+
 TEST(HooksNames, SpawnHookSeesTheTaskName) {
   static std::atomic<int> named;
   named = 0;

@@ -64,18 +64,50 @@ namespace detail {
 namespace {
 
 constexpr auto kPauseTimeout = std::chrono::seconds(2);
+}  // namespace
+
+struct CaptureState {
+  std::mutex mu;
+  std::condition_variable cv;
+  unsigned arrived = 0;
+  bool released = false;
+};
+
+namespace {
 
 /// Every worker of `scheduler` but the calling one, held in a callback of
 /// its loop (between two steps) for the object's life.
+///
+/// Captures of one runtime take turns (Scheduler::capture_current). A worker
+/// whose task starts a capture while another is under way waits for its
+/// turn inside its step, running nothing else: it counts as paused for the
+/// capture under way (which would otherwise wait, in vain, for that worker
+/// to run its pause callback: two captures from two workers deadlocked).
+/// The pause callback it runs later finds that capture released.
 class PauseWorkers {
  public:
-  explicit PauseWorkers(Scheduler* scheduler) : state_(std::make_shared<State>()) {
+  explicit PauseWorkers(Scheduler* scheduler)
+      : scheduler_(scheduler), state_(std::make_shared<CaptureState>()) {
     if (!scheduler) return;
     Worker* self = current_worker();
+    {
+      std::unique_lock gate(scheduler->capture_mu);
+      std::shared_ptr<CaptureState> counted;
+      while (scheduler->capture_current) {
+        if (self && scheduler->capture_current != counted) {
+          counted = scheduler->capture_current;
+          std::lock_guard lock(counted->mu);
+          ++counted->arrived;
+          counted->cv.notify_all();
+        }
+        scheduler->capture_cv.wait(gate);
+      }
+      scheduler->capture_current = state_;
+    }
     for (auto& w : scheduler->workers) {
       if (w.get() == self) continue;
       ++expected_;
-      std::shared_ptr<State> state = state_;
+      std::shared_ptr<CaptureState> state = state_;
       w->loop().call_soon_threadsafe([state] {
         // Idle for the stall detector: a paused worker is not stalled.
         WorkerProbe* probe = t_probe;
@@ -92,30 +124,37 @@ class PauseWorkers {
       });
     }
     std::unique_lock lock(state_->mu);
-    if (!state_->cv.wait_for(lock, kPauseTimeout, [&] { return state_->arrived == expected_; })) {
+    if (!state_->cv.wait_for(lock, kPauseTimeout, [&] { return state_->arrived >= expected_; })) {
       state_->released = true;
       state_->cv.notify_all();
+      lock.unlock();
+      end_turn();
       throw RuntimeError(
           "capture_call_graph: a worker did not pause within 2 s (a step holds it: see the "
           "stall detector's report)");
     }
   }
   ~PauseWorkers() {
-    std::lock_guard lock(state_->mu);
-    state_->released = true;
-    state_->cv.notify_all();
+    {
+      std::lock_guard lock(state_->mu);
+      state_->released = true;
+      state_->cv.notify_all();
+    }
+    end_turn();
   }
   PauseWorkers(const PauseWorkers&) = delete;
   PauseWorkers& operator=(const PauseWorkers&) = delete;
 
  private:
-  struct State {
-    std::mutex mu;
-    std::condition_variable cv;
-    unsigned arrived = 0;
-    bool released = false;
-  };
-  std::shared_ptr<State> state_;
+  void end_turn() noexcept {
+    if (!scheduler_) return;
+    std::lock_guard gate(scheduler_->capture_mu);
+    scheduler_->capture_current.reset();
+    scheduler_->capture_cv.notify_all();
+  }
+
+  Scheduler* scheduler_;
+  std::shared_ptr<CaptureState> state_;
   unsigned expected_ = 0;
 };
 

@@ -440,7 +440,12 @@ void abandon_task(TaskCore* task) noexcept {
   task->sched_.store(TaskCore::kDone, std::memory_order_release);
   task->destroy_root();
   task->as_future().set_cancelled("the runtime was shut down while the task was pending");
-  LoopAccess::impl(*task->home()).registry->erase(task);
+  // Terminated too, as far as the hooks are concerned (on the thread that
+  // shuts the runtime down: every worker has stopped).
+  LoopImpl& loop = LoopAccess::impl(*task->home());
+  if (loop.scheduler && loop.scheduler->options.on_task_terminate)
+    loop.scheduler->options.on_task_terminate(TaskAccess::make<TaskMeta>(task));
+  loop.registry->erase(task);
   task->as_future().release();
 }
 

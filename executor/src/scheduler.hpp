@@ -65,6 +65,7 @@
 #include <weft/runtime.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -148,6 +149,8 @@ class Worker {
   WorkerProbe probe_;
 };
 
+struct CaptureState;
+
 class Scheduler {
  public:
   explicit Scheduler(const RunOptions& options);
@@ -161,6 +164,11 @@ class Scheduler {
   /// The runtime's default executor, shared by its loops; created on first use.
   std::mutex executor_mu;
   std::shared_ptr<Executor> default_executor;  // guarded by executor_mu
+  /// Await-chain captures take turns (call_graph.cpp's PauseWorkers): the
+  /// one under way, and the wake-up of those waiting for it.
+  std::mutex capture_mu;
+  std::condition_variable capture_cv;
+  std::shared_ptr<CaptureState> capture_current;  // guarded by capture_mu
   /// The stall detector's hazard pointer (worker_probe.hpp).
   std::atomic<TaskCore*> stall_inspecting{nullptr};
   /// Tasks record when they were created (weft-ps's AGE): only with
