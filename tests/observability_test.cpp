@@ -265,6 +265,14 @@ weft::Coro<void> hog(std::chrono::milliseconds d) {
   co_return;
 }
 
+/// Naps, then holds its worker: the stalled step starts after a suspension
+/// in nap_inside() (a sleep awaited through a Coro).
+weft::Coro<void> nap_inside() { co_await weft::sleep(1ms); }
+weft::Coro<void> nap_then_hog(std::chrono::milliseconds d) {
+  co_await nap_inside();
+  co_await hog(d);
+}
+
 }  // namespace stall
 
 class Stall : public weft::testing::WorkersTest {};
@@ -299,6 +307,51 @@ TEST_P(Stall, ReportsTheTaskHoldingItsWorkerOnce) {
   std::string text = r.to_string();
   EXPECT_NE(text.find("stalled for"), std::string::npos) << text;
   EXPECT_NE(text.find("<Task hog"), std::string::npos) << text;
+}
+
+TEST_P(Stall, WithAwaitChainReportsWhatTheTaskAwaitedBeforeTheStalledStep) {
+  stall::take();
+  weft::RunOptions options{.workers = GetParam(), .stall_threshold = 20ms};
+  options.on_stall = stall::collect;
+  options.stall_await_chain = true;
+  {
+    weft::Runtime rt(options);
+    rt.block_on([]() -> weft::Coro<void> {
+      weft::TaskOptions o{.name = "hog"};
+      co_await weft::create_task(stall::nap_then_hog(300ms), o);
+    }());
+    rt.shutdown(5s);
+  }
+  std::vector<weft::StallReport> got = stall::take();
+  std::erase_if(got, [](const weft::StallReport& r) { return r.task_name != "hog"; });
+  ASSERT_EQ(got.size(), 1u);
+  const weft::StallReport& r = got[0];
+  // nap_then_hog > nap_inside > sleep, awaiting the sleep.
+  ASSERT_EQ(r.await_chain.size(), 4u) << r.to_string();
+  EXPECT_NE(r.await_chain[0].find("nap_then_hog"), std::string::npos) << r.to_string();
+  EXPECT_NE(r.await_chain[0].find("observability_test.cpp:"), std::string::npos);
+  EXPECT_NE(r.await_chain[1].find("nap_inside"), std::string::npos) << r.to_string();
+  EXPECT_NE(r.await_chain[2].find("sleep"), std::string::npos) << r.to_string();
+  EXPECT_EQ(r.await_chain[3], "awaits sleep") << r.to_string();
+  EXPECT_NE(r.to_string().find("at its last suspension:"), std::string::npos);
+}
+
+TEST_P(Stall, WithoutAwaitChainTheReportHasNone) {
+  stall::take();
+  weft::RunOptions options{.workers = GetParam(), .stall_threshold = 20ms};
+  options.on_stall = stall::collect;
+  {
+    weft::Runtime rt(options);
+    rt.block_on([]() -> weft::Coro<void> {
+      weft::TaskOptions o{.name = "hog"};
+      co_await weft::create_task(stall::nap_then_hog(100ms), o);
+    }());
+    rt.shutdown(5s);
+  }
+  std::vector<weft::StallReport> got = stall::take();
+  std::erase_if(got, [](const weft::StallReport& r) { return r.task_name != "hog"; });
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0].await_chain.empty());
 }
 
 // Without stall_backtrace the worker is never signalled: a blocking call in

@@ -31,6 +31,10 @@ std::string StallReport::to_string() const {
   if (suppressed != 0)
     out += " (" + std::to_string(suppressed) + " earlier stall reports suppressed)";
   out += '\n';
+  if (!await_chain.empty()) {
+    out += "  at its last suspension:\n";
+    for (const std::string& f : await_chain) out += "    " + f + '\n';
+  }
   if (!note.empty()) out += "  " + note + '\n';
   for (std::size_t i = 0; i < backtrace.size(); ++i)
     out += "  #" + std::to_string(i) + " " + backtrace[i] + '\n';
@@ -184,6 +188,7 @@ void StallWatch::report(unsigned worker, std::int64_t stalled_ns) {
     if (probe.running.load(std::memory_order_relaxed) == task) {
       r.task_id = task->id();
       r.task_name = task->name();
+      if (scheduler_.options.stall_await_chain) r.await_chain = probe.read_chain(task);
     }
     scheduler_.stall_inspecting.store(nullptr, std::memory_order_release);
   }

@@ -3,7 +3,11 @@
 
 #include <weft/detail/cpu_relax.hpp>
 
+#include <weft/coro.hpp>
+
+#include <algorithm>
 #include <bit>
+#include <cstdio>
 
 namespace weft {
 
@@ -33,10 +37,12 @@ WorkerProbe::WorkerProbe(const RunOptions& opts, unsigned i,
     : inspecting(inspecting_task),
       options(opts),
       index(i),
-      slow(opts.poll_time_histogram || opts.on_task_poll_start || opts.on_task_poll_end),
+      slow(opts.poll_time_histogram || opts.on_task_poll_start || opts.on_task_poll_end ||
+           (opts.stall_await_chain && opts.stall_threshold.count() > 0)),
       on_finish(inspecting_task != nullptr || static_cast<bool>(opts.on_task_terminate)) {}
 
 std::int64_t WorkerProbe::begin_slow(TaskCore* task) noexcept {
+  if (options.stall_await_chain && inspecting) copy_chain(task);
   if (options.on_task_poll_start) options.on_task_poll_start(TaskAccess::make<TaskMeta>(task));
   return options.poll_time_histogram ? now_ns() : 0;
 }
@@ -59,6 +65,74 @@ void WorkerProbe::task_finished(TaskCore* task) noexcept {
     while (inspecting->load(std::memory_order_acquire) == task) cpu_relax();
   }
   if (options.on_task_terminate) options.on_task_terminate(TaskAccess::make<TaskMeta>(task));
+}
+
+void WorkerProbe::copy_chain(TaskCore* task) noexcept {
+  const std::uint64_t seq = chain_seq.load(std::memory_order_relaxed);
+  chain_seq.store(seq + 1, std::memory_order_relaxed);
+  // ordering: release fence, so that a reader that sees any store below also
+  // sees the odd sequence number (and drops what it read).
+  std::atomic_thread_fence(std::memory_order_release);
+  chain_task.store(task, std::memory_order_relaxed);
+  int depth = 0;
+  AwaitTarget awaits;
+  const CoroPromiseBase* root = task->root_promise();
+  if (root && task->started() && task->resume_in_coro()) {
+    // As call_graph.cpp's walk: innermost first; the frames hold still (the
+    // task is about to run on this thread).
+    const CoroPromiseBase* p =
+        &std::coroutine_handle<CoroPromiseBase>::from_address(task->resume_point().address())
+             .promise();
+    p->describe_awaited(awaits);
+    for (; p && depth < kMaxChain; ++depth) {
+      chain[depth].function.store(p->function_name(), std::memory_order_relaxed);
+      chain[depth].file.store(p->await_where().file_name(), std::memory_order_relaxed);
+      chain[depth].line.store(p->await_where().line(), std::memory_order_relaxed);
+      if (p == root) {
+        ++depth;
+        break;
+      }
+      p = p->awaiting_coro();
+    }
+  }
+  chain_depth.store(depth, std::memory_order_relaxed);
+  chain_awaits.store(awaits.kind, std::memory_order_relaxed);
+  chain_object.store(awaits.object, std::memory_order_relaxed);
+  chain_task_id.store(awaits.task_id, std::memory_order_relaxed);
+  // ordering: release publishes the copy with the even sequence number.
+  chain_seq.store(seq + 2, std::memory_order_release);
+}
+
+std::vector<std::string> WorkerProbe::read_chain(TaskCore* task) const {
+  // ordering: acquire pairs with copy_chain's final release store.
+  const std::uint64_t seq = chain_seq.load(std::memory_order_acquire);
+  if (seq % 2 != 0 || chain_task.load(std::memory_order_relaxed) != task) return {};
+  int depth = std::min(chain_depth.load(std::memory_order_relaxed), kMaxChain);
+  std::vector<std::string> frames;
+  for (int i = depth - 1; i >= 0; --i) {
+    std::string f = chain[i].function.load(std::memory_order_relaxed);
+    const char* file = chain[i].file.load(std::memory_order_relaxed);
+    if (file && *file)
+      f += "  " + std::string(file) + ":" +
+           std::to_string(chain[i].line.load(std::memory_order_relaxed));
+    frames.push_back(std::move(f));
+  }
+  AwaitKind kind = chain_awaits.load(std::memory_order_relaxed);
+  const void* object = chain_object.load(std::memory_order_relaxed);
+  std::uint64_t task_id = chain_task_id.load(std::memory_order_relaxed);
+  // ordering: acquire fence, then re-read: unchanged means nothing above
+  // came from a copy being written (the sequence lock's reader side).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (chain_seq.load(std::memory_order_relaxed) != seq || frames.empty()) return {};
+  std::string awaits = std::string("awaits ") + to_string(kind);
+  if (object) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " %p", object);
+    awaits += buf;
+  }
+  if (kind == AwaitKind::task) awaits += " (task id " + std::to_string(task_id) + ")";
+  frames.push_back(std::move(awaits));
+  return frames;
 }
 
 void task_spawned(const RunOptions& options, TaskCore* task) noexcept {

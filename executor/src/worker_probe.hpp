@@ -38,6 +38,8 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include <pthread.h>
 
@@ -73,6 +75,31 @@ struct WorkerProbe {
   const unsigned index;
   /// A histogram or a poll hook is on: steps take the out-of-line path.
   const bool slow;
+
+  // The await chain of the task whose step runs, as it was when the step
+  // started (RunOptions::stall_await_chain): written by the worker at each
+  // step's start (copy_chain), read by the stall detector (read_chain) under
+  // a sequence lock: chain_seq is odd while a copy is being written, and a
+  // read that saw it change is dropped. Only static strings (function names,
+  // file names) and numbers are copied, never a pointer into the frames.
+  static constexpr int kMaxChain = 16;
+  struct ChainFrame {
+    std::atomic<const char*> function{nullptr};
+    std::atomic<const char*> file{nullptr};
+    std::atomic<unsigned> line{0};
+  };
+  std::atomic<std::uint64_t> chain_seq{0};
+  std::atomic<TaskCore*> chain_task{nullptr};
+  std::atomic<int> chain_depth{0};
+  ChainFrame chain[kMaxChain];
+  std::atomic<AwaitKind> chain_awaits{AwaitKind::none};
+  std::atomic<const void*> chain_object{nullptr};
+  std::atomic<std::uint64_t> chain_task_id{0};
+  /// On the worker, before `task`'s step (its frames hold still).
+  void copy_chain(TaskCore* task) noexcept;
+  /// On any thread: the chain copied for `task`, as StallReport::await_chain
+  /// lines; empty if the copy is another task's or changed while read.
+  std::vector<std::string> read_chain(TaskCore* task) const;
 
   /// The stall detector or on_task_terminate wants task_finished().
   const bool on_finish;

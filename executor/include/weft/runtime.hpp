@@ -87,6 +87,12 @@ struct RunOptions {
   /// with a timeout) with EINTR: off by default so that the detector never
   /// changes what a program's own calls return.
   bool stall_backtrace = false;
+  /// Stall reports name what the stalled task awaited at its last
+  /// suspension, and through which coroutines (StallReport::await_chain).
+  /// Its frames cannot be read while the stalled step runs them, so each step
+  /// copies that chain (function names, locations, the awaited object) when
+  /// it starts: a walk of the task's frames per step, hence off by default.
+  bool stall_await_chain = false;
   /// Where stall reports go (on the watchdog thread); unset: stderr.
   std::function<void(const StallReport&)> on_stall = {};
   /// Rate limit: reports of one runtime at least this far apart; a stall is

@@ -26,6 +26,11 @@ struct StallReport {
   std::vector<std::string> backtrace;
   /// Why the backtrace is missing or may not show the stall, else empty.
   std::string note;
+  /// With RunOptions::stall_await_chain: the task's await chain at its last
+  /// suspension (before the stalled step), outermost frame first, each as
+  /// "function  file:line", then "awaits <what>"; empty without that option,
+  /// outside a task step, or for a task's first step.
+  std::vector<std::string> await_chain;
   /// Reports left out since the previous one by the rate limit.
   std::uint64_t suppressed = 0;
 
