@@ -27,7 +27,6 @@ namespace {
 // Plaintext handed to SSL_write at a time: bounds the ciphertext one call
 // leaves in the memory BIO (and so the copy made before the socket takes it).
 constexpr std::size_t kWriteChunk = 256 * 1024;
-constexpr std::size_t kReadChunk = 64 * 1024;
 
 // The read BIO: OpenSSL reads ciphertext from the engine's `in_view_` (a
 // string_view: the received bytes themselves, or the partial record kept
@@ -399,31 +398,44 @@ bool TlsEngine::on_data(std::string_view data) {
     }
     if (handshake_done_ && !error) {
       // Everything the records hold now: plaintext stays nowhere but the reader.
+      // A failed peek or read: what it ends with (nothing, for "wait for more").
+      auto failed = [&](int r) {
+        int err = SSL_get_error(ssl_, r);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
+        if (err == SSL_ERROR_ZERO_RETURN)
+          eof = true;  // close_notify
+        else
+          error = error_locked(r, "TLS");
+      };
       for (;;) {
-        // The plaintext there is can be no more than the ciphertext not yet
-        // decrypted plus what OpenSSL decrypted and holds: the buffer is
-        // sized (and zero-filled) to that, not to kReadChunk, for each
-        // small record. Nothing left: done (even a record with no data,
-        // a ticket or an alert, is ciphertext first).
-        std::size_t want = SSL_pending(ssl_) + in_view_.size();
-        if (want == 0) {
-          if (SSL_has_pending(ssl_) == 0) break;
-          want = kReadChunk;  // read-ahead bytes not processed yet: size unknown
+        // The buffer is sized (and zero-filled) to the plaintext OpenSSL
+        // has decrypted, never guessed from the ciphertext: a record split
+        // over two receives (16 KiB of plaintext is 16406 bytes on the
+        // wire, past one 16 KiB ring buffer) would zero-fill room for the
+        // first part and then decrypt nothing into it. Nothing decrypted
+        // yet: a peek of one byte decrypts the next complete record, if
+        // there is one, and its size is then pending. Nothing buffered at
+        // all: done without asking (even a record with no data, a ticket or
+        // an alert, is ciphertext first).
+        std::size_t avail = SSL_pending(ssl_);
+        if (avail == 0) {
+          if (in_view_.empty() && SSL_has_pending(ssl_) == 0) break;
+          char probe;
+          std::size_t peeked = 0;
+          int r = SSL_peek_ex(ssl_, &probe, 1, &peeked);
+          if (r != 1) {
+            failed(r);
+            break;
+          }
+          avail = std::max<std::size_t>(SSL_pending(ssl_), 1);
         }
-        want = std::min(want, kReadChunk);
-        std::size_t at = plain.size();
-        plain.resize(at + want);
+        const std::size_t at = plain.size();
+        plain.resize(at + avail);
         std::size_t got = 0;
-        int r = SSL_read_ex(ssl_, plain.data() + at, want, &got);
+        int r = SSL_read_ex(ssl_, plain.data() + at, avail, &got);
         plain.resize(at + got);
         if (r == 1) continue;
-        int err = SSL_get_error(ssl_, r);
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
-        if (err == SSL_ERROR_ZERO_RETURN) {
-          eof = true;  // close_notify
-        } else {
-          error = error_locked(r, "TLS");
-        }
+        failed(r);
         break;
       }
     }
