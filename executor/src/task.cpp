@@ -77,10 +77,11 @@ void launch_task(TaskCore* task, std::string name, std::optional<bool> eager) {
   task->id_ = loop.registry->next_number();
   if (!name.empty()) task->cold().name = std::move(name);
   task->context_ = current_context();
-  loop.registry->insert(task);
-  if (Worker* w = current_worker()) w->count_spawn();
+  // Before the registry has it: a capture (another thread) reads it from there.
   if (loop.scheduler && loop.scheduler->record_task_age)
     task->root_promise()->born_ms_ = steady_ms32();
+  loop.registry->insert(task);
+  if (Worker* w = current_worker()) w->count_spawn();
   if (loop.scheduler && loop.scheduler->options.on_task_spawn)
     task_spawned(loop.scheduler->options, task);
   bool run_now = eager.value_or(loop.scheduler && loop.scheduler->options.eager_tasks) &&

@@ -110,7 +110,10 @@ std::vector<std::string> WorkerProbe::read_chain(TaskCore* task) const {
   int depth = std::min(chain_depth.load(std::memory_order_relaxed), kMaxChain);
   std::vector<std::string> frames;
   for (int i = depth - 1; i >= 0; --i) {
-    std::string f = chain[i].function.load(std::memory_order_relaxed);
+    // Null only in an entry never written: possible while a copy is being
+    // written, which the re-read below drops.
+    const char* function = chain[i].function.load(std::memory_order_relaxed);
+    std::string f = function ? function : "?";
     const char* file = chain[i].file.load(std::memory_order_relaxed);
     if (file && *file)
       f += "  " + std::string(file) + ":" +
