@@ -34,8 +34,9 @@ struct LoopOptions {
   std::optional<bool> debug = std::nullopt;
   /// In debug mode, a callback or task step that takes longer is reported.
   std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
-  /// Socket streams use io_uring where the kernel allows it (docs/executor.md,
-  /// "io_uring"); off: epoll only. Empty: WEFT_IO_URING, else on.
+  /// Socket streams and weft::File's reads, writes and syncs use io_uring
+  /// where the kernel allows it (docs/executor.md, "io_uring"); off: epoll
+  /// and the blocking pool only. Empty: WEFT_IO_URING, else on.
   std::optional<bool> io_uring = std::nullopt;
   /// Receives on the ring are multishot where the kernel supports them.
   /// Empty: WEFT_IO_URING_MULTISHOT, else on.

@@ -1,5 +1,6 @@
 // IoRing: a loop's io_uring instance, for completion-based socket I/O
-// (issue 3). The Selector owns it, creates it on first use, and waits in it
+// (issue 3) and file I/O (weft::File's reads, writes and fsyncs: prep_read,
+// prep_write, prep_fsync; issue 19). The Selector owns it, creates it on first use, and waits in it
 // instead of epoll_wait once it exists (selector.hpp says how the two
 // combine). Stream transports over sockets use it for reading (one recv
 // armed per connection, into the ring's provided buffers, so an idle
