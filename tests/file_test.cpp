@@ -686,3 +686,56 @@ TEST(FileRing, ALoopMovedToAnotherThreadReissuesItsReads) {
   f = File();
   ::close(p[0]);
 }
+
+namespace {
+std::atomic<bool> g_refuse_enter{false};
+int refuse_enter() noexcept { return g_refuse_enter.load() ? -EBUSY : 0; }
+
+// Returns the file requests the ring took for the reads.
+Coro<std::uint64_t> reads_past_a_full_ring(std::string dir) {
+  // More files than the ring's submission queue has entries (256), each
+  // with one read made while io_uring_enter takes nothing: the reads past
+  // the full queue are refused by the ring and run on the pool instead.
+  constexpr int kFiles = 300;
+  std::vector<File> files;
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string path = dir + "/f" + std::to_string(i);
+    co_await weft::write_file(path, pattern(5000, static_cast<std::size_t>(i)));
+    files.push_back(co_await weft::open_file(path, "rb"));
+  }
+  const std::uint64_t before = weft::running_runtime_metrics().total.io_ring_file_ops;
+  g_refuse_enter = true;
+  std::vector<weft::Task<std::string>> reads;
+  for (int i = 0; i < kFiles; ++i) reads.push_back(weft::create_task(files[i].read_at(100, 1000)));
+  co_await weft::sleep(5ms);
+  g_refuse_enter = false;
+  for (int i = 0; i < kFiles; ++i) {
+    std::string got = co_await reads[i];
+    EXPECT_TRUE(got == pattern(5000, static_cast<std::size_t>(i)).substr(100, 1000))
+        << "file " << i;
+  }
+  const std::uint64_t taken = weft::running_runtime_metrics().total.io_ring_file_ops - before;
+  for (auto& f : files) co_await f.close();
+  co_return taken;
+}
+}  // namespace
+
+// A read the ring refuses (its submission queue is full and io_uring_enter
+// takes nothing) runs on the blocking pool instead, from where it stands.
+TEST(FileRing, ReadsTheRingRefusesRunOnThePool) {
+  TempDir dir;
+  // The seam is set and cleared only while no loop runs (io_ring.hpp).
+  weft::detail::io_ring_enter_fault = refuse_enter;
+  std::uint64_t taken = 0;
+  {
+    weft::RunOptions options{.workers = 1};
+    options.loop.io_uring = true;
+    weft::Runtime rt(options);
+    taken = rt.block_on(reads_past_a_full_ring(dir / ""));
+  }
+  weft::detail::io_ring_enter_fault = nullptr;
+  if (ring_takes_files()) {
+    EXPECT_GT(taken, 0u);
+    EXPECT_LT(taken, 300u);  // the rest ran on the pool
+  }
+}
