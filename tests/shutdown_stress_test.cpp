@@ -184,6 +184,14 @@ struct Baseline {
 
 void expect_back_to(const Baseline& before, const char* how, int round) {
   Baseline after;
+  // Every thread weft started has been joined by now, but a joined thread can
+  // still be listed in /proc/self/task for a moment: the kernel wakes the
+  // joiner (clearing the thread's tid) before it unlinks the exiting thread.
+  // Give the kernel that moment; a thread still running never leaves.
+  for (int i = 0; i < 200 && after.threads > before.threads; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    after = Baseline();
+  }
   EXPECT_EQ(after.fds, before.fds) << how << ", round " << round << ": file descriptors";
   EXPECT_EQ(after.threads, before.threads) << how << ", round " << round << ": threads";
   EXPECT_EQ(after.tasks, before.tasks) << how << ", round " << round << ": live tasks";
