@@ -732,8 +732,7 @@ WEFT_TEST_P(NetWorkers, LocalAddrPicksTheSourcePortAndSkipsOtherFamilies) {
 
 WEFT_TEST_P(NetWorkers, AdoptingBadSocketsGivesTypedErrors) {
   // Closed fd.
-  int closed = ::socket(AF_INET, SOCK_STREAM, 0);
-  ::close(closed);
+  int closed = weft::testing::closed_fd();
   weft::ConnectOptions c;
   c.sock = closed;
   bool ebadf = false;
@@ -935,7 +934,7 @@ WEFT_TEST_P(NetWorkers, DatagramSockOpsRoundTrip) {
   // Closed fd.
   bool ebadf = false;
   try {
-    co_await weft::sock_sendto(loop, a, msg, to_b);
+    co_await weft::sock_sendto(loop, weft::testing::closed_fd(), msg, to_b);
   } catch (const std::system_error& e) {
     ebadf = e.code() == std::errc::bad_file_descriptor;
   }
@@ -964,7 +963,7 @@ WEFT_TEST_P(NetWorkers, SockRecvIntoFillsTheCallersBuffer) {
   ::close(fds[0]);
   bool ebadf = false;
   try {
-    co_await weft::sock_recv_into(loop, fds[0], buf);
+    co_await weft::sock_recv_into(loop, weft::testing::closed_fd(), buf);
   } catch (const std::system_error& e) {
     ebadf = e.code() == std::errc::bad_file_descriptor;
   }
@@ -1008,7 +1007,7 @@ WEFT_TEST_P(NetWorkers, SockRecvfromIntoFillsTheBufferAndNamesTheSender) {
   ::close(b);
   bool ebadf = false;
   try {
-    co_await weft::sock_recvfrom_into(loop, b, buf);
+    co_await weft::sock_recvfrom_into(loop, weft::testing::closed_fd(), buf);
   } catch (const std::system_error& e) {
     ebadf = e.code() == std::errc::bad_file_descriptor;
   }
@@ -1447,8 +1446,7 @@ WEFT_TEST_P(NetWorkers, SendfileRejectsBadInputWithTypedErrors) {
   std::size_t none = co_await w.sendfile(file, 5000);
   EXPECT_EQ(none, 0u);
   // A closed fd, a directory.
-  int closed = ::dup(file);
-  ::close(closed);
+  int closed = weft::testing::closed_fd();
   bool ebadf = false;
   try {
     co_await w.sendfile(closed);

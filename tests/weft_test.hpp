@@ -11,7 +11,10 @@
 // CO_ASSERT_TRUE / CO_ASSERT_EQ inside coroutine bodies.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <weft/weft.hpp>
 
 #include <algorithm>
@@ -27,6 +30,19 @@
 #include <thread>
 
 namespace weft::testing {
+
+/// A descriptor number that is closed, for bad-input tests. It is far above
+/// the lowest free number, which a socket closed in the test would be: the
+/// kernel hands out the lowest free number, and a worker may open a
+/// descriptor of its own meanwhile (a loop's epoll or eventfd on first use),
+/// which the test would then hand to weft as the "closed" one.
+inline int closed_fd() {
+  int opened = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int high = ::fcntl(opened, F_DUPFD_CLOEXEC, 900);
+  ::close(opened);
+  ::close(high);
+  return high;
+}
 
 /// Starts what a sanitizer runtime starts lazily and keeps for the process's
 /// life, so that a leak check's baseline taken afterwards includes it:
